@@ -1,0 +1,1 @@
+"""Command-line interface: ``sar2opt SUBCOMMAND``; one module per subcommand."""

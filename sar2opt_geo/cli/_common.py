@@ -1,0 +1,81 @@
+"""Options shared by several sub-commands, defined once, and progress reporting.
+
+``--progress json`` makes a command print one JSON object per line on stdout, for
+programs that drive the CLI (the QGIS provider):
+
+* ``{"event": "progress", "fraction": 0.42, "message": "tiles 12/40"}``
+* ``{"event": "log", "level": "warning", "message": "..."}``
+* ``{"event": "done", "outputs": {"OUTPUT": "/path/out.tif", ...}}``
+* ``{"event": "error", "message": "..."}`` (also printed on stderr; exit status 1)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Any, Callable
+
+__all__ = ["add_verbosity", "add_progress", "add_device", "make_progress", "emit_json", "JsonLogHandler"]
+
+
+def add_verbosity(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (repeatable)")
+    p.add_argument("-q", "--quiet", action="count", default=0, help="less log output (repeatable)")
+
+
+def add_progress(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--progress",
+        choices=("bar", "json", "none"),
+        default="bar",
+        help="progress display: a tqdm bar on stderr (default), JSON lines on stdout for programs, or nothing",
+    )
+
+
+def add_device(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--device",
+        default="auto",
+        help="torch device: auto (CUDA if available, else CPU), cpu, cuda, cuda:1 ... (default: auto)",
+    )
+
+
+def emit_json(obj: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+class JsonLogHandler(logging.Handler):
+    """Forward log records as ``{"event": "log"}`` JSON lines."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        emit_json({"event": "log", "level": record.levelname.lower(), "message": record.getMessage()})
+
+
+def make_progress(mode: str, desc: str = "") -> tuple[Callable[[float, str], None], Callable[[], None]]:
+    """Return ``(callback(fraction, message), close())`` for ``--progress`` mode."""
+    if mode == "json":
+        root = logging.getLogger()
+        for h in list(root.handlers):
+            root.removeHandler(h)
+        root.addHandler(JsonLogHandler())
+
+        def cb(fraction: float, message: str = "") -> None:
+            emit_json({"event": "progress", "fraction": round(float(fraction), 4), "message": message})
+
+        return cb, lambda: None
+    if mode == "bar":
+        from tqdm import tqdm
+
+        bar = tqdm(total=1000, desc=desc, unit="‰", file=sys.stderr, bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}")
+
+        def cb(fraction: float, message: str = "") -> None:
+            bar.n = int(round(1000 * min(max(fraction, 0.0), 1.0)))
+            if message:
+                bar.set_postfix_str(message, refresh=False)
+            bar.refresh()
+
+        return cb, bar.close
+    return (lambda fraction, message="": None), (lambda: None)

@@ -1,0 +1,31 @@
+"""Generators, discriminators, model cards and checkpoints."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from torch import nn
+
+from .card import InputDomain, ModelCard, OutputSpec
+from .discriminator import PatchDiscriminator
+from .generator import UNetGenerator
+
+__all__ = [
+    "UNetGenerator",
+    "PatchDiscriminator",
+    "ModelCard",
+    "InputDomain",
+    "OutputSpec",
+    "GENERATORS",
+    "build_generator",
+]
+
+#: Generator constructors by architecture name (the card's ``architecture``).
+GENERATORS: dict[str, Callable[..., nn.Module]] = {"unet_article": UNetGenerator}
+
+
+def build_generator(architecture: str, **kwargs: Any) -> nn.Module:
+    """Build a generator by name with the card's ``architecture_args``."""
+    if architecture not in GENERATORS:
+        raise ValueError(f"unknown generator architecture {architecture!r}; known: {', '.join(sorted(GENERATORS))}")
+    return GENERATORS[architecture](**kwargs)
