@@ -36,8 +36,9 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -46,16 +47,16 @@ from ..errors import CheckpointError, InputError
 from .card import InputDomain, ModelCard, OutputSpec
 
 __all__ = [
-    "ReferenceUnetGenerator",
-    "ReferenceResnetGenerator",
-    "UnetSkipConnectionBlock",
-    "ResnetBlock",
     "REFERENCE_NETS",
-    "register",
-    "load_reference_state_dict",
+    "ReferenceResnetGenerator",
+    "ReferenceUnetGenerator",
+    "ResnetBlock",
+    "UnetSkipConnectionBlock",
     "detect_reference_architecture",
-    "reference_card",
     "import_reference_checkpoint",
+    "load_reference_state_dict",
+    "reference_card",
+    "register",
 ]
 
 log = logging.getLogger(__name__)
@@ -279,13 +280,13 @@ def load_reference_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor
         raise InputError(f"{path}: checkpoint not found")
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - pickle/zip/torch raise many types for a foreign file
         raise CheckpointError(f"{path}: not a plain PyTorch state dict (torch.load weights_only=True failed: {exc})") from None
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise CheckpointError(f"{path}: expected a state dict of tensors (a *_net_G.pth from CycleGAN-and-pix2pix)")
-    state = {(k[len("module.") :] if k.startswith("module.") else k): v for k, v in obj.items()}
+    state = {k.removeprefix("module."): v for k, v in obj.items()}
     return state
 
 
@@ -325,7 +326,7 @@ def detect_reference_architecture(state: dict[str, torch.Tensor]) -> tuple[str, 
         blocks = {int(m.group(1)) for k in state if (m := re.match(r"model\.(\d+)\.conv_block\.", k))}
         # with dropout the block's second conv (4-D weight) sits at index 6, else its norm does
         dropout = any(re.match(r"model\.\d+\.conv_block\.6\.weight$", k) and v.ndim == 4 for k, v in state.items())
-        last = max((int(m.group(1)) for k in state if (m := re.match(r"model\.(\d+)\.weight$", k))))
+        last = max(int(m.group(1)) for k in state if (m := re.match(r"model\.(\d+)\.weight$", k)))
         args = {
             "in_channels": int(w1.shape[1]),
             "out_channels": int(state[f"model.{last}.weight"].shape[0]),
@@ -419,8 +420,8 @@ def import_reference_checkpoint(
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        first = str(exc).splitlines()[0:3]
-        raise CheckpointError(f"{pth}: weights do not fit {architecture} {args}: {' '.join(first)}") from None
+        detail = " ".join(str(exc).split())[:300]
+        raise CheckpointError(f"{pth}: weights do not fit {architecture} {args}; pass net= to check: {detail}") from None
     card = reference_card(name or pth.stem, architecture, args, input_domain, output, description, source=pth.name)
     log.info("imported %s as %s %s", pth, architecture, args)
     return save_generator(model, card, dst)
