@@ -22,6 +22,7 @@ __all__ = [
 
 #: Generator constructors by architecture name (the card's ``architecture``).
 GENERATORS: dict[str, Callable[..., nn.Module]] = {"unet_article": UNetGenerator}
+from .reference import register as _register_reference; _register_reference(GENERATORS)  # noqa: I001
 
 
 def build_generator(architecture: str, **kwargs: Any) -> nn.Module:
