@@ -1,0 +1,179 @@
+"""Areas of interest (AOI) for batch cropping: reading, checking, reprojecting, buffering, naming.
+
+An AOI file is any vector file GDAL/OGR reads (Shapefile, GeoPackage with a chosen layer,
+GeoJSON, ...), read with geopandas (pyogrio engine). Each feature becomes one crop per scene.
+
+CRS conventions: an AOI keeps its own CRS (often EPSG:4326 or a national grid) until
+:func:`prepare_aoi` brings it into the scene CRS. Buffers are given in **metres** and applied
+in a metric CRS: the scene CRS when it is projected (converted to its linear unit), else the
+local UTM zone of the polygon. Polygon edges are densified before reprojection so that long
+straight edges follow the curvature they have in the target CRS.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import unicodedata
+from pathlib import Path
+from typing import Any, Iterable
+
+import geopandas as gpd
+import shapely
+from pyproj import CRS
+from shapely.geometry.base import BaseGeometry
+
+from .errors import GeoreferencingError, InputError
+
+__all__ = [
+    "read_aoi",
+    "sanitize_name",
+    "unique_names",
+    "geometry_problem",
+    "prepare_aoi",
+    "metric_crs",
+    "output_filename",
+]
+
+log = logging.getLogger(__name__)
+
+#: Names that Windows refuses as file stems, whatever the extension.
+_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
+_MAX_NAME = 80  # characters; leaves room for "__<scene stem>.tif" under common 255-byte limits
+_DENSIFY_STEPS = 64  # segments per polygon extent when densifying before reprojection
+
+
+def sanitize_name(value: Any, fallback: str) -> str:
+    """A file-system-safe stem from an attribute value.
+
+    Accents are folded to ASCII, every run of characters other than letters, digits, ``.``,
+    ``_`` and ``-`` becomes ``_``, leading/trailing ``._-`` are stripped, the result is cut to
+    80 characters and Windows device names (CON, NUL, COM1 ...) get a trailing ``_``. An empty
+    result (or a null value) gives ``fallback`` (itself sanitised).
+    """
+    text = "" if value is None or (isinstance(value, float) and value != value) else str(value)
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    text = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._-")[:_MAX_NAME].rstrip("._-")
+    if not text:
+        return sanitize_name(fallback, "aoi") if fallback != "" else "aoi"
+    if text.split(".")[0].upper() in _RESERVED:
+        text += "_"
+    return text
+
+
+def unique_names(names: Iterable[str]) -> list[str]:
+    """Make names unique, case-insensitively (macOS and Windows file systems), by appending
+    ``_2``, ``_3`` ... to the second and later occurrences; first occurrences keep their name."""
+    names = list(names)
+    taken = {n.lower() for n in names}
+    seen: set[str] = set()
+    out: list[str] = []
+    for n in names:
+        if n.lower() not in seen:
+            seen.add(n.lower())
+            out.append(n)
+            continue
+        i = 2
+        while f"{n}_{i}".lower() in taken or f"{n}_{i}".lower() in seen:
+            i += 1
+        new = f"{n}_{i}"
+        seen.add(new.lower())
+        out.append(new)
+    return out
+
+
+def read_aoi(path: str | os.PathLike, layer: str | None = None, name_field: str | None = None) -> gpd.GeoDataFrame:
+    """Read an AOI vector file into a GeoDataFrame indexed by feature id (OGR FID).
+
+    Adds a ``name`` column: the sanitised value of ``name_field`` (null or empty values fall
+    back to the feature id), else the feature id; collisions get ``_2``, ``_3`` ... The CRS is
+    the file's; a file without one is refused (a crop cannot guess where the polygon is).
+    """
+    import pyogrio
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: AOI file not found")
+    try:
+        layers = [str(row[0]) for row in pyogrio.list_layers(path)]
+    except Exception as exc:
+        raise InputError(f"{path}: not a vector file GDAL/OGR can read ({exc})") from None
+    if layer is None and len(layers) > 1:
+        raise InputError(f"{path}: has several layers ({', '.join(layers)}); choose one with --layer")
+    if layer is not None and layer not in layers:
+        raise InputError(f"{path}: no layer {layer!r}; it has {', '.join(layers)}")
+    gdf = gpd.read_file(path, layer=layer, engine="pyogrio", fid_as_index=True)
+    if gdf.crs is None:
+        raise GeoreferencingError(f"{path}: AOI layer has no CRS; assign one (QGIS: Assign projection; ogr2ogr -a_srs EPSG:4326)")
+    if name_field is not None and name_field not in gdf.columns:
+        fields = [c for c in gdf.columns if c != gdf.geometry.name]
+        raise InputError(f"{path}: no attribute field {name_field!r}; fields are {', '.join(fields) or '(none)'}")
+    fids = [str(i) for i in gdf.index]
+    raw = gdf[name_field].tolist() if name_field is not None else fids
+    gdf["name"] = unique_names(sanitize_name(v, fid) for v, fid in zip(raw, fids))
+    log.info("%s: %d AOI feature(s) in %s", path, len(gdf), gdf.crs.to_string())
+    return gdf
+
+
+def geometry_problem(geom: BaseGeometry | None, buffer_m: float = 0.0) -> str | None:
+    """Why ``geom`` cannot be used as a crop polygon, or None if it can.
+
+    Points and lines are accepted only with a positive buffer (which makes them areas).
+    """
+    if geom is None or geom.is_empty:
+        return "empty geometry"
+    if not geom.is_valid:
+        return (
+            f"invalid geometry ({shapely.is_valid_reason(geom)}); repair it "
+            "(QGIS: Fix geometries; shapely.make_valid)"
+        )
+    if geom.area == 0 and buffer_m <= 0:
+        return f"{geom.geom_type} has no area; give a positive buffer or use polygons"
+    return None
+
+
+def metric_crs(crs: CRS, geom: BaseGeometry) -> tuple[CRS, float]:
+    """A CRS to buffer ``geom`` (given in ``crs``) in, and its metres per CRS unit.
+
+    A projected ``crs`` is used as is; otherwise the UTM zone of the geometry's centre.
+    """
+    if crs.is_projected:
+        factor = crs.axis_info[0].unit_conversion_factor if crs.axis_info else 1.0
+        return crs, float(factor or 1.0)
+    utm = gpd.GeoSeries([geom], crs=crs).estimate_utm_crs()
+    return utm, 1.0
+
+
+def _densify(geom: BaseGeometry) -> BaseGeometry:
+    minx, miny, maxx, maxy = geom.bounds
+    extent = max(maxx - minx, maxy - miny)
+    return shapely.segmentize(geom, extent / _DENSIFY_STEPS) if extent > 0 else geom
+
+
+def _to_crs(geom: BaseGeometry, src_crs: CRS, dst_crs: CRS) -> BaseGeometry:
+    if src_crs == dst_crs:
+        return geom
+    return gpd.GeoSeries([_densify(geom)], crs=src_crs).to_crs(dst_crs).iloc[0]
+
+
+def prepare_aoi(
+    geom: BaseGeometry, src_crs: Any, dst_crs: Any, buffer_m: float = 0.0
+) -> BaseGeometry:
+    """Reproject ``geom`` from ``src_crs`` (the AOI's) to ``dst_crs`` (the scene's) and buffer it
+    by ``buffer_m`` metres in a metric CRS. Multi-polygons and holes are kept; a negative buffer
+    shrinks. Returns a geometry in ``dst_crs`` (possibly empty after a negative buffer)."""
+    src_crs, dst_crs = CRS.from_user_input(src_crs), CRS.from_user_input(dst_crs)
+    if not buffer_m:
+        return _to_crs(geom, src_crs, dst_crs)
+    in_dst = _to_crs(geom, src_crs, dst_crs)
+    buf_crs, factor = metric_crs(dst_crs, in_dst)
+    if buf_crs == dst_crs:
+        return in_dst.buffer(buffer_m / factor)
+    buffered = _to_crs(geom, src_crs, buf_crs).buffer(buffer_m)
+    return _to_crs(buffered, buf_crs, dst_crs)
+
+
+def output_filename(name: str, scene_stem: str | None) -> str:
+    """``<name>__<scene stem>.tif``, or ``<name>.tif`` when the batch has one scene (``scene_stem=None``)."""
+    return f"{name}.tif" if scene_stem is None else f"{name}__{scene_stem}.tif"
