@@ -1,0 +1,12 @@
+"""The sar2opt Processing algorithms (one module each)."""
+
+from __future__ import annotations
+
+from .composite import CompositeAlgorithm
+from .info import InfoAlgorithm
+from .translate import TranslateAlgorithm
+from .translate_aoi import TranslateAoiAlgorithm
+
+__all__ = ["ALGORITHMS", "TranslateAlgorithm", "CompositeAlgorithm", "TranslateAoiAlgorithm", "InfoAlgorithm"]
+
+ALGORITHMS = (TranslateAlgorithm, TranslateAoiAlgorithm, CompositeAlgorithm, InfoAlgorithm)

@@ -1,0 +1,192 @@
+"""Shared pieces of the sar2opt algorithms: the backend call with feedback and errors, the
+input parameter that takes a raster layer *or* a product path, and common parameters."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+from qgis.core import (
+    QgsCoordinateReferenceSystem,
+    QgsProcessingAlgorithm,
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
+    QgsProviderRegistry,
+)
+from qgis.PyQt.QtCore import QCoreApplication
+
+from .. import backend
+from ..settings import configured_executable
+
+__all__ = ["Sar2OptAlgorithm", "RasterOrProductParameter", "DEVICES"]
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+class RasterOrProductParameter(QgsProcessingParameterRasterLayer):
+    """A raster layer parameter that also accepts the path of a file or product folder
+    (Sentinel-1 ``.SAFE``, ALOS-2 PALSAR-2 product folder) that QGIS itself cannot open."""
+
+    def checkValueIsAcceptable(self, value: Any, context: QgsProcessingContext | None = None) -> bool:
+        if isinstance(value, str) and value and os.path.exists(value):
+            return True
+        return super().checkValueIsAcceptable(value, context)
+
+    def clone(self) -> "RasterOrProductParameter":
+        optional = bool(self.flags() & QgsProcessingParameterDefinition.FlagOptional)
+        copy = RasterOrProductParameter(self.name(), self.description(), self.defaultValue(), optional)
+        copy.setFlags(self.flags())
+        copy.setHelp(self.help())
+        return copy
+
+
+class Sar2OptAlgorithm(QgsProcessingAlgorithm):
+    """Base class: the algorithm files only declare parameters and build the CLI arguments."""
+
+    INPUT = "INPUT"
+    MODEL = "MODEL"
+    BANDS = "BANDS"
+    TILE_SIZE = "TILE_SIZE"
+    OVERLAP = "OVERLAP"
+    DEVICE = "DEVICE"
+    TARGET_CRS = "TARGET_CRS"
+    OUTPUT = "OUTPUT"
+
+    _group = ("translation", "Translation")
+
+    def tr(self, text: str) -> str:
+        return QCoreApplication.translate("Sar2Opt", text)
+
+    def createInstance(self) -> "Sar2OptAlgorithm":
+        return type(self)()
+
+    def group(self) -> str:
+        return self.tr(self._group[1])
+
+    def groupId(self) -> str:
+        return self._group[0]
+
+    def icon(self):
+        from ..provider import provider_icon
+
+        return provider_icon()
+
+    def helpUrl(self) -> str:
+        return "https://github.com/sar2opt-geo/sar2opt-geo/blob/main/docs/QGIS.md"
+
+    # -- parameters shared by several algorithms -----------------------------------------
+    def add_input(self, description: str = "Input SAR raster (layer, file, .SAFE or PALSAR-2 folder)") -> None:
+        self.addParameter(RasterOrProductParameter(self.INPUT, self.tr(description)))
+
+    def add_model_parameters(self) -> None:
+        self.addParameter(
+            QgsProcessingParameterFile(
+                self.MODEL,
+                self.tr("Model checkpoint (.safetensors; empty = bundled SAR->RGB model)"),
+                behavior=QgsProcessingParameterFile.File,
+                fileFilter="Model checkpoints (*.safetensors *.pt *.pth);;All files (*.*)",
+                optional=True,
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterString(
+                self.BANDS,
+                self.tr("Polarisations / bands fed to the model, comma separated (e.g. VH or HH; empty = from the model card)"),
+                optional=True,
+            )
+        )
+        self.addParameter(
+            QgsProcessingParameterNumber(
+                self.TILE_SIZE,
+                self.tr("Tile size (pixels, multiple of 16)"),
+                type=QgsProcessingParameterNumber.Integer,
+                defaultValue=512,
+                minValue=64,
+                maxValue=8192,
+            )
+        )
+        overlap = QgsProcessingParameterNumber(
+            self.OVERLAP,
+            self.tr("Tile overlap (pixels, multiple of 16)"),
+            type=QgsProcessingParameterNumber.Integer,
+            defaultValue=128,
+            minValue=0,
+            maxValue=4096,
+        )
+        overlap.setFlags(overlap.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        self.addParameter(overlap)
+        device = QgsProcessingParameterEnum(
+            self.DEVICE, self.tr("Torch device"), options=list(DEVICES), defaultValue=0
+        )
+        device.setFlags(device.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        self.addParameter(device)
+
+    def model_arguments(self, parameters: dict, context: QgsProcessingContext) -> list[str]:
+        args: list[str] = []
+        model = self.parameterAsFile(parameters, self.MODEL, context)
+        if model:
+            args += ["--model", model]
+        bands = (self.parameterAsString(parameters, self.BANDS, context) or "").strip()
+        if bands:
+            args += ["--bands", ",".join(b.strip() for b in bands.replace(";", ",").split(",") if b.strip())]
+        args += ["--tile", str(self.parameterAsInt(parameters, self.TILE_SIZE, context))]
+        args += ["--overlap", str(self.parameterAsInt(parameters, self.OVERLAP, context))]
+        args += ["--device", DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)]]
+        return args
+
+    # -- value conversion ------------------------------------------------------------------
+    def input_path(self, parameters: dict, name: str, context: QgsProcessingContext) -> str:
+        """A path the CLI can open: the string itself when it names a file or folder, else
+        the file behind the raster layer (GDAL layers only)."""
+        value = parameters.get(name)
+        if isinstance(value, str) and value and os.path.exists(value):
+            return value
+        layer = self.parameterAsRasterLayer(parameters, name, context)
+        if layer is None:
+            raise QgsProcessingException(self.tr(f"input {value!r} is neither a raster layer nor an existing file or folder; choose a GeoTIFF, a .SAFE folder or a PALSAR-2 product folder"))
+        if layer.providerType() != "gdal":
+            raise QgsProcessingException(self.tr(f"layer {layer.name()!r} is not file based (provider {layer.providerType()}); save it as a GeoTIFF first (Export > Save As)"))
+        parts = QgsProviderRegistry.instance().decodeUri("gdal", layer.source())
+        return parts.get("path") or layer.source()
+
+    @staticmethod
+    def crs_argument(crs: QgsCoordinateReferenceSystem) -> str | None:
+        """``EPSG:xxxx`` when the CRS has an EPSG code, else its WKT (what rasterio accepts)."""
+        if not crs.isValid():
+            return None
+        if crs.authid().upper().startswith("EPSG:"):
+            return crs.authid()
+        return crs.toWkt(QgsCoordinateReferenceSystem.WKT_PREFERRED)
+
+    @staticmethod
+    def require_tif(path: str) -> str:
+        if Path(path).suffix.lower() not in (".tif", ".tiff"):
+            raise QgsProcessingException(f"output {path} must be a GeoTIFF (.tif): sar2opt writes Cloud Optimized GeoTIFFs")
+        return path
+
+    # -- running the backend -----------------------------------------------------------------
+    def run_backend(
+        self,
+        args: Sequence[str],
+        feedback: QgsProcessingFeedback | None,
+        *,
+        files: Sequence[str] = (),
+        folders: Sequence[str] = (),
+        json_document: bool = False,
+        check: bool = True,
+    ) -> backend.RunResult:
+        """Run ``sar2opt ARGS`` with progress relayed to ``feedback``; library errors become
+        :class:`QgsProcessingException` with the CLI's one-line message."""
+        guard = backend.OutputGuard(files=files, folders=folders)
+        try:
+            return backend.run_cli(args, feedback, configured=configured_executable(), guard=guard, json_document=json_document, check=check)
+        except backend.BackendError as exc:
+            raise QgsProcessingException(str(exc)) from None

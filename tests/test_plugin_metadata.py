@@ -1,0 +1,117 @@
+"""metadata.txt and the plugin zip against what plugins.qgis.org's upload validator enforces
+(plugins/validator.py: required fields, booleans, URLs, package name, no .pyc/__pycache__,
+a LICENSE file) and what QGIS needs to load a headless Processing provider."""
+
+from __future__ import annotations
+
+import ast
+import configparser
+import re
+import sys
+import zipfile
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+import build_plugin_zip  # noqa: E402
+
+#: plugins.qgis.org PLUGIN_REQUIRED_METADATA (tracker included: uploads without it are rejected).
+REQUIRED = ("name", "description", "version", "qgisMinimumVersion", "author", "email", "about", "tracker", "repository")
+#: What this project's issue asks for on top.
+PROJECT_REQUIRED = ("hasProcessingProvider", "tags", "homepage", "category", "icon", "experimental")
+BOOLEANS = ("experimental", "deprecated", "server", "hasProcessingProvider")
+FORBIDDEN_URLS = {"tracker": "http://bugs", "repository": "http://repo", "homepage": "http://homepage"}
+EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
+
+
+def _read(text: str) -> dict[str, str]:
+    cp = configparser.ConfigParser(interpolation=None)
+    cp.optionxform = str  # the validator keeps key case: qgisMinimumVersion
+    cp.read_string(text)
+    assert cp.has_section("general"), "metadata.txt needs a [general] section"
+    return dict(cp.items("general"))
+
+
+@pytest.fixture(scope="module")
+def metadata() -> dict[str, str]:
+    return _read((ROOT / "metadata.txt").read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("key", REQUIRED + PROJECT_REQUIRED)
+def test_required_field_present_and_non_empty(metadata, key):
+    assert metadata.get(key, "").strip(), f"metadata.txt: {key} is required"
+
+
+def test_version_is_semantic_and_matches_the_package(metadata):
+    assert re.fullmatch(r"\d+\.\d+\.\d+", metadata["version"]), metadata["version"]
+    init = (ROOT / "sar2opt_geo" / "__init__.py").read_text(encoding="utf-8")
+    package_version = re.search(r'^__version__ = "([^"]+)"', init, re.M).group(1)
+    assert metadata["version"] == package_version
+
+
+def test_qgis_minimum_version_is_322(metadata):
+    assert metadata["qgisMinimumVersion"] == "3.22"
+    assert "qgisMaximumVersion" not in metadata or metadata["qgisMaximumVersion"].startswith("3.")
+
+
+def test_about_and_description_lengths(metadata):
+    # description: one line; about: a real paragraph (the plugin manager shows it), not a copy.
+    assert "\n" not in metadata["description"].strip() and 20 <= len(metadata["description"]) <= 250
+    assert 200 <= len(metadata["about"]) <= 2000
+    assert metadata["about"].strip() != metadata["description"].strip()
+
+
+def test_email_and_author(metadata):
+    assert EMAIL.match(metadata["email"].strip()), metadata["email"]
+    assert "/" not in metadata["author"]
+
+
+@pytest.mark.parametrize("key", ["tracker", "repository", "homepage"])
+def test_urls_are_absolute_and_not_placeholders(metadata, key):
+    url = metadata[key].strip()
+    parsed = urlparse(url)
+    assert parsed.scheme in ("http", "https") and parsed.netloc, url
+    assert url != FORBIDDEN_URLS[key]
+
+
+def test_flags_and_category(metadata):
+    for key in BOOLEANS:
+        if key in metadata:
+            assert metadata[key].strip().lower() in ("true", "false", "yes", "no", "1", "0"), key
+    assert metadata["hasProcessingProvider"].strip().lower() in ("yes", "true")
+    assert metadata["category"] == "Analysis/Raster"
+    assert [t for t in metadata["tags"].split(",") if t.strip()] and "sar" in metadata["tags"].split(",")
+
+
+def test_zip_layout_passes_the_repository_validator(tmp_path, metadata):
+    path = build_plugin_zip.build_zip(tmp_path)
+    assert path.name == f"sar2opt_qgis-{metadata['version']}.zip"
+    with zipfile.ZipFile(path) as zf:
+        names = zf.namelist()
+        assert zf.testzip() is None
+        assert {n.split("/")[0] for n in names} == {"sar2opt_qgis"}
+        assert "sar2opt_qgis".isidentifier()
+        assert not [n for n in names if n.endswith(".pyc") or "__pycache__" in n.split("/") or ".." in n or "\\" in n]
+        for required in ("__init__.py", "metadata.txt", "LICENSE", metadata["icon"], "provider.py", "backend.py"):
+            assert f"sar2opt_qgis/{required}" in names, required
+        # metadata.txt inside is the top-level one, unchanged
+        assert _read(zf.read("sar2opt_qgis/metadata.txt").decode("utf-8")) == metadata
+        assert zf.read(f"sar2opt_qgis/{metadata['icon']}").lstrip().startswith(b"<svg")
+        # every module parses, and classFactory is where QGIS looks for it
+        for name in names:
+            if name.endswith(".py"):
+                ast.parse(zf.read(name).decode("utf-8"), name)
+        init = ast.parse(zf.read("sar2opt_qgis/__init__.py").decode("utf-8"))
+        assert "classFactory" in {n.name for n in init.body if isinstance(n, ast.FunctionDef)}
+
+
+def test_plugin_folder_build_replaces_an_earlier_one(tmp_path):
+    first = build_plugin_zip.build_folder(tmp_path)
+    (first / "stale.py").write_text("# left from an old build\n")
+    second = build_plugin_zip.build_folder(tmp_path)
+    assert second == tmp_path / "sar2opt_qgis"
+    assert not (second / "stale.py").exists()
+    assert (second / "metadata.txt").read_text(encoding="utf-8") == (ROOT / "metadata.txt").read_text(encoding="utf-8")
