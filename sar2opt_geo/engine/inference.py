@@ -1,0 +1,390 @@
+"""Streaming, batched tiled inference: :func:`run_tiled`.
+
+The sweep goes down the scene one row of tiles at a time:
+
+1. read the source rows that row of tiles needs (a full-width window inside the raster;
+   rows already read for the previous tile row, i.e. the overlap, are carried over, not
+   re-read) and cut the tiles out of it with reflection at the scene edges;
+2. skip tiles whose weighted pixels are all nodata; fill nodata in the others (see below);
+3. run full batches of ``batch_size`` tiles (a batch may span two tile rows);
+4. add ``weight * output`` and ``weight`` into a full-width accumulator of the rows still
+   open, and hand every row that no later tile can touch to ``write``, normalised by the
+   accumulated weight; the overlap rows stay in the accumulator for the next tile row.
+
+Peak memory is therefore a few tile rows of the scene's width (input block, accumulator)
+plus one batch, whatever the scene's height.
+
+Nodata
+    Non-finite input values (NaN = nodata by the project convention; +-inf are treated the
+    same) are replaced with ``fill_value`` = 0.0, the centre of the model domain [-1, 1],
+    before the model runs. A constant fill does not depend on where a tile starts, so
+    overlapping tiles still see identical inputs and agree; a fill by reflection or by
+    nearest valid pixel would differ from tile to tile. Output pixels whose input has a
+    non-finite value in any band are NaN. A tile whose weighted scene pixels are all nodata
+    is not run at all (``TilingStats.tiles_skipped``): its output would be NaN wherever it
+    counts.
+
+Modes
+    By default every module is in ``eval()`` mode (BatchNorm uses its running statistics,
+    dropout is off), so the output does not depend on the tiling. ``stochastic=True`` is
+    the article's mode: Dropout modules (only them) run in training mode, seeded with
+    ``seed`` under :func:`torch.random.fork_rng` so the caller's global random state is
+    left untouched; the same seed, tiling and batch size give the same output. Module
+    modes are restored on return.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+from rasterio.windows import Window
+from torch import nn
+
+from ..errors import CancelledError
+from .blending import axis_weights
+from .tiling import TileGrid, TilingConfig, model_downsampling, reflect_index, tile_grid
+
+__all__ = ["TilingStats", "run_tiled", "DROPOUT_TYPES"]
+
+logger = logging.getLogger(__name__)
+
+#: Module types switched to training mode in stochastic mode (BatchNorm stays in eval).
+DROPOUT_TYPES: tuple[type[nn.Module], ...] = (
+    nn.Dropout,
+    nn.Dropout1d,
+    nn.Dropout2d,
+    nn.Dropout3d,
+    nn.AlphaDropout,
+    nn.FeatureAlphaDropout,
+)
+
+ReadFn = Callable[[Window], np.ndarray]
+WriteFn = Callable[[Window, np.ndarray], None]
+
+
+@dataclass(frozen=True)
+class TilingStats:
+    """What :func:`run_tiled` did.
+
+    Attributes:
+        height, width: scene size in pixels.
+        grid: ``(tile rows, tile columns)``.
+        tile_shape: ``(height, width)`` of each tile in pixels (smaller than ``tile_size``
+            along an axis shorter than a tile).
+        tiles: tiles in the grid, run or skipped.
+        tiles_skipped: tiles not run because all their weighted pixels are nodata.
+        batches: forward passes.
+        pixels_read: pixels requested from ``read`` (per band); about ``height * width``,
+            since overlap rows are carried over instead of read again.
+        seconds: wall-clock time of the whole call.
+    """
+
+    height: int
+    width: int
+    grid: tuple[int, int]
+    tile_shape: tuple[int, int]
+    tiles: int
+    tiles_skipped: int
+    batches: int
+    pixels_read: int
+    seconds: float
+
+    @property
+    def tiles_run(self) -> int:
+        return self.tiles - self.tiles_skipped
+
+
+class _RowSource:
+    """Full-width source rows from ``read``, keeping the last block so overlap rows are read once."""
+
+    def __init__(self, read: ReadFn, height: int, width: int) -> None:
+        self.read, self.height, self.width = read, height, width
+        self.lo = self.hi = 0
+        self.block: np.ndarray | None = None
+        self.bands: int | None = None
+        self.pixels_read = 0
+
+    def _read(self, lo: int, hi: int) -> np.ndarray:
+        window = Window(col_off=0, row_off=lo, width=self.width, height=hi - lo)
+        a = np.asarray(self.read(window), dtype=np.float32)
+        if a.ndim == 2:
+            a = a[None]
+        if a.ndim != 3 or a.shape[1:] != (hi - lo, self.width) or (self.bands is not None and a.shape[0] != self.bands):
+            bands = self.bands if self.bands is not None else "bands"
+            raise ValueError(
+                f"read({window}) returned an array of shape {a.shape}; expected ({bands}, {hi - lo}, {self.width})"
+            )
+        self.bands = a.shape[0]
+        self.pixels_read += (hi - lo) * self.width
+        return a
+
+    def rows(self, lo: int, hi: int) -> np.ndarray:
+        """Source rows ``[lo, hi)`` (inside the raster), ``(bands, hi - lo, width)``."""
+        if self.block is None or hi <= self.lo or lo >= self.hi:
+            block = self._read(lo, hi)
+        else:
+            parts = []
+            if lo < self.lo:
+                parts.append(self._read(lo, self.lo))
+            parts.append(self.block[:, max(lo, self.lo) - self.lo : min(hi, self.hi) - self.lo])
+            if hi > self.hi:
+                parts.append(self._read(self.hi, hi))
+            block = np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
+        self.lo, self.hi, self.block = lo, hi, block
+        return block
+
+
+class _Accumulator:
+    """Weighted sums for the scene rows still open, full scene width, and their emission."""
+
+    def __init__(self, height: int, width: int, write: WriteFn) -> None:
+        self.height, self.width, self.write = height, width, write
+        self.base = 0  # first scene row not yet written
+        self.sums: np.ndarray | None = None  # (out bands, rows, width) float32
+        self.weights = np.zeros((0, width), dtype=np.float32)
+
+    def _ensure(self, stop: int, bands: int) -> None:
+        if self.sums is None:
+            self.sums = np.zeros((bands, self.weights.shape[0], self.width), dtype=np.float32)
+        have = self.weights.shape[0]
+        need = stop - self.base
+        if need > have:
+            grow = need - have
+            self.sums = np.concatenate([self.sums, np.zeros((bands, grow, self.width), np.float32)], axis=1)
+            self.weights = np.concatenate([self.weights, np.zeros((grow, self.width), np.float32)], axis=0)
+
+    def add(self, out: np.ndarray, weight: np.ndarray, row: int, col: int) -> None:
+        """Add ``weight * out`` for a tile whose first pixel is at scene ``(row, col)``."""
+        th, tw = weight.shape
+        r0, r1 = max(row, self.base), min(row + th, self.height)
+        c0, c1 = max(col, 0), min(col + tw, self.width)
+        if r0 >= r1 or c0 >= c1:
+            return
+        self._ensure(r1, out.shape[0])
+        w = weight[r0 - row : r1 - row, c0 - col : c1 - col]
+        rs = slice(r0 - self.base, r1 - self.base)
+        self.sums[:, rs, c0:c1] += w * out[:, r0 - row : r1 - row, c0 - col : c1 - col]
+        self.weights[rs, c0:c1] += w
+
+    def emit(self, stop: int, bands: Callable[[], int]) -> None:
+        """Write scene rows ``[base, stop)``, normalised; NaN where no tile counted (nodata)."""
+        stop = min(stop, self.height)
+        if stop <= self.base:
+            return
+        n = stop - self.base
+        self._ensure(stop, self.sums.shape[0] if self.sums is not None else bands())
+        w = self.weights[:n]
+        out = np.full(self.sums[:, :n].shape, np.nan, dtype=np.float32)
+        np.divide(self.sums[:, :n], w, out=out, where=w > 0)
+        self.write(Window(col_off=0, row_off=self.base, width=self.width, height=n), out)
+        self.sums, self.weights = self.sums[:, n:], self.weights[n:]
+        self.base = stop
+
+
+def _set_modes(model: nn.Module, stochastic: bool) -> dict[nn.Module, bool]:
+    saved = {m: m.training for m in model.modules()}
+    model.eval()
+    if stochastic:
+        dropouts = [m for m in model.modules() if isinstance(m, DROPOUT_TYPES)]
+        if not dropouts:
+            logger.warning("stochastic mode asked for, but the model has no Dropout module: output is deterministic")
+        for m in dropouts:
+            m.train()
+    return saved
+
+
+def run_tiled(
+    model: nn.Module,
+    read: ReadFn,
+    height: int,
+    width: int,
+    write: WriteFn,
+    config: TilingConfig = TilingConfig(),
+    device: torch.device | str = "cpu",
+    progress: Callable[[float, str], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+    stochastic: bool = False,
+    seed: int = 0,
+    *,
+    autocast: bool = False,
+    fill_value: float = 0.0,
+) -> TilingStats:
+    """Run ``model`` over a ``height x width`` scene tile by tile, streaming in and out.
+
+    Args:
+        model: image-to-image generator, same output size as input; moved to ``device``.
+            Its ``downsampling`` attribute (default 16) sets the tile alignment.
+        read: ``read(window) -> (bands, h, w)`` float32 in the model domain [-1, 1], NaN =
+            nodata. Only called with full-width windows inside the raster, top to bottom
+            (a window may go back up to one tile near the bottom edge, for the reflection).
+        height, width: scene size in pixels.
+        write: ``write(window, array)`` with ``(out bands, h, width)`` float32 in [-1, 1],
+            NaN = nodata; called with consecutive full-width row blocks, each pixel once.
+        config: tile size, overlap, margin and batch size (pixels).
+        device: torch device for the model (``"cpu"``, ``"cuda"``, ``"cuda:1"`` ...).
+        progress: ``progress(fraction, message)`` after each batch.
+        cancel: checked before each batch; when it returns True,
+            :class:`~sar2opt_geo.errors.CancelledError` is raised (rows already handed to
+            ``write`` stay written: the caller discards its temporary output).
+        stochastic: keep dropout on (the article's mode), seeded with ``seed``.
+        seed: seed for the dropout masks in stochastic mode.
+        autocast: run the model under ``torch.autocast`` (float16); CUDA only.
+        fill_value: value that replaces nodata in the model input (default 0, the domain centre).
+
+    Returns:
+        :class:`TilingStats`.
+
+    Raises:
+        ValueError: bad configuration or sizes, or a ``read`` result of the wrong shape.
+        CancelledError: ``cancel()`` returned True.
+    """
+    t_start = time.perf_counter()
+    dev = torch.device(device)
+    if autocast and dev.type != "cuda":
+        raise ValueError(f"autocast is only supported on CUDA, not on device {str(dev)!r}; drop autocast or use a CUDA device")
+    for name, value in (("height", height), ("width", width)):
+        if int(value) != value or value < 1:
+            raise ValueError(f"scene {name}={value!r} must be a positive whole number of pixels")
+    height, width = int(height), int(width)
+    grid = tile_grid(height, width, config, model_downsampling(model))
+    logger.debug(
+        "tiling %dx%d px: %dx%d tiles of %dx%d, stride %d, margin %d, blend %d, batch %d",
+        height, width, *grid.shape, *grid.tile_shape, config.stride, config.margin, config.blend_width,
+        config.batch_size,
+    )
+    model.to(dev)
+    saved = _set_modes(model, stochastic)
+    try:
+        with contextlib.ExitStack() as stack:
+            if stochastic:
+                cuda = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == "cuda" else []
+                stack.enter_context(torch.random.fork_rng(devices=cuda))
+                torch.manual_seed(seed)
+            stack.enter_context(torch.inference_mode())
+            sweep = _Sweep(model, read, write, grid, config, dev, progress, cancel, autocast, fill_value)
+            sweep.run()
+    finally:
+        for m, training in saved.items():
+            m.training = training
+    stats = TilingStats(
+        height=height,
+        width=width,
+        grid=grid.shape,
+        tile_shape=grid.tile_shape,
+        tiles=len(grid),
+        tiles_skipped=sweep.skipped,
+        batches=sweep.batches,
+        pixels_read=sweep.source.pixels_read,
+        seconds=time.perf_counter() - t_start,
+    )
+    logger.info(
+        "tiled inference: %dx%d px, %d tiles (%d skipped as nodata) in %d batches, %.1f s",
+        height, width, stats.tiles, stats.tiles_skipped, stats.batches, stats.seconds,
+    )
+    return stats
+
+
+class _Sweep:
+    """State of one :func:`run_tiled` call (kept out of the function to keep it readable)."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        read: ReadFn,
+        write: WriteFn,
+        grid: TileGrid,
+        config: TilingConfig,
+        device: torch.device,
+        progress: Callable[[float, str], None] | None,
+        cancel: Callable[[], bool] | None,
+        autocast: bool,
+        fill_value: float,
+    ) -> None:
+        self.model, self.grid, self.config, self.device = model, grid, config, device
+        self.progress, self.cancel, self.autocast, self.fill_value = progress, cancel, autocast, fill_value
+        self.height, self.width = grid.rows.length, grid.cols.length
+        self.source = _RowSource(read, self.height, self.width)
+        self.acc = _Accumulator(self.height, self.width, write)
+        self.row_w = [axis_weights(grid.rows, i).astype(np.float32) for i in range(grid.rows.count)]
+        self.col_w = [axis_weights(grid.cols, j).astype(np.float32) for j in range(grid.cols.count)]
+        self.pending: list[tuple[int, int, int, int, np.ndarray, np.ndarray]] = []
+        self.out_bands: int | None = None
+        self.done = self.skipped = self.batches = 0
+        self.rows_enumerated = 0
+        self.reported = -1.0
+
+    def run(self) -> None:
+        rows, cols = self.grid.rows, self.grid.cols
+        th, tw = self.grid.tile_shape
+        col_idx = [reflect_index(cols.origin(j) + np.arange(tw), self.width) for j in range(cols.count)]
+        col_in = [(c >= 0) & (c < self.width) for c in (cols.origin(j) + np.arange(tw) for j in range(cols.count))]
+        for i in range(rows.count):
+            r = rows.origin(i)
+            src_rows = reflect_index(r + np.arange(th), self.height)
+            lo, hi = int(src_rows.min()), int(src_rows.max()) + 1
+            block = self.source.rows(lo, hi)
+            row_idx = src_rows - lo
+            r_in = (r + np.arange(th) >= 0) & (r + np.arange(th) < self.height) & (self.row_w[i] > 0)
+            for j in range(cols.count):
+                tile = block[:, row_idx[:, None], col_idx[j][None, :]]
+                valid = np.isfinite(tile).all(axis=0)
+                if not valid[np.ix_(r_in, col_in[j] & (self.col_w[j] > 0))].any():
+                    self.skipped += 1
+                    self.done += 1
+                    continue
+                if not valid.all():
+                    tile = np.nan_to_num(tile, nan=self.fill_value, posinf=self.fill_value, neginf=self.fill_value)
+                self.pending.append((i, j, r, cols.origin(j), tile, ~valid))
+                if len(self.pending) == self.config.batch_size:
+                    self._run_batch()
+            self.rows_enumerated = i + 1
+            if not self.pending:
+                self.acc.emit(rows.final_before(i), self._bands)
+        if self.pending:
+            self._run_batch()
+        self.acc.emit(self.height, self._bands)
+        if self.reported < 1.0 and self.progress is not None:
+            self.progress(1.0, f"tiles {self.done}/{len(self.grid)}")
+
+    def _forward(self, batch: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(batch).to(self.device)
+        ctx = torch.autocast(device_type="cuda") if self.autocast else contextlib.nullcontext()
+        with ctx:
+            y = self.model(x)
+        if y.shape[0] != x.shape[0] or y.shape[2:] != x.shape[2:]:
+            raise ValueError(
+                f"model output shape {tuple(y.shape)} does not match its input {tuple(x.shape)} in batch and size;"
+                " the engine needs an image-to-image generator that keeps height and width"
+            )
+        return y.float().cpu().numpy()
+
+    def _bands(self) -> int:
+        """Output bands, from the first batch, or from one probe forward if every tile so far was skipped."""
+        if self.out_bands is None:
+            bands = self.source.bands or 1
+            probe = np.zeros((1, bands, *self.grid.tile_shape), dtype=np.float32)
+            self.out_bands = int(self._forward(probe).shape[1])
+        return self.out_bands
+
+    def _run_batch(self) -> None:
+        if self.cancel is not None and self.cancel():
+            raise CancelledError(f"tiled inference cancelled by the caller after {self.done} of {len(self.grid)} tiles")
+        out = self._forward(np.stack([p[4] for p in self.pending]))
+        self.out_bands = out.shape[1]
+        for (i, j, r, c, _, nodata), y in zip(self.pending, out):
+            y[:, nodata] = np.nan  # NaN in -> NaN out, even where this tile's weight is 0
+            self.acc.add(y, np.multiply.outer(self.row_w[i], self.col_w[j]), r, c)
+        self.done += len(self.pending)
+        self.batches += 1
+        self.pending = []
+        if self.rows_enumerated:
+            self.acc.emit(self.grid.rows.final_before(self.rows_enumerated - 1), self._bands)
+        if self.progress is not None:
+            self.reported = self.done / len(self.grid)
+            self.progress(self.reported, f"tiles {self.done}/{len(self.grid)}")
