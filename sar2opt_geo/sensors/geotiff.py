@@ -1,0 +1,350 @@
+"""Any raster GDAL opens (GeoTIFF above all): SAR already calibrated, optical, or plain bands.
+
+What the reader works out, and from where (first match wins):
+
+* **Band names**: band descriptions (``VV``, ``Sigma0_VH_db``, ``red``, ``B04``), colour
+  interpretation (red/green/blue), the file name (``..._VV.tif``, ``..._B04.tif``), dataset tags
+  (``POLARISATION``), known band orders (Landsat-8 3-band crop = B2, B3, B4 = blue, green, red;
+  a 7-band Landsat-8 stack = B1..B7; SEN12MS ``s1`` = VV, VH and ``s2`` = B1..B12 with B8A),
+  else ``b1``, ``b2``, ...
+* **SAR or optical**: the ``sensor`` argument, else polarisation band names or SAR words in the
+  name and tags (sigma0, gamma0, S1A, GRD, PALSAR).
+* **SAR units** (``units`` argument overrides): tags ``UNITS``/``unit``, then a ``db``/``linear``/
+  ``amplitude`` token in the name or description, then: uint8 = *scaled* (linear intensity divided
+  by the scene's 99th percentile, clipped to 1, times 255: the Los Angeles training pairs), float
+  with negative values = dB, other float = linear power, other integers = amplitude DN.
+  ``read`` always returns **linear power** (``scaled``: ``DN / 255``, i.e. linear/p99, a
+  *relative* sigma0; the band description says so).
+* **Optical units**: Sentinel-2 integers are reflectance ``(DN + offset) / 10000`` (offset -1000
+  when the name shows processing baseline N0400 or later); everything else is float DN,
+  unless ``units="reflectance"`` (integers / 10000, floats as they are).
+
+Nodata: the dataset's nodata value and internal mask -> NaN; for Landsat and Sentinel-2
+integer data without a nodata value, DN 0 (the products' fill value) -> NaN as well.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from rasterio.windows import Window
+
+from ..errors import GeoreferencingError
+from ..radiometry import Quantity, Scale, amplitude_to_power, from_db
+from ._names import (
+    LANDSAT7_BANDS,
+    LANDSAT8_BANDS,
+    S2_BANDS,
+    SAR_SENSORS,
+    find_polarisation,
+    normalise_sensor,
+)
+from ._raster import LazyDataset, open_raster, sample_values, to_float
+from .base import BandInfo, Scene
+
+__all__ = ["GeoTiffScene", "open_geotiff", "Units", "UNITS"]
+
+log = logging.getLogger(__name__)
+
+Units = Literal["db", "linear", "amplitude", "scaled", "reflectance", "dn"]
+UNITS: tuple[str, ...] = ("db", "linear", "amplitude", "scaled", "reflectance", "dn")
+
+_COLOUR_DESCRIPTIONS = {
+    "red": "red", "r": "red", "green": "green", "g": "green", "blue": "blue", "b": "blue",
+    "nir": "nir", "near infrared": "nir", "gray": "gray", "grey": "gray", "pan": "pan",
+    "panchromatic": "pan", "alpha": "alpha",
+}
+_SAR_WORDS = re.compile(r"sigma0|sigma_0|gamma0|beta0|backscatter|(?<![a-z0-9])(s1[abcd]?|grd|grdh|palsar\d?|alos2?)(?![a-z0-9])")
+_S1_WORDS = re.compile(r"(?<![a-z0-9])(s1[abcd]?|sentinel-?1)(?![a-z0-9])|_iw_|grdh")
+_ALOS_WORDS = re.compile(r"alos-?2|palsar")
+_S2_WORDS = re.compile(r"(?<![a-z0-9])(s2[abc]?|sentinel-?2)(?![a-z0-9])|msil1c|msil2a|(?<![a-z0-9])l1c(?![a-z0-9])|(?<![a-z0-9])l2a(?![a-z0-9])")
+_L8_WORDS = re.compile(r"(?<![a-z0-9])(lc0?8|lo0?8|landsat-?8)")
+_L7_WORDS = re.compile(r"(?<![a-z0-9])(le0?7|landsat-?7)")
+
+
+@dataclass(frozen=True)
+class _BandSpec:
+    index: int  # 1-based band index in the file
+    units: str  # one of UNITS: how the stored values are to be converted
+    scale_divisor: float = 1.0  # scaled: 255 for uint8; reflectance: quantification value
+    offset: float = 0.0  # reflectance: added to DN before dividing
+
+
+@dataclass
+class GeoTiffScene(Scene):
+    """A single raster file read band by band, window by window."""
+
+    _specs: dict[str, _BandSpec] = field(default_factory=dict, repr=False)
+    _nodata: tuple[float | None, ...] = field(default=(), repr=False)
+    _source: LazyDataset | None = field(default=None, repr=False)
+
+    def read(self, band: str, window: Window | None = None) -> np.ndarray:
+        info = self.band(band)
+        spec = self._specs[info.name]
+        raw, mask = self._source.read(spec.index, window)
+        values = to_float(raw, self._nodata, mask)
+        return _convert(values, spec)
+
+    def close(self) -> None:
+        if self._source is not None:
+            self._source.close()
+
+
+def _convert(values: np.ndarray, spec: _BandSpec) -> np.ndarray:
+    if spec.units == "db":
+        return from_db(values)
+    if spec.units == "amplitude":
+        return amplitude_to_power(values)
+    if spec.units == "scaled":
+        return (values / np.float32(spec.scale_divisor)).astype(np.float32)
+    if spec.units == "reflectance":
+        return ((values + np.float32(spec.offset)) / np.float32(spec.scale_divisor)).astype(np.float32)
+    return values.astype(np.float32, copy=False)  # linear, dn
+
+
+def open_geotiff(
+    path: str | Path,
+    *,
+    sensor: str | None = None,
+    units: str | None = None,
+    require_georeferencing: bool = True,
+) -> GeoTiffScene:
+    """Open any GDAL raster as a :class:`GeoTiffScene`; see the module docstring for what is inferred.
+
+    ``sensor``: force the sensor family ("Sentinel-1", "ALOS-2", "SAR", "Sentinel-2", "Landsat-8",
+    "optical"). ``units``: force how stored values are read (one of :data:`UNITS`).
+    """
+    path_str = str(path)
+    if units is not None and units not in UNITS:
+        raise ValueError(f"units={units!r} is not one of {', '.join(UNITS)}")
+    forced = normalise_sensor(sensor)
+    ds = open_raster(path_str)
+    try:
+        return _inspect(ds, path_str, forced, units, require_georeferencing)
+    finally:
+        ds.close()
+
+
+def _hint_text(path: Path, ds) -> str:
+    parts = [path.name, path.parent.name, path.parent.parent.name]
+    parts += [f"{k}={v}" for k, v in ds.tags().items() if not k.startswith("STATISTICS_")]
+    return "/".join(parts).lower()
+
+
+def _inspect(ds, path_str: str, forced: str | None, units: str | None, require_geo: bool) -> GeoTiffScene:
+    path = Path(path_str)
+    name_text = "/".join([path.name, path.parent.name, path.parent.parent.name]).lower()
+    hints = _hint_text(path, ds)
+    tags = {k.lower(): v for k, v in ds.tags().items()}
+    descriptions = [d or "" for d in ds.descriptions]
+    count = ds.count
+
+    names, sources = _band_names(ds, path, name_text, tags, descriptions)
+    has_pol = any(n in ("HH", "HV", "VH", "VV") for n in names)
+
+    # -- sensor family ------------------------------------------------------------------
+    if forced is not None:
+        sensor = forced
+    elif has_pol or _SAR_WORDS.search(" ".join(descriptions).lower() + "/" + name_text) or tags.get("quantity", "").lower().startswith("sigma"):
+        sensor = "Sentinel-1" if _S1_WORDS.search(hints) else "ALOS-2 PALSAR-2" if _ALOS_WORDS.search(hints) else "SAR"
+    elif _S2_WORDS.search(name_text) or (("sen12ms" in name_text) and count == 13):
+        sensor = "Sentinel-2"
+    elif _L8_WORDS.search(hints):
+        sensor = "Landsat-8"
+    elif _L7_WORDS.search(hints):
+        sensor = "Landsat-7"
+    else:
+        sensor = "optical"
+    is_sar = sensor in SAR_SENSORS
+    if tags.get("sensor"):
+        tag_sensor = tags["sensor"]
+        if is_sar and "sentinel-1" in tag_sensor.lower():
+            sensor = "Sentinel-1"
+
+    # -- georeferencing -----------------------------------------------------------------
+    crs, transform = ds.crs, ds.transform
+    gcps = None
+    if ds.gcps and ds.gcps[0]:
+        gcps = (list(ds.gcps[0]), ds.gcps[1])
+    has_transform = transform is not None and not transform.is_identity
+    if require_geo and not (crs and has_transform) and not gcps:
+        what = "no CRS" if has_transform else "no geotransform or GCPs"
+        raise GeoreferencingError(
+            f"{path_str}: {what}; assign one first (e.g. gdal_edit.py -a_srs EPSG:32631 or QGIS 'Assign projection')"
+        )
+
+    # -- radiometry ---------------------------------------------------------------------
+    dtype = np.dtype(ds.dtypes[0])
+    nodata: list[float | None] = [ds.nodata]
+    specs: dict[str, _BandSpec] = {}
+    bands: dict[str, BandInfo] = {}
+    notes: dict[str, str] = {}
+    if is_sar:
+        quantity = Quantity.GAMMA0 if re.search(r"gamma0|gamma_0|gamma-0|gamma nought", hints) else Quantity.BETA0 if "beta0" in hints else Quantity.SIGMA0
+        for i, name in enumerate(names, 1):
+            u, how = _sar_units(ds, i, units, tags, descriptions[i - 1], name_text, dtype)
+            notes[name] = how
+            divisor = float(np.iinfo(dtype).max) if u == "scaled" and dtype.kind in "ui" else 1.0
+            specs[name] = _BandSpec(i, u, scale_divisor=divisor)
+            q = Quantity.DN if (u == "amplitude" and dtype.kind in "ui" and units is None) else quantity
+            bands[name] = BandInfo(name, q, Scale.LINEAR, _sar_description(u, q, divisor), sources[i - 1])
+        calibration = "; ".join(sorted({f"{specs[n].units} ({notes[n]})" for n in names}))
+        calibration = f"stored as {calibration}; read as linear power"
+    else:
+        offset, quant = 0.0, 10000.0
+        if sensor == "Sentinel-2":
+            baseline = re.search(r"_n(\d{4})_", name_text)
+            if baseline and int(baseline.group(1)) >= 400:
+                offset = -1000.0
+        refl = units == "reflectance" or (units is None and sensor == "Sentinel-2" and dtype.kind in "ui")
+        if refl and dtype.kind == "f":
+            quant = 1.0
+        if sensor in ("Sentinel-2", "Landsat-8", "Landsat-7") and dtype.kind in "ui" and ds.nodata is None:
+            nodata.append(0)
+        for i, name in enumerate(names, 1):
+            if refl:
+                specs[name] = _BandSpec(i, "reflectance", scale_divisor=quant, offset=offset)
+                desc = f"reflectance = (DN {offset:+g}) / {quant:g}" if offset else f"reflectance = DN / {quant:g}"
+                bands[name] = BandInfo(name, Quantity.REFLECTANCE, Scale.LINEAR, desc, sources[i - 1])
+            else:
+                specs[name] = _BandSpec(i, "dn")
+                bands[name] = BandInfo(name, Quantity.RADIANCE_DN, Scale.LINEAR, "digital numbers as stored (float)", sources[i - 1])
+        calibration = bands[names[0]].description if names else ""
+
+    frequency = None
+    if is_sar:
+        frequency = {"Sentinel-1": "C", "ALOS-2 PALSAR-2": "L"}.get(sensor, "unknown")
+    metadata = {
+        "format": ds.driver,
+        "dtype": str(dtype),
+        "nodata": ds.nodata,
+        "georeferencing": "transform" if crs and has_transform else "gcps" if gcps else "none",
+    }
+    if is_sar:
+        metadata["units_detected"] = ", ".join(f"{n}: {notes[n]}" for n in names)
+    if any(s.units == "scaled" for s in specs.values()):
+        metadata["relative_radiometry"] = "linear intensity / scene 99th percentile (clipped to 1), not absolute sigma0"
+    scene = GeoTiffScene(
+        path=path,
+        sensor=sensor,
+        product_id=path.stem,
+        width=ds.width,
+        height=ds.height,
+        bands=bands,
+        crs=crs if has_transform or gcps is None else None,
+        transform=transform if has_transform else None,
+        gcps=gcps if not has_transform else None,
+        frequency_band=frequency,
+        calibration=calibration,
+        metadata=metadata,
+        _specs=specs,
+        _nodata=tuple(nodata),
+        _source=LazyDataset(path_str),
+    )
+    log.debug("%s: %s, bands %s", path_str, sensor, ", ".join(bands))
+    return scene
+
+
+def _band_names(ds, path: Path, name_text: str, tags: dict[str, str], descriptions: list[str]) -> tuple[list[str], list[str]]:
+    """Names for each band (unique), and a short 'source' note per band."""
+    count = ds.count
+    src = str(path)
+    names: list[str | None] = [None] * count
+    file_pol = find_polarisation(re.sub(r"\.[a-z0-9]+$", "", path.name.lower()))
+    for i, desc in enumerate(descriptions):
+        d = desc.strip()
+        pol = find_polarisation(d.lower()) if d else None
+        if pol:
+            names[i] = pol
+        elif d.lower() in _COLOUR_DESCRIPTIONS:
+            names[i] = _COLOUR_DESCRIPTIONS[d.lower()]
+        else:
+            m = re.fullmatch(r"b0?(\d{1,2}|8a)", d.lower())
+            if m and _S2_WORDS.search(name_text):
+                names[i] = S2_BANDS.get(f"B{m.group(1).upper().zfill(2)}")
+    interp = [c.name for c in ds.colorinterp]
+    for i, c in enumerate(interp):
+        if names[i] is None and c in ("red", "green", "blue", "alpha"):
+            names[i] = c
+    if count == 1 and names[0] is None:
+        band_code = re.search(r"_b(\d{1,2}|8a)(?:_\d+m)?\.[a-z0-9]+$", path.name.lower())
+        pol_tag = tags.get("polarisation") or tags.get("polarization")
+        if pol_tag and find_polarisation(pol_tag.lower()):
+            names[0] = find_polarisation(pol_tag.lower())
+        elif file_pol:
+            names[0] = file_pol
+        elif band_code and _S2_WORDS.search(name_text):
+            names[0] = S2_BANDS.get(f"B{band_code.group(1).upper().zfill(2)}")
+        elif band_code and _L8_WORDS.search(name_text):
+            names[0] = LANDSAT8_BANDS.get(int(band_code.group(1)))
+        elif band_code and _L7_WORDS.search(name_text):
+            names[0] = LANDSAT7_BANDS.get(int(band_code.group(1)))
+    if all(n is None for n in names):
+        if "sen12ms" in name_text and count == 2:
+            names = ["VV", "VH"]
+        elif "sen12ms" in name_text and count == 13:
+            names = list(S2_BANDS.values())
+        elif _L8_WORDS.search(name_text) and count == 3:
+            names = ["blue", "green", "red"]  # the usual B2, B3, B4 true-colour crop
+        elif _L8_WORDS.search(name_text) and count == 7:
+            names = [LANDSAT8_BANDS[b] for b in range(1, 8)]
+    out: list[str] = []
+    for i, n in enumerate(names, 1):
+        out.append(n if n and n not in out else f"b{i}")
+    sources = [f"{src} band {i}" for i in range(1, count + 1)]
+    return out, sources
+
+
+_UNIT_TAG_KEYS = ("units", "unit", "unittype", "scale")
+
+
+def _sar_units(ds, bidx: int, units: str | None, tags: dict[str, str], desc: str, name_text: str, dtype: np.dtype) -> tuple[str, str]:
+    """How band ``bidx`` stores SAR backscatter, and where that was learnt."""
+    if units is not None:
+        return units, "units argument"
+    band_tags = {k.lower(): v for k, v in ds.tags(bidx).items()}
+    unit_text = " ".join(str(d.get(k, "")) for d in (band_tags, tags) for k in _UNIT_TAG_KEYS)
+    unit_text += " " + (ds.units[bidx - 1] or "")
+    u = _units_from_text(unit_text.lower())
+    if u:
+        return u, "tags"
+    u = _units_from_text(desc.lower()) or _units_from_text(name_text)
+    if u:
+        return u, "name/description"
+    if dtype == np.uint8:
+        return "scaled", "8-bit data: assumed linear/p99*255"
+    if dtype.kind == "f":
+        vals = sample_values(ds, bidx)
+        nd = ds.nodata
+        vals = vals[np.isfinite(vals) & ((vals != nd) if nd is not None and not np.isnan(nd) else True)]
+        if vals.size and float(np.nanmin(vals)) < 0:
+            return "db", "negative sample values"
+        return "linear", "no negative sample values"
+    log.warning("%s: integer SAR band %d with no units; reading it as amplitude DN (pass units= to say otherwise)", ds.name, bidx)
+    return "amplitude", "integer data: assumed amplitude DN"
+
+
+def _units_from_text(text: str) -> str | None:
+    if re.search(r"(?<![a-z])(db|decibels?)(?![a-z])", text):
+        return "db"
+    if re.search(r"(?<![a-z])(linear|lin|intensity|power)(?![a-z])", text):
+        return "linear"
+    if re.search(r"(?<![a-z])(amplitude|amp)(?![a-z])", text):
+        return "amplitude"
+    return None
+
+
+def _sar_description(units: str, quantity: Quantity, divisor: float) -> str:
+    q = quantity.value
+    if units == "db":
+        return f"{q} linear power = 10^(dB/10)"
+    if units == "amplitude":
+        return f"{q} linear power = amplitude^2"
+    if units == "scaled":
+        return f"relative {q}: linear power / scene 99th percentile = DN/{divisor:g} (clipped at 1 upstream)"
+    return f"{q} linear power as stored"

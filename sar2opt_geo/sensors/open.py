@@ -1,0 +1,127 @@
+"""``open_scene``: one entry point that picks the reader from what the path is.
+
+Dispatch, in order:
+
+1. Sentinel-1 SAFE: a ``*.SAFE`` folder with ``manifest.safe``, the manifest itself, a ``.zip``
+   holding one, or a ``measurement/*.tiff`` inside one (that polarisation only).
+2. Sentinel-2 SAFE: a folder, ``MTD_MSIL1C.xml``/``MTD_MSIL2A.xml`` or a ``.zip`` holding one.
+3. ALOS-2 PALSAR-2: a product folder with ``IMG-<pol>-ALOS2...tif`` files, one of those files
+   (that polarisation only), its ``summary.txt`` or its ``LED-`` file.
+4. Anything else GDAL opens (GeoTIFF, VRT, ...): :mod:`.geotiff`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import zipfile
+from pathlib import Path
+from typing import Sequence
+
+from ..errors import BandError, InputError, UnsupportedFormatError
+from ._names import normalise_sensor
+from .base import Scene
+
+__all__ = ["open_scene", "select_bands"]
+
+log = logging.getLogger(__name__)
+
+
+
+def open_scene(
+    path: str | Path,
+    bands: Sequence[str | int] | None = None,
+    *,
+    sensor: str | None = None,
+    units: str | None = None,
+    calibration_factor_db: float | None = None,
+    thermal_noise_removal: bool = True,
+) -> Scene:
+    """Open a SAR or optical scene lazily (nothing but metadata is read here).
+
+    ``bands``: names (case-insensitive: "VH", "red", "b1") or 1-based indices in the
+    product's band order; the scene keeps only those, in that order (:class:`BandError`
+    names what exists). ``sensor``: force the reader's sensor family for plain rasters
+    ("Sentinel-1", "ALOS-2", "SAR", "Sentinel-2", "Landsat-8", "optical").
+    ``units``: how a plain raster stores values ("db", "linear", "amplitude", "scaled",
+    "reflectance", "dn"). ``calibration_factor_db``: PALSAR-2 CF (default from the LED file,
+    else -83.0 dB). ``thermal_noise_removal``: Sentinel-1 SAFE noise LUTs (default on).
+    """
+    raw = str(path)
+    is_gdal_name = raw.startswith("/vsi") or bool(re.match(r"^[A-Z0-9_]+:", raw))
+    p = Path(raw)
+    if not is_gdal_name and not p.exists():
+        raise InputError(f"{raw}: no such file or folder; check the path")
+    forced = normalise_sensor(sensor)
+    scene = _dispatch(p, raw, is_gdal_name, forced, units, calibration_factor_db, thermal_noise_removal)
+    if bands is not None:
+        select_bands(scene, bands)
+    return scene
+
+
+def _dispatch(p, raw, is_gdal_name, forced, units, calibration_factor_db, thermal_noise_removal) -> Scene:
+    from .geotiff import open_geotiff
+
+    if is_gdal_name:
+        return open_geotiff(raw, sensor=forced, units=units)
+
+    from .palsar2 import is_palsar2, open_palsar2
+    from .sentinel1_safe import find_safe_root, open_sentinel1_safe
+    from .sentinel2_safe import find_s2_root, open_sentinel2_safe
+
+    if find_safe_root(p) is not None:
+        return open_sentinel1_safe(p, thermal_noise_removal=thermal_noise_removal)
+    if p.is_file() and p.parent.name == "measurement" and p.parent.parent.name.upper().endswith(".SAFE"):
+        safe = p.parent.parent
+        if (safe / "manifest.safe").is_file():
+            scene = open_sentinel1_safe(safe, thermal_noise_removal=thermal_noise_removal)
+            pol = next((b for b in scene.bands.values() if b.source.endswith(p.name)), None)
+            if pol is not None:
+                select_bands(scene, [pol.name])
+            return scene
+    if find_s2_root(p) is not None:
+        return open_sentinel2_safe(p)
+    if is_palsar2(p):
+        return open_palsar2(p, calibration_factor_db=calibration_factor_db)
+    if p.is_dir():
+        raise UnsupportedFormatError(
+            f"{p}: folder is not a Sentinel-1/Sentinel-2 SAFE nor a PALSAR-2 product; pass a raster file inside it"
+        )
+    if p.suffix.lower() == ".zip" and zipfile.is_zipfile(p):
+        raise UnsupportedFormatError(f"{p}: zip holds no Sentinel-1/-2 SAFE product; unzip it and pass the raster file")
+    try:
+        return open_geotiff(p, sensor=forced, units=units)
+    except InputError as exc:
+        raise UnsupportedFormatError(
+            f"{p}: not a raster GDAL can read nor a known SAR/optical product; convert it to GeoTIFF"
+        ) from exc
+
+
+def select_bands(scene: Scene, bands: Sequence[str | int]) -> Scene:
+    """Keep only ``bands`` (names or 1-based indices into the current order) on ``scene``, in that order."""
+    if isinstance(bands, (str, int)):
+        bands = [bands]
+    current = list(scene.bands)
+    chosen: dict = {}
+    for key in bands:
+        name = _resolve(scene, current, key)
+        chosen[name] = scene.bands[name]
+    scene.bands = chosen
+    return scene
+
+
+def _resolve(scene: Scene, current: list[str], key: str | int) -> str:
+    if isinstance(key, str):
+        for name in current:
+            if name.lower() == key.strip().lower():
+                return name
+        m = re.fullmatch(r"(?:b|band)?\s*(\d+)", key.strip().lower())
+        index = int(m.group(1)) if m else None
+    else:
+        index = int(key)
+    if index is not None and 1 <= index <= len(current):
+        return current[index - 1]
+    raise BandError(
+        f"{scene.path}: no band {key!r} in this {scene.sensor} scene; it has {', '.join(current)} "
+        f"(or 1..{len(current)} by position)"
+    )

@@ -1,0 +1,267 @@
+"""ALOS-2 PALSAR-2 Level 2.1 (and Level 1.5 GeoTIFF) products, calibrated to sigma0.
+
+A JAXA product folder holds ``IMG-<pol>-ALOS2<orbit:5><frame:4>-<YYMMDD>-<product id>.tif``
+(uint16 amplitude DN, one file per polarisation, e.g. ``IMG-HH-ALOS2015976960-140909-FBDR2.1GUD.tif``),
+``summary.txt`` (``Key="value"`` lines) and a CEOS leader file ``LED-...``.
+
+Calibration (JAXA, "ALOS-2/PALSAR-2 calibration factors"):
+``sigma0[dB] = 10 log10(DN^2) + CF``, i.e. linear power ``sigma0 = DN^2 * 10^(CF/10)``;
+DN 0 is nodata. ``CF`` is, in order of precedence: the ``calibration_factor_db`` argument,
+the calibration factor of the LED file's radiometric data record, else -83.0 dB (the
+value JAXA gives for current products; some older ScanSAR W2 products need -79.0).
+
+Georeferencing: the GeoTIFF's own CRS and transform. If the file has a transform but no
+CRS, the UTM zone comes from ``summary.txt`` (``Pds_UTM_ZoneNo``; hemisphere from the scene
+centre latitude). If it has no transform either, the upper-left frame corner
+(``Img_FrameSceneLeftTopLatitude/Longitude``) and ``Pds_PixelSpacing`` give an approximate
+one (logged as a warning, recorded in ``metadata["georeferencing"]``).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.windows import Window
+
+from ..errors import GeoreferencingError, InputError, UnsupportedFormatError
+from ..radiometry import Quantity, Scale
+from ._raster import LazyDataset, open_raster, to_float
+from .base import BandInfo, Scene
+
+__all__ = [
+    "DEFAULT_CALIBRATION_FACTOR_DB",
+    "IMG_NAME",
+    "Palsar2Scene",
+    "open_palsar2",
+    "is_palsar2",
+    "read_summary",
+    "read_led_calibration_factor",
+    "dn_to_sigma0",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CALIBRATION_FACTOR_DB = -83.0
+# IMG-HH-ALOS2015976960-140909-FBDR2.1GUD.tif ; group 4 is the product id ("FBDR2.1GUD").
+IMG_NAME = re.compile(r"^IMG-(HH|HV|VH|VV)-(ALOS2\d{9})-(\d{6})-([A-Z0-9._]+?)(\.tiff?)?$", re.IGNORECASE)
+_RADIOMETRIC_RECORD = bytes((18, 50, 18, 20))  # CEOS record subtype codes of the radiometric data record
+
+
+def read_summary(path: str | Path) -> dict[str, str]:
+    """``summary.txt`` as a dict (``Key="value"`` lines; other lines ignored)."""
+    out: dict[str, str] = {}
+    for line in Path(path).read_text(encoding="latin-1").splitlines():
+        m = re.match(r'\s*([A-Za-z0-9_]+)\s*=\s*"(.*)"\s*$', line)
+        if m:
+            out[m.group(1)] = m.group(2)
+    return out
+
+
+def read_led_calibration_factor(path: str | Path) -> float | None:
+    """Calibration factor (dB) from a CEOS leader file's radiometric data record, or None if absent.
+
+    Records start with a 12-byte header: sequence number (int32 BE), four subtype codes, record
+    length (int32 BE). The radiometric record (codes 18, 50, 18, 20) stores the factor as
+    ASCII F16.7 in bytes 21-36.
+    """
+    with open(path, "rb") as fh:
+        fh.seek(0, 2)
+        size = fh.tell()
+        offset = 0
+        while offset + 12 <= size:
+            fh.seek(offset)
+            header = fh.read(12)
+            length = struct.unpack(">I", header[8:12])[0]
+            if length < 12:
+                return None
+            if header[4:8] == _RADIOMETRIC_RECORD:
+                fh.seek(offset + 20)
+                try:
+                    return float(fh.read(16).decode("ascii"))
+                except ValueError:
+                    return None
+            offset += length
+    return None
+
+
+def dn_to_sigma0(dn: np.ndarray, calibration_factor_db: float) -> np.ndarray:
+    """Linear power sigma0 ``DN^2 * 10^(CF/10)`` (float32); DN 0 -> NaN."""
+    dn = np.asarray(dn)
+    out = dn.astype(np.float32) ** 2 * np.float32(10.0 ** (calibration_factor_db / 10.0))
+    out[dn == 0] = np.nan
+    return out.astype(np.float32)
+
+
+@dataclass
+class Palsar2Scene(Scene):
+    """PALSAR-2 bands as linear power sigma0 (see the module docstring)."""
+
+    calibration_factor_db: float = DEFAULT_CALIBRATION_FACTOR_DB
+    _files: dict[str, LazyDataset] = field(default_factory=dict, repr=False)
+    _nodata: float | None = field(default=None, repr=False)
+
+    def read(self, band: str, window: Window | None = None) -> np.ndarray:
+        info = self.band(band)
+        raw, mask = self._files[info.name].read(1, window)
+        out = dn_to_sigma0(raw, self.calibration_factor_db)
+        if self._nodata is not None or mask is not None:
+            out[np.isnan(to_float(raw, (self._nodata,), mask))] = np.nan
+        return out
+
+    def close(self) -> None:
+        for f in self._files.values():
+            f.close()
+
+
+def is_palsar2(path: Path) -> bool:
+    """True for a PALSAR-2 product folder or one of its IMG/summary/LED files."""
+    if path.is_dir():
+        return any(IMG_NAME.match(p.name) for p in path.iterdir()) or (
+            (path / "summary.txt").is_file() and any(p.name.startswith("LED-ALOS2") for p in path.iterdir())
+        )
+    return bool(IMG_NAME.match(path.name)) or path.name.startswith("LED-ALOS2") or (
+        path.name == "summary.txt" and "ALOS2" in path.read_text(encoding="latin-1", errors="replace")
+    )
+
+
+def open_palsar2(path: str | Path, *, calibration_factor_db: float | None = None) -> Palsar2Scene:
+    """Open a PALSAR-2 product folder (all polarisations) or one ``IMG-<pol>-...tif`` (that polarisation)."""
+    path = Path(path)
+    folder = path if path.is_dir() else path.parent
+    if path.is_file() and IMG_NAME.match(path.name):
+        candidates = [path]
+    else:
+        candidates = sorted(p for p in folder.iterdir() if IMG_NAME.match(p.name))
+    tifs = [p for p in candidates if p.suffix.lower() in (".tif", ".tiff")]
+    if not tifs:
+        if candidates:
+            raise UnsupportedFormatError(
+                f"{folder}: PALSAR-2 CEOS image files ({candidates[0].name}) are not supported; "
+                "order or export the Level 2.1 GeoTIFF product (IMG-<pol>-...tif)"
+            )
+        raise InputError(f"{folder}: no IMG-<pol>-ALOS2...tif image files here; point to the Level 2.1 product folder")
+
+    summary_path = folder / "summary.txt"
+    summary = read_summary(summary_path) if summary_path.is_file() else {}
+    led = sorted(folder.glob("LED-ALOS2*"))
+
+    if calibration_factor_db is not None:
+        cf, cf_source = float(calibration_factor_db), "calibration_factor_db argument"
+    else:
+        led_cf = read_led_calibration_factor(led[0]) if led else None
+        if led_cf is not None:
+            cf, cf_source = led_cf, f"{led[0].name} radiometric record"
+        else:
+            cf, cf_source = DEFAULT_CALIBRATION_FACTOR_DB, "default (no LED radiometric record)"
+            log.info("%s: no LED calibration factor found; using %.1f dB", folder, cf)
+
+    files: dict[str, LazyDataset] = {}
+    bands: dict[str, BandInfo] = {}
+    first = tifs[0]
+    m0 = IMG_NAME.match(first.name)
+    product_code = m0.group(4)
+    level = re.search(r"(\d\.\d)", product_code)
+    if level and level.group(1) == "1.1":
+        raise UnsupportedFormatError(f"{first}: PALSAR-2 Level 1.1 (slant-range complex) is not supported; use Level 2.1")
+    ds = open_raster(str(first))
+    try:
+        width, height, crs, transform, nodata = ds.width, ds.height, ds.crs, ds.transform, ds.nodata
+        if ds.dtypes[0] not in ("uint16", "int16", "uint32", "float32"):
+            log.warning("%s: unexpected data type %s for PALSAR-2 amplitude DN", first, ds.dtypes[0])
+    finally:
+        ds.close()
+    for tif in tifs:
+        pol = IMG_NAME.match(tif.name).group(1).upper()
+        files[pol] = LazyDataset(str(tif))
+        bands[pol] = BandInfo(
+            pol, Quantity.SIGMA0, Scale.LINEAR, f"sigma0 = DN^2 * 10^({cf:g}/10), DN 0 = nodata", str(tif)
+        )
+
+    georef = "GeoTIFF"
+    if transform is None or transform.is_identity:
+        transform = _transform_from_summary(summary, first)
+        crs = crs or _crs_from_summary(summary, first)
+        georef = "summary.txt frame corner and pixel spacing (approximate)"
+        log.warning("%s has no geotransform; using an approximate one from summary.txt", first)
+    elif crs is None:
+        crs = _crs_from_summary(summary, first)
+        georef = "GeoTIFF transform, CRS from summary.txt UTM zone"
+        log.info("%s has no CRS; using %s from summary.txt", first, crs)
+
+    scene_id = summary.get("Scs_SceneID") or f"{m0.group(2)}-{m0.group(3)}"
+    product_id = f"{scene_id}-{summary.get('Pds_ProductID', product_code)}"
+    metadata = {
+        "scene_id": scene_id,
+        "product_code": summary.get("Pds_ProductID", product_code),
+        "process_level": summary.get("Lbi_ProcessLevel", level.group(1) if level else ""),
+        "observation_date": summary.get("Lbi_ObservationDate", ""),
+        "scene_center_time": summary.get("Img_SceneCenterDateTime", ""),
+        "off_nadir_angle_deg": summary.get("Img_OffNadirAngle", ""),
+        "pixel_spacing_m": summary.get("Pds_PixelSpacing", ""),
+        "calibration_factor_db": cf,
+        "calibration_factor_source": cf_source,
+        "georeferencing": georef,
+        "synthetic": summary.get("Synthetic", "") == "yes",
+    }
+    return Palsar2Scene(
+        path=path,
+        sensor="ALOS-2 PALSAR-2",
+        product_id=product_id,
+        width=width,
+        height=height,
+        bands=bands,
+        crs=crs,
+        transform=transform,
+        frequency_band="L",
+        calibration=f"sigma0[dB] = 10*log10(DN^2) + CF, CF = {cf:g} dB ({cf_source}); DN 0 = nodata",
+        metadata=metadata,
+        calibration_factor_db=cf,
+        _files=files,
+        _nodata=nodata,
+    )
+
+
+def _utm_zone(summary: dict[str, str], where: Path) -> tuple[int, bool]:
+    zone = summary.get("Pds_UTM_ZoneNo", "").strip()
+    projection = summary.get("Pds_MapProjection", "UTM").strip().upper() or "UTM"
+    if not zone or projection not in ("UTM", "UT"):
+        raise GeoreferencingError(
+            f"{where}: no CRS in the GeoTIFF and no UTM zone (Pds_UTM_ZoneNo) in summary.txt; "
+            "assign one with gdal_edit.py -a_srs EPSG:326NN"
+        )
+    lat = None
+    for key in ("Img_SceneCenterLatitude", "Img_ImageSceneCenterLatitude", "Img_FrameSceneCenterLatitude"):
+        if summary.get(key, "").strip():
+            lat = float(summary[key])
+            break
+    if lat is None:
+        raise GeoreferencingError(f"{where}: summary.txt gives no scene centre latitude to tell the UTM hemisphere; assign a CRS with gdal_edit.py -a_srs")
+    return int(float(zone)), lat < 0
+
+
+def _crs_from_summary(summary: dict[str, str], where: Path) -> CRS:
+    zone, south = _utm_zone(summary, where)
+    return CRS.from_epsg((32700 if south else 32600) + zone)
+
+
+def _transform_from_summary(summary: dict[str, str], where: Path) -> Affine:
+    from pyproj import Transformer
+
+    try:
+        lat = float(summary["Img_FrameSceneLeftTopLatitude"])
+        lon = float(summary["Img_FrameSceneLeftTopLongitude"])
+        spacing = float(summary["Pds_PixelSpacing"])
+    except (KeyError, ValueError) as exc:
+        raise GeoreferencingError(
+            f"{where}: no geotransform in the GeoTIFF and summary.txt lacks {exc}; re-export the product with georeferencing"
+        ) from exc
+    crs = _crs_from_summary(summary, where)
+    x, y = Transformer.from_crs("EPSG:4326", crs, always_xy=True).transform(lon, lat)
+    return Affine(spacing, 0.0, x, 0.0, -spacing, y)
