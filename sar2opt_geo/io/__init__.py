@@ -1,0 +1,19 @@
+"""Output writers: COG GeoTIFF with mask, PNG quicklook, atomic temp-then-rename."""
+
+from __future__ import annotations
+
+from .atomic import atomic_outputs, check_writable, temp_path_for, work_dir
+from .geotiff import ScratchRaster, encode_block, write_cog
+from .quicklook import quicklook_path, write_quicklook
+
+__all__ = [
+    "atomic_outputs",
+    "check_writable",
+    "temp_path_for",
+    "work_dir",
+    "ScratchRaster",
+    "encode_block",
+    "write_cog",
+    "quicklook_path",
+    "write_quicklook",
+]
