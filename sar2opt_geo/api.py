@@ -118,6 +118,9 @@ class TranslateOptions:
             raise ValueError(f"dst_res must be a positive resolution in dst_crs units, got {self.dst_res}")
         if self.match_input_grid and (self.dst_crs or self.dst_res):
             raise ValueError("match_input_grid cannot be combined with dst_crs/dst_res; choose one")
+        from .engine import TilingConfig
+
+        TilingConfig(tile_size=self.tile_size, overlap=self.overlap, batch_size=self.batch_size)  # checks sizes
         if self.bounds is not None:
             object.__setattr__(self, "bounds", tuple(float(v) for v in self.bounds))
             if len(self.bounds) != 4:
