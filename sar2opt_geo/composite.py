@@ -128,7 +128,7 @@ def dual_pol_bands(scene: Any, co: str | None = None, cross: str | None = None) 
             return names[c], names[x]
     raise BandError(
         f"{scene.path}: a composite needs a dual-pol scene (HH+HV or VV+VH); it has {', '.join(scene.bands)}; "
-        "pass co= and cross= band names"
+        "pass --co and --cross (co=, cross=) band names"
     )
 
 

@@ -150,3 +150,17 @@ def test_generator_composite_on_scene_grid_and_comparable(tmp_path, s1_dual, tin
         assert -1 <= s["pearson"] <= 1 and -1 <= s["ssim"] <= 1 and s["pixels"] == 256 * 256
     same = compare_composites(plain.path, plain.path)
     assert all(s["ssim"] == pytest.approx(1.0, abs=1e-5) and s["pearson"] == pytest.approx(1.0) for s in same)
+
+
+def test_cli_composite_json_progress(tmp_path, s1_dual, capsys):
+    import json
+
+    from sar2opt_geo.cli.main import main
+
+    out = tmp_path / "cli.tif"
+    assert main(["composite", str(s1_dual), str(out), "--stretch", "percentile", "--progress", "json"]) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert lines[-1]["event"] == "done" and lines[-1]["outputs"]["OUTPUT"] == str(out.resolve())
+    assert any(x["event"] == "progress" for x in lines)
+    with rasterio.open(out) as ds:
+        assert ds.count == 3 and ds.tags()["stretch"].startswith("percentile 2.0-98.0")
