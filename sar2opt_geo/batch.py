@@ -30,6 +30,7 @@ import json
 import logging
 import os
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -144,13 +145,7 @@ def scene_info(path: str | os.PathLike) -> SceneInfo:
     from .sensors import open_scene
 
     path = Path(path)
-    try:
-        scene_cm = open_scene(path)
-    except ModuleNotFoundError as exc:  # scene readers not installed yet: plain raster files only
-        if exc.name != "sar2opt_geo.sensors.open":
-            raise
-        return _raster_scene_info(path)
-    with scene_cm as scene:
+    with open_scene(path) as scene:
         if scene.crs is not None and scene.transform is not None and not scene.transform.is_identity:
             left, bottom, right, top = array_bounds(scene.height, scene.width, scene.transform)
             crs, footprint = scene.crs, box(left, bottom, right, top)
@@ -161,15 +156,6 @@ def scene_info(path: str | os.PathLike) -> SceneInfo:
             raise GeoreferencingError(f"{path}: scene has neither a CRS with a transform nor GCPs; it cannot be cropped to an AOI")
         is_sar = scene.is_sar
     return SceneInfo(path, path.stem, _crs_string(crs), footprint, is_sar, _fingerprint(path))
-
-
-def _raster_scene_info(path: Path) -> SceneInfo:
-    import rasterio
-
-    with rasterio.open(path) as ds:
-        if ds.crs is None:
-            raise GeoreferencingError(f"{path}: raster has no CRS; it cannot be cropped to an AOI")
-        return SceneInfo(path, path.stem, _crs_string(ds.crs), box(*ds.bounds), False, _fingerprint(path))
 
 
 def _crs_string(crs: Any) -> str:
@@ -348,30 +334,26 @@ def plan_batch(
 # -- running ---------------------------------------------------------------------------
 
 
-def _resolve_device(device: str) -> str:
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 @functools.lru_cache(maxsize=4)
-def load_model_cached(path: str, device: str = "cpu") -> tuple[Any, Any]:
-    """``load_model(path, device)``, once per process (per Dask worker) and model path."""
+def load_model_cached(path: str, device: str = "cpu") -> tuple[Any, Any, str]:
+    """``(module, card, card_hash)`` of a checkpoint, loaded once per process (per Dask worker),
+    keyed by model path and device; the form :func:`sar2opt_geo.translate` accepts as ``model``."""
     from .models.checkpoint import load_model
 
     log.info("loading model %s on %s (pid %d)", path, device, os.getpid())
-    return load_model(path, device)
+    module, card = load_model(path, device)
+    return module, card, _card_hash(path)
 
 
 def run_task(task: CropTask, translate: Callable[..., Any] | None = None) -> Record:
     """Translate one crop; never raises for a failed crop (the record says why), only on interrupt."""
+    from .api import resolve_device
+
     if translate is None:
         from .api import translate
     t0 = time.perf_counter()
     try:
-        device = _resolve_device(getattr(task.options, "device", "auto") or "auto")
+        device = resolve_device(getattr(task.options, "device", "auto") or "auto")
         model = load_model_cached(task.model, device)
         Path(task.output).parent.mkdir(parents=True, exist_ok=True)
         translate(
@@ -434,7 +416,7 @@ def write_summary(records: Sequence[Record], path: str | os.PathLike, crs: Any) 
     rows = sorted(records, key=lambda r: r.order)
     data = {
         "name": [r.name for r in rows],
-        "fid": [r.fid for r in rows],
+        "aoi_fid": [r.fid for r in rows],
         "scene": [r.scene for r in rows],
         "output": [r.output for r in rows],
         "status": [r.status for r in rows],
@@ -470,7 +452,14 @@ def dask_client(workers: int | None = None, scheduler: str | None = None) -> Ite
     except ImportError:
         raise InputError("Dask distributed is not installed: pip install 'sar2opt-geo[dask]' (or use --workers 0)") from None
     if scheduler is not None:
-        with Client(scheduler) as client:
+        try:
+            client = Client(scheduler, timeout="20s")
+        except (OSError, TimeoutError) as exc:
+            raise InputError(
+                f"{scheduler}: cannot connect to the Dask scheduler ({exc}); start one (dask scheduler) "
+                "or leave out --scheduler to use a local cluster"
+            ) from None
+        with client:
             yield client
         return
     n = workers or os.cpu_count() or 1
@@ -551,8 +540,9 @@ def _run_dask(client: Any, tasks: list[CropTask], translate: Callable[..., Any] 
               finished: Callable[[Record], None]) -> None:
     from distributed import as_completed
 
+    token = uuid.uuid4().hex[:8]  # fresh keys: a rerun with --overwrite must not reuse earlier results
     futures = client.map(run_task, tasks, translate=translate, pure=False,
-                         key=[f"sar2opt-crop-{t.order}-{t.input_hash}" for t in tasks])
+                         key=[f"sar2opt-crop-{token}-{t.order}" for t in tasks])
     by_key = {f.key: t for f, t in zip(futures, tasks)}
     try:
         for fut in as_completed(futures):

@@ -30,30 +30,9 @@ TINY = {"in_channels": 1, "out_channels": 3, "width": 0.125}
 
 
 def _translate():
-    try:
-        from sar2opt_geo.api import translate
-    except ImportError:  # TEMPORARY until api.py lands
-        return _standin_translate
+    from sar2opt_geo.api import translate
+
     return translate
-
-
-def _standin_translate(src, dst, model=None, options=None, *, progress=None, cancel=None, **kw):  # TEMPORARY
-    import rasterio.windows as rw
-    from rasterio.features import geometry_mask as gm
-
-    with rasterio.open(src) as ds:
-        w = rw.from_bounds(*kw["bounds"], transform=ds.transform).round_offsets().round_lengths()
-        w = w.intersection(rw.Window(0, 0, ds.width, ds.height))
-        a = ds.read(1, window=w).astype("float32")
-        t = ds.window_transform(w)
-        prof = dict(driver="GTiff", width=w.width, height=w.height, count=3, dtype="uint8", crs=ds.crs, transform=t)
-    rgb = np.stack([np.clip(a / (np.nanmax(np.abs(a)) + 1e-6) * 255, 0, 255)] * 3).astype("uint8")
-    valid = np.ones(a.shape, bool) if kw.get("keep_rectangle") else ~gm([kw["aoi"]], a.shape, t)
-    tmp = Path(dst).with_name(f".{Path(dst).name}.tmp-{os.getpid()}")
-    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(tmp, "w", **prof) as out:
-        out.write(np.where(valid, rgb, 0))
-        out.write_mask(valid.astype("uint8") * 255)
-    os.replace(tmp, dst)
 
 
 @pytest.fixture
@@ -193,30 +172,34 @@ def _flaky_translate(src, dst, model=None, options=None, **kw):
 def test_rerun_skips_complete_outputs_and_redoes_failed_and_partial(tmp_path, landsat8_tif, gray_model):
     crs, res, polys = _landsat_aois(landsat8_tif)
     aoi_path = tmp_path / "aoi.gpkg"
-    gpd.GeoDataFrame({"label": list(polys)}, geometry=list(polys.values()), crs=crs).to_file(aoi_path)
+    gpd.GeoDataFrame({"label": ["rect", "triangle"]}, geometry=[polys["rect"], polys["triangle"]],
+                     crs=crs).to_file(aoi_path)
     out = tmp_path / "out"
     args = dict(model=gray_model, name_field="label")
     first = run_batch([landsat8_tif], aoi_path, out, translate=_flaky_translate, **args)
-    assert {r.name: r.status for r in first.records} == {"rect": "failed", "triangle": "done", "holed": "done"}
-    assert "simulated crash" in first.failed[0].reason
-    mtimes = {p.name: p.stat().st_mtime_ns for p in out.glob("*.tif")}
+    assert {r.name: r.status for r in first.records} == {"rect": "failed", "triangle": "done"}
+    assert "simulated crash" in first.failed[0].reason and not (out / "rect.tif").exists()
+    mtime = (out / "triangle.tif").stat().st_mtime_ns
 
     second = run_batch([landsat8_tif], aoi_path, out, translate=_translate(), **args)
-    assert {r.name: r.status for r in second.records} == {"rect": "done", "triangle": "skipped", "holed": "skipped"}
-    assert all("up to date" in r.reason for r in second.records if r.status == "skipped")
-    assert {p: out.joinpath(p).stat().st_mtime_ns for p in mtimes} == mtimes  # untouched
+    assert {r.name: r.status for r in second.records} == {"rect": "done", "triangle": "skipped"}
+    assert "up to date" in second.records[1].reason and second.records[1].seconds == 0
+    assert (out / "triangle.tif").stat().st_mtime_ns == mtime  # untouched
+    assert read_summary(out / "summary.gpkg")[str(out / "triangle.tif")]["status"] == "skipped"
 
-    # a partial output (truncated file) and a changed option are redone; the rest skipped
-    holed = out / "holed.tif"
-    holed.write_bytes(holed.read_bytes()[:1000])
+    # a partial output (truncated file) is redone; the complete one is skipped
+    tri = out / "triangle.tif"
+    tri.write_bytes(tri.read_bytes()[:1000])
     third = run_batch([landsat8_tif], aoi_path, out, translate=_translate(), **args)
-    assert {r.name: r.status for r in third.records} == {"rect": "skipped", "triangle": "skipped", "holed": "done"}
-    with rasterio.open(holed) as ds:
-        assert ds.count == 3
+    assert {r.name: r.status for r in third.records} == {"rect": "skipped", "triangle": "done"}
+    with rasterio.open(tri) as ds:
+        assert ds.count == 3 and ds.dataset_mask().any()
+    # changed options (a buffer) invalidate the hash; --overwrite redoes up-to-date outputs
     fourth = run_batch([landsat8_tif], aoi_path, out, translate=_translate(), buffer_m=30.0, **args)
-    assert [r.status for r in fourth.records] == ["done"] * 3
+    assert [r.status for r in fourth.records] == ["done", "done"]
+    assert len({r.input_hash for r in fourth.records} | {r.input_hash for r in third.records}) == 4
     fifth = run_batch([landsat8_tif], aoi_path, out, translate=_translate(), buffer_m=30.0, overwrite=True, **args)
-    assert [r.status for r in fifth.records] == ["done"] * 3
+    assert [r.status for r in fifth.records] == ["done", "done"]
 
 
 def test_model_is_loaded_once_per_process(tmp_path, landsat8_tif, gray_model):
@@ -241,7 +224,7 @@ def test_sar_scene_two_scenes_naming_and_cli(tmp_path, s1_db_tif, landsat8_tif, 
     out = tmp_path / "out"
     argv = ["batch", str(s1_db_tif), "--aoi", str(aoi_path), "--layer", "a", "--name-field", "label",
             "--buffer", "20", "--output-dir", str(out), "--model", str(sar_model), "--workers", "0",
-            "--tile", "256", "--overlap", "64", "--progress", "json"]
+            "--tile", "256", "--overlap", "128", "--progress", "json"]
     assert main(argv) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     assert lines[-1] == {"event": "done", "outputs": {"OUTPUT": str(out), "SUMMARY": str(out / "summary.gpkg")}}

@@ -37,7 +37,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--keep-rectangle", action="store_true", help="keep the whole bounding rectangle, no polygon mask")
     p.add_argument("--output-dir", "-o", required=True, type=Path, metavar="DIR", help="folder for outputs and summary.gpkg")
     p.add_argument("--model", metavar="PATH", help="generator checkpoint (default: bundled model for the scene type)")
-    p.add_argument("--workers", type=int, default=None, metavar="N",
+    p.add_argument("--workers", type=_workers, default=None, metavar="N",
                    help="Dask LocalCluster worker processes (default: CPU cores); 0 runs serially in this process")
     p.add_argument("--scheduler", metavar="ADDR", help="use an existing Dask cluster, e.g. tcp://10.0.0.5:8786")
     p.add_argument("--overwrite", action="store_true", help="redo every crop, even those already up to date")
@@ -49,6 +49,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     add_verbosity(p)
     p.set_defaults(func=run)
     return p
+
+
+def _workers(text: str) -> int:
+    n = int(text)
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"{n} is negative; give 0 (serial) or a number of worker processes")
+    return n
 
 
 def _options(args: argparse.Namespace):
@@ -67,8 +74,6 @@ def _options(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from ..batch import dask_client, run_batch
 
-    if args.workers is not None and args.workers < 0:
-        raise SystemExit("sar2opt batch: error: --workers must be >= 0")
     options = _options(args)
     progress, close = make_progress(args.progress, "batch")
     try:
