@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from ..errors import UnsupportedFormatError
+
 __all__ = [
     "POLARISATIONS",
     "S2_BANDS",
@@ -54,7 +56,7 @@ def normalise_sensor(name: str | None) -> str | None:
     for canonical, aliases in SENSOR_ALIASES.items():
         if key == re.sub(r"[^a-z0-9]", "", canonical.lower()) or key in aliases:
             return canonical
-    raise ValueError(f"unknown sensor {name!r}; use one of {', '.join(SENSOR_ALIASES)}")
+    raise UnsupportedFormatError(f"sensor={name!r} is unknown; use one of {', '.join(SENSOR_ALIASES)}")
 
 
 _POL_RE = re.compile(r"(?<![a-z])(hh|hv|vh|vv)(?![a-z])")

@@ -34,7 +34,7 @@ from typing import Literal
 import numpy as np
 from rasterio.windows import Window
 
-from ..errors import GeoreferencingError
+from ..errors import GeoreferencingError, UnsupportedFormatError
 from ..radiometry import Quantity, Scale, amplitude_to_power, from_db
 from ._names import (
     LANDSAT7_BANDS,
@@ -121,7 +121,7 @@ def open_geotiff(
     """
     path_str = str(path)
     if units is not None and units not in UNITS:
-        raise ValueError(f"units={units!r} is not one of {', '.join(UNITS)}")
+        raise UnsupportedFormatError(f"{path_str}: units={units!r} is unknown; use one of {', '.join(UNITS)}")
     forced = normalise_sensor(sensor)
     ds = open_raster(path_str)
     try:
@@ -313,7 +313,7 @@ def _sar_units(ds, bidx: int, units: str | None, tags: dict[str, str], desc: str
     u = _units_from_text(unit_text.lower())
     if u:
         return u, "tags"
-    u = _units_from_text(desc.lower()) or _units_from_text(name_text)
+    u = _units_from_text(desc.lower()) or _units_from_text(re.sub(r"\.[a-z0-9]+$", "", name_text.split("/")[0]))
     if u:
         return u, "name/description"
     if dtype == np.uint8:

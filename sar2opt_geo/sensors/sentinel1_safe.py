@@ -59,7 +59,7 @@ class SafeFiles:
     def names(self) -> list[str]:
         if self.zip_prefix is None:
             out = []
-            for dirpath, _, files in os.walk(self.location):
+            for dirpath, _, files in os.walk(self.location, followlinks=True):
                 rel = os.path.relpath(dirpath, self.location)
                 out += [f if rel == "." else f"{rel}/{f}".replace(os.sep, "/") for f in files]
             return sorted(out)

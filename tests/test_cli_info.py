@@ -1,0 +1,60 @@
+"""``sar2opt info``: text and JSON descriptions, band selection, one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from sar2opt_geo.cli.main import main
+from sar2opt_geo.samples import write_sample_scene, write_synthetic_palsar2_l21
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory) -> Path:
+    return write_sample_scene(tmp_path_factory.mktemp("info") / "sample.tif", size=64)
+
+
+def test_info_text(sample: Path, capsys):
+    assert main(["info", str(sample)]) == 0
+    out = capsys.readouterr().out
+    assert "Sentinel-1 (C-band SAR)" in out
+    assert "EPSG:32631" in out and "10.00 m" in out and "64 x 64" in out
+    assert "VH" in out and "sigma0 (linear)" in out
+
+
+def test_info_json_matches_the_reader(sample: Path, capsys):
+    assert main(["info", str(sample), "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["sensor"] == "Sentinel-1" and d["size"] == [64, 64]
+    assert list(d["bands"]) == ["VH"] and d["bands"]["VH"]["quantity"] == "sigma0"
+    assert d["georeferencing"] == "transform" and d["crs"] == "EPSG:32631"
+    left, bottom, right, top = d["bounds"]
+    assert right - left == top - bottom == 640.0
+
+
+def test_info_bands_and_calibration_factor(tmp_path: Path, capsys):
+    folder = write_synthetic_palsar2_l21(tmp_path / "alos", size=32)
+    assert main(["info", str(folder), "--json", "--bands", "HV", "--calibration-factor-db", "-79"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert list(d["bands"]) == ["HV"] and d["frequency_band"] == "L"
+    assert d["metadata"]["calibration_factor_db"] == -79.0
+
+
+def test_info_s1_safe_gcps(s1_safe: Path, capsys):
+    assert main(["info", str(s1_safe), "--no-thermal-noise-removal"]) == 0
+    out = capsys.readouterr().out
+    assert "210 GCPs in EPSG:4326" in out and "26102 x 16705" in out
+    assert "thermal noise removed" not in out
+
+
+def test_info_missing_band_is_one_line_error(sample: Path, capsys):
+    assert main(["info", str(sample), "--bands", "HH"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("sar2opt: error:") and "it has VH" in err and "\n" not in err
+
+
+def test_info_missing_file(tmp_path: Path, capsys):
+    assert main(["info", str(tmp_path / "nope.tif")]) == 1
+    assert "no such file" in capsys.readouterr().err

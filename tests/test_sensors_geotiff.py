@@ -1,0 +1,166 @@
+"""Plain rasters: Sentinel-1 GeoTIFFs in dB / linear / 8-bit scaled, optical GeoTIFFs, any GDAL raster."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from rasterio.windows import Window
+
+from sar2opt_geo.errors import BandError, GeoreferencingError, InputError, UnsupportedFormatError
+from sar2opt_geo.radiometry import Quantity
+from sar2opt_geo.sensors import open_scene
+from sar2opt_geo.sensors.geotiff import GeoTiffScene
+
+
+def _raw(path: Path, band: int = 1, window=None) -> np.ndarray:
+    with rasterio.open(path) as ds:
+        return ds.read(band, window=window)
+
+
+def test_real_s1_db_tif(s1_db_tif: Path):
+    scene = open_scene(s1_db_tif)
+    assert isinstance(scene, GeoTiffScene)
+    assert scene.sensor == "Sentinel-1" and scene.frequency_band == "C" and scene.is_sar
+    assert list(scene.bands) == ["VV"]
+    assert scene.bands["VV"].quantity == Quantity.SIGMA0
+    assert scene.crs.to_epsg() == 32631 and scene.pixel_spacing_m() == 20.0
+    assert (scene.width, scene.height) == (268, 217)
+    db = _raw(s1_db_tif).astype(np.float64)
+    np.testing.assert_allclose(scene.read("VV"), 10 ** (db / 10), rtol=1e-5)
+    assert scene.metadata["nodata"] == -99.0
+
+
+def test_db_nodata_value_becomes_nan(make_geotiff):
+    db = np.array([[-99.0, -10.0], [0.0, -99.0]], np.float32)
+    scene = open_scene(make_geotiff(db, name="S1A_IW_VV_db.tif", nodata=-99.0))
+    np.testing.assert_allclose(scene.read("VV"), [[np.nan, 0.1], [1.0, np.nan]], rtol=1e-6)
+
+
+def test_units_override_reads_as_linear(s1_db_tif: Path):
+    scene = open_scene(s1_db_tif, units="linear")
+    raw = _raw(s1_db_tif)
+    got = scene.read("VV", Window(col_off=100, row_off=100, width=20, height=10))
+    np.testing.assert_array_equal(got, raw[100:110, 100:120])
+    assert "units argument" in scene.metadata["units_detected"]
+
+
+def test_db_detected_from_negative_values_and_linear_otherwise(make_geotiff):
+    rng = np.random.default_rng(0)
+    db = rng.uniform(-25, -5, size=(32, 32)).astype(np.float32)
+    p_db = make_geotiff(db, name="scene_a.tif", descriptions=("VH",))
+    p_lin = make_geotiff(10 ** (db / 10), name="scene_b.tif", descriptions=("VH",))
+    a, b = open_scene(p_db), open_scene(p_lin)
+    assert "negative" in a.metadata["units_detected"] and "no negative" in b.metadata["units_detected"]
+    np.testing.assert_allclose(a.read("VH"), b.read("VH"), rtol=1e-5)
+    assert a.sensor == "SAR" and a.frequency_band == "unknown"  # no sensor hint in the name
+
+
+def test_amplitude_units_square(make_geotiff):
+    amp = np.arange(1, 17, dtype=np.uint16).reshape(4, 4)
+    scene = open_scene(make_geotiff(amp, name="S1A_x_VV_amp.tif"), units="amplitude")
+    np.testing.assert_array_equal(scene.read("VV"), amp.astype(np.float32) ** 2)
+
+
+def test_la_pairs_sar_is_scaled_linear_vh(la_pairs: Path):
+    path = la_pairs / "sar" / "003.tif"
+    scene = open_scene(path)
+    assert list(scene.bands) == ["VH"] and scene.sensor == "Sentinel-1"
+    assert "99th percentile" in scene.bands["VH"].description
+    assert "relative_radiometry" in scene.metadata
+    np.testing.assert_allclose(scene.read("VH"), _raw(path) / 255.0, rtol=1e-6)
+    assert scene.crs.to_epsg() == 3395
+
+
+def test_la_pairs_optical_rgb(la_pairs: Path):
+    path = la_pairs / "opt" / "003.tif"
+    scene = open_scene(path)
+    assert list(scene.bands) == ["red", "green", "blue"] and not scene.is_sar
+    np.testing.assert_array_equal(scene.read("blue"), _raw(path, 3).astype(np.float32))
+
+
+def test_landsat8_band_names_and_selection(landsat8_tif: Path):
+    scene = open_scene(landsat8_tif)
+    assert scene.sensor == "Landsat-8" and list(scene.bands) == ["blue", "green", "red"]
+    win = Window(col_off=500, row_off=400, width=64, height=32)
+    raw = _raw(landsat8_tif, 3, win).astype(np.float32)
+    by_name = open_scene(landsat8_tif, bands=("red",))
+    by_index = open_scene(landsat8_tif, bands=(3,))
+    assert list(by_name.bands) == list(by_index.bands) == ["red"]
+    expected = np.where(raw == 0, np.nan, raw)  # Landsat fill DN 0 -> NaN
+    np.testing.assert_array_equal(by_name.read("red", win), expected)
+    np.testing.assert_array_equal(by_index.read("RED", win), expected)
+    with pytest.raises(BandError, match="it has blue, green, red"):
+        open_scene(landsat8_tif, bands=("nir",))
+
+
+def test_landsat7_rgb_nodata(data_dir: Path):
+    path = data_dir / "optical" / "landsat7_RGB.byte.tif"
+    scene = open_scene(path)
+    assert list(scene.bands) == ["red", "green", "blue"]
+    raw = _raw(path, 1)
+    red = scene.read("red")
+    np.testing.assert_array_equal(np.isnan(red), raw == 0)
+    assert scene.bands["red"].quantity == Quantity.RADIANCE_DN
+
+
+def test_generic_bands_and_explicit_selection(make_geotiff):
+    arr = np.stack([np.full((8, 8), 1.5, np.float32), np.full((8, 8), 2.5, np.float32)])
+    path = make_geotiff(arr, name="plain.tif")
+    scene = open_scene(path, bands=("b2",))
+    assert list(scene.bands) == ["b2"] and scene.sensor == "optical"
+    assert (scene.read("b2") == 2.5).all()
+    assert list(open_scene(path, bands=[2, 1]).bands) == ["b2", "b1"]
+    with pytest.raises(BandError, match="b1, b2"):
+        open_scene(path, bands=("b3",))
+
+
+def test_sentinel2_band_file_is_reflectance(make_geotiff):
+    dn = np.array([[0, 1000], [2500, 10000]], dtype=np.uint16)
+    scene = open_scene(make_geotiff(dn, name="S2A_MSIL2A_20170617T113321_36_85_B04.tif"))
+    assert scene.sensor == "Sentinel-2" and list(scene.bands) == ["red"]
+    np.testing.assert_allclose(scene.read("red"), [[np.nan, 0.1], [0.25, 1.0]])
+    newer = open_scene(make_geotiff(dn, name="S2B_MSIL1C_20230101T000000_N0509_R000_T31UCS_B03.tif"))
+    np.testing.assert_allclose(newer.read("green"), [[np.nan, 0.0], [0.15, 0.9]])
+
+
+def test_no_georeferencing_is_refused(tmp_path: Path):
+    path = tmp_path / "nogeo.tif"
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        with rasterio.open(path, "w", driver="GTiff", width=4, height=4, count=1, dtype="float32") as dst:
+            dst.write(np.zeros((1, 4, 4), np.float32))
+    with pytest.raises(GeoreferencingError, match="nogeo.tif"):
+        open_scene(path)
+
+
+def test_transform_without_crs_is_refused(make_geotiff, tmp_path: Path):
+    path = tmp_path / "nocrs.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=4, height=4, count=1, dtype="float32",
+                       transform=Affine(10, 0, 0, 0, -10, 0)) as dst:
+        dst.write(np.zeros((1, 4, 4), np.float32))
+    with pytest.raises(GeoreferencingError, match="no CRS"):
+        open_scene(path)
+
+
+def test_missing_and_unsupported_inputs(tmp_path: Path):
+    with pytest.raises(InputError, match="no such file"):
+        open_scene(tmp_path / "absent.tif")
+    text = tmp_path / "notes.txt"
+    text.write_text("not a raster")
+    with pytest.raises(UnsupportedFormatError, match="notes.txt"):
+        open_scene(text)
+    with pytest.raises(UnsupportedFormatError, match="sensor="):
+        open_scene(text, sensor="hubble")
+
+
+def test_sensor_override_makes_a_plain_raster_sar(make_geotiff):
+    db = np.full((4, 4), -12.0, np.float32)
+    scene = open_scene(make_geotiff(db, name="x.tif"), sensor="s1", units="db")
+    assert scene.sensor == "Sentinel-1" and scene.frequency_band == "C"
+    np.testing.assert_allclose(scene.read("b1"), 10 ** -1.2, rtol=1e-6)
