@@ -164,3 +164,13 @@ def test_sensor_override_makes_a_plain_raster_sar(make_geotiff):
     scene = open_scene(make_geotiff(db, name="x.tif"), sensor="s1", units="db")
     assert scene.sensor == "Sentinel-1" and scene.frequency_band == "C"
     np.testing.assert_allclose(scene.read("b1"), 10 ** -1.2, rtol=1e-6)
+
+
+def test_scene_pickles_and_reads_after_unpickling(s1_db_tif: Path):
+    import pickle
+
+    scene = open_scene(s1_db_tif)
+    win = Window(col_off=10, row_off=10, width=8, height=8)
+    first = scene.read("VV", win)  # opens the dataset
+    clone = pickle.loads(pickle.dumps(scene))
+    np.testing.assert_array_equal(clone.read("VV", win), first)

@@ -7,6 +7,7 @@ a *sparse* stand-in of the same size in which only one 512 x 512 tile carries kn
 
 from __future__ import annotations
 
+import pickle
 import re
 import tracemalloc
 import warnings
@@ -192,6 +193,8 @@ def test_zip_form_gives_the_same_numbers(standin_safe: Path, tmp_path: Path):
     assert list(scene.bands) == ["VV"] and len(scene.gcps[0]) == 210
     win = Window(col_off=PATCH.col_off + 16, row_off=PATCH.row_off + 16, width=64, height=64)
     np.testing.assert_array_equal(scene.read("VV", win), open_scene(standin_safe).read("VV", win))
+    clone = pickle.loads(pickle.dumps(scene))  # e.g. shipped to a Dask worker: reopens the zip itself
+    np.testing.assert_array_equal(clone.read("VV", win), scene.read("VV", win))
     scene.close()
 
 

@@ -42,6 +42,12 @@ class LazyDataset:
         self._ds = None
         self._lock = threading.Lock()
 
+    def __getstate__(self) -> dict:  # picklable (e.g. sent to a Dask worker): reopen there on first read
+        return {"path": self.path}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["path"])
+
     @property
     def dataset(self):
         if self._ds is None or self._ds.closed:

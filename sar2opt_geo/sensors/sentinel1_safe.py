@@ -51,6 +51,9 @@ class SafeFiles:
         self.zip_prefix = zip_prefix  # "<name>.SAFE/" inside the zip, or None for a folder
         self._zip: zipfile.ZipFile | None = None
 
+    def __getstate__(self) -> dict:  # picklable: the zip handle is reopened on demand
+        return {**self.__dict__, "_zip": None}
+
     @property
     def name(self) -> str:
         base = self.zip_prefix.rstrip("/") if self.zip_prefix is not None else self.location.name
