@@ -21,12 +21,13 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from affine import Affine
+from rasterio.control import GroundControlPoint
 from rasterio.crs import CRS
 from rasterio.windows import Window
 
 from ..errors import GeoreferencingError, NoValidDataError
 
-__all__ = ["Grid", "utm_crs_for", "scene_center_lonlat", "native_grid", "model_grid", "crop_window",
+__all__ = ["Grid", "clean_gcps", "utm_crs_for", "scene_center_lonlat", "native_grid", "model_grid", "crop_window",
            "reprojected_grid", "SAME_SPACING_RTOL"]
 
 SAME_SPACING_RTOL = 0.005  # spacings within 0.5 % count as equal: no resampling
@@ -46,7 +47,7 @@ class Grid:
         """``(left, bottom, right, top)`` in CRS units."""
         t = self.transform
         left, top = t.c, t.f
-        right, bottom = t * (self.width, self.height)
+        right, bottom = t @ (self.width, self.height)
         return (min(left, right), min(top, bottom), max(left, right), max(top, bottom))
 
     @property
@@ -61,7 +62,7 @@ class Grid:
     def window_grid(self, window: Window) -> "Grid":
         """The sub-grid covered by ``window`` (integer offsets and sizes, in pixels of this grid)."""
         col, row = int(window.col_off), int(window.row_off)
-        return Grid(self.crs, self.transform * Affine.translation(col, row), int(window.width), int(window.height))
+        return Grid(self.crs, self.transform @ Affine.translation(col, row), int(window.width), int(window.height))
 
     def full_window(self) -> Window:
         return Window(col_off=0, row_off=0, width=self.width, height=self.height)
@@ -72,6 +73,15 @@ class Grid:
             self.crs == other.crs and self.width == other.width and self.height == other.height
             and self.transform.almost_equals(other.transform, precision=rtol * max(self.res))
         )
+
+
+def clean_gcps(gcps: Sequence[Any]) -> list[GroundControlPoint]:
+    """GCPs with ``z = 0`` where it is missing (GDAL's GCP XML cannot carry ``None``)."""
+    return [
+        GroundControlPoint(row=g.row, col=g.col, x=g.x, y=g.y, z=g.z if g.z is not None else 0.0,
+                           id=g.id, info=g.info)
+        for g in gcps
+    ]
 
 
 def utm_crs_for(lon: float, lat: float) -> CRS:
@@ -106,7 +116,7 @@ def scene_center_lonlat(scene: Any) -> tuple[float, float]:
         ys = [g.y for g in gcps]
         lon, lat = _lonlat(gcp_crs or CRS.from_epsg(4326), [sum(xs) / len(xs)], [sum(ys) / len(ys)])
         return lon[0], lat[0]
-    x, y = scene.transform * (scene.width / 2, scene.height / 2)
+    x, y = scene.transform @ (scene.width / 2, scene.height / 2)
     lon, lat = _lonlat(scene.crs, [x], [y])
     return lon[0], lat[0]
 
@@ -173,13 +183,13 @@ def model_grid(scene: Any, spacing_m: float, dst_crs: CRS | str | None = None) -
         src_crs = own.crs
     else:
         gcps, gcp_crs = scene.gcps
-        kw = {"gcps": gcps}
+        kw = {"gcps": clean_gcps(gcps)}
         src_crs = gcp_crs or CRS.from_epsg(4326)
     transform, width, height = calculate_default_transform(
         src_crs, crs, scene.width, scene.height, resolution=res, **kw
     )
     left, top = transform.c, transform.f
-    right, bottom = transform * (width, height)
+    right, bottom = transform @ (width, height)
     return _aligned(crs, res, (left, bottom, right, top))
 
 
@@ -216,7 +226,7 @@ def crop_window(
         left, bottom, right, top = transform_bounds(CRS.from_user_input(bounds_crs), grid.crs, left, bottom, right, top,
                                                     densify_pts=21)
     inv = ~grid.transform
-    cols, rows = zip(*(inv * (x, y) for x, y in ((left, top), (right, top), (left, bottom), (right, bottom))))
+    cols, rows = zip(*(inv @ (x, y) for x, y in ((left, top), (right, top), (left, bottom), (right, bottom))))
     c0, c1 = max(0, math.floor(min(cols) + 1e-6)), min(grid.width, math.ceil(max(cols) - 1e-6))
     r0, r1 = max(0, math.floor(min(rows) + 1e-6)), min(grid.height, math.ceil(max(rows) - 1e-6))
     if c1 <= c0 or r1 <= r0:

@@ -37,7 +37,7 @@ from rasterio.enums import Resampling
 from rasterio.windows import Window
 
 from ..errors import CancelledError, GeoreferencingError
-from .grid import Grid, native_grid
+from .grid import Grid, clean_gcps, native_grid
 from .speckle import DEFAULT_ENL, filtered_read
 
 __all__ = ["LinearSource", "open_linear_source", "choose_resampling"]
@@ -102,7 +102,7 @@ def _integer_offset(own: Grid, grid: Grid) -> tuple[int, int] | None:
     if grid.transform.b or grid.transform.d or (own.transform.a > 0) != (grid.transform.a > 0) or \
             (own.transform.e > 0) != (grid.transform.e > 0):
         return None
-    col, row = ~own.transform * (grid.transform.c, grid.transform.f)
+    col, row = ~own.transform @ (grid.transform.c, grid.transform.f)
     if abs(col - round(col)) > 1e-6 or abs(row - round(row)) > 1e-6:
         return None
     col, row = int(round(col)), int(round(row))
@@ -125,13 +125,13 @@ def _source_window(scene: Any, grid: Grid, pad: int) -> Window:
     if own is not None:
         sx, sy = warp_transform(grid.crs, own.crs, px, py)
         inv = ~own.transform
-        cols, rows = zip(*(inv * (x, y) for x, y in zip(sx, sy)))
+        cols, rows = zip(*(inv @ (x, y) for x, y in zip(sx, sy)))
     else:
         gcps, gcp_crs = scene.gcps
         sx, sy = warp_transform(grid.crs, gcp_crs or CRS.from_epsg(4326), px, py)
         from rasterio.transform import GCPTransformer
 
-        with GCPTransformer(gcps) as t:
+        with GCPTransformer(clean_gcps(gcps)) as t:
             rows, cols = t.rowcol(sx, sy, op=float)
         pad += _GCP_PAD
     finite = [(c, r) for c, r in zip(cols, rows) if math.isfinite(c) and math.isfinite(r)]
@@ -158,14 +158,14 @@ def _write_temp(
     )
     own = native_grid(scene)
     if own is not None:
-        profile.update(crs=own.crs, transform=own.transform * Affine.translation(c0, r0))
+        profile.update(crs=own.crs, transform=own.transform @ Affine.translation(c0, r0))
     blocks = [(r, c) for r in range(0, h, TEMP_BLOCK) for c in range(0, w, TEMP_BLOCK)]
     with rasterio.open(path, "w", **profile) as dst:
         if own is None:
             gcps, gcp_crs = scene.gcps
             dst.gcps = (
                 [GroundControlPoint(row=g.row - r0, col=g.col - c0, x=g.x, y=g.y, z=g.z, id=g.id, info=g.info)
-                 for g in gcps],
+                 for g in clean_gcps(gcps)],
                 gcp_crs or CRS.from_epsg(4326),
             )
         for i, (r, c) in enumerate(blocks):
@@ -244,7 +244,7 @@ def open_linear_source(
         reproject(
             source=rasterio.band(ds, list(range(1, len(bands) + 1))), destination=out,
             src_crs=gcp_crs, gcps=gcps, src_nodata=float("nan"),
-            dst_transform=grid.transform * Affine.translation(int(w.col_off), int(w.row_off)),
+            dst_transform=grid.transform @ Affine.translation(int(w.col_off), int(w.row_off)),
             dst_crs=grid.crs, dst_nodata=float("nan"), resampling=method, init_dest_nodata=True, **extra,
         )
         return out
