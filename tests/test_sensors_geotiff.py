@@ -10,7 +10,12 @@ import rasterio
 from affine import Affine
 from rasterio.windows import Window
 
-from sar2opt_geo.errors import BandError, GeoreferencingError, InputError, UnsupportedFormatError
+from sar2opt_geo.errors import (
+    BandError,
+    GeoreferencingError,
+    InputError,
+    UnsupportedFormatError,
+)
 from sar2opt_geo.radiometry import Quantity
 from sar2opt_geo.sensors import open_scene
 from sar2opt_geo.sensors.geotiff import GeoTiffScene

@@ -61,8 +61,8 @@ def standin_safe(s1_safe: Path, tmp_path_factory) -> Path:
     (root / "measurement").mkdir(parents=True)
     (root / "annotation").symlink_to(s1_safe / "annotation", target_is_directory=True)
     (root / "manifest.safe").symlink_to(s1_safe / "manifest.safe")
-    profile = dict(driver="GTiff", width=W, height=H, count=1, dtype="uint16", tiled=True, blockxsize=512,
-                   blockysize=512, compress="deflate", sparse_ok=True)
+    profile = {"driver": "GTiff", "width": W, "height": H, "count": 1, "dtype": "uint16", "tiled": True,
+               "blockxsize": 512, "blockysize": 512, "compress": "deflate", "sparse_ok": True}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)  # like the real one: GCPs live in the XML
         with rasterio.open(root / "measurement" / f"{STEM}.tiff", "w", **profile) as dst:
@@ -110,6 +110,7 @@ def test_calibration_lut_at_nodes_and_between(s1_safe: Path):
     assert constant == pytest.approx(1.393)
     assert len(lut.lines) == len(hand) == 27
     (l0, p0, v0), (l1, p1, v1) = hand[3], hand[4]
+    np.testing.assert_array_equal(p0, p1)  # GRD: every vector has the same pixel positions
     m = 100
     # at LUT nodes: the stored values
     at_nodes = lut.evaluate(np.array([l0, l1]), np.array([p0[m], p0[m + 1]]))

@@ -8,7 +8,7 @@ from typing import Any
 
 from ._common import add_verbosity
 
-__all__ = ["add_parser", "run", "format_text"]
+__all__ = ["add_parser", "format_text", "run"]
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:

@@ -15,11 +15,11 @@ from .sentinel2_safe import Sentinel2SafeScene
 
 __all__ = [
     "BandInfo",
-    "Scene",
-    "open_scene",
-    "select_bands",
     "GeoTiffScene",
     "Palsar2Scene",
+    "Scene",
     "Sentinel1SafeScene",
     "Sentinel2SafeScene",
+    "open_scene",
+    "select_bands",
 ]

@@ -7,14 +7,14 @@ import re
 from ..errors import UnsupportedFormatError
 
 __all__ = [
+    "COLOUR_NAMES",
+    "LANDSAT7_BANDS",
+    "LANDSAT8_BANDS",
     "POLARISATIONS",
     "S2_BANDS",
-    "LANDSAT8_BANDS",
-    "LANDSAT7_BANDS",
-    "COLOUR_NAMES",
     "SENSOR_ALIASES",
-    "normalise_sensor",
     "find_polarisation",
+    "normalise_sensor",
 ]
 
 POLARISATIONS = ("HH", "HV", "VH", "VV")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import warnings
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 import rasterio
@@ -19,7 +19,7 @@ from rasterio.windows import Window
 
 from ..errors import InputError
 
-__all__ = ["LazyDataset", "open_raster", "to_float", "full_window", "sample_values"]
+__all__ = ["LazyDataset", "full_window", "open_raster", "sample_values", "to_float"]
 
 log = logging.getLogger(__name__)
 

@@ -47,7 +47,7 @@ from ._names import (
 from ._raster import LazyDataset, open_raster, sample_values, to_float
 from .base import BandInfo, Scene
 
-__all__ = ["GeoTiffScene", "open_geotiff", "Units", "UNITS"]
+__all__ = ["UNITS", "GeoTiffScene", "Units", "open_geotiff"]
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ def _hint_text(path: Path, ds) -> str:
 
 def _inspect(ds, path_str: str, forced: str | None, units: str | None, require_geo: bool) -> GeoTiffScene:
     path = Path(path_str)
-    name_text = "/".join([path.name, path.parent.name, path.parent.parent.name]).lower()
+    name_text = f"{path.name}/{path.parent.name}/{path.parent.parent.name}".lower()
     hints = _hint_text(path, ds)
     tags = {k.lower(): v for k, v in ds.tags().items()}
     descriptions = [d or "" for d in ds.descriptions]
@@ -161,10 +161,6 @@ def _inspect(ds, path_str: str, forced: str | None, units: str | None, require_g
     else:
         sensor = "optical"
     is_sar = sensor in SAR_SENSORS
-    if tags.get("sensor"):
-        tag_sensor = tags["sensor"]
-        if is_sar and "sentinel-1" in tag_sensor.lower():
-            sensor = "Sentinel-1"
 
     # -- georeferencing -----------------------------------------------------------------
     crs, transform = ds.crs, ds.transform

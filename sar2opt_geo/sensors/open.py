@@ -15,8 +15,8 @@ from __future__ import annotations
 import logging
 import re
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from ..errors import BandError, InputError, UnsupportedFormatError
 from ._names import normalise_sensor

@@ -39,11 +39,11 @@ __all__ = [
     "DEFAULT_CALIBRATION_FACTOR_DB",
     "IMG_NAME",
     "Palsar2Scene",
-    "open_palsar2",
-    "is_palsar2",
-    "read_summary",
-    "read_led_calibration_factor",
     "dn_to_sigma0",
+    "is_palsar2",
+    "open_palsar2",
+    "read_led_calibration_factor",
+    "read_summary",
 ]
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["LineLut", "AzimuthBlock", "NoiseLuts", "parse_calibration", "parse_noise"]
+__all__ = ["AzimuthBlock", "LineLut", "NoiseLuts", "parse_calibration", "parse_noise"]
 
 
 def _floats(text: str | None) -> np.ndarray:

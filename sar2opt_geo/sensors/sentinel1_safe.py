@@ -38,7 +38,7 @@ from ._raster import LazyDataset
 from .base import BandInfo, Scene
 from .sentinel1_luts import LineLut, NoiseLuts, parse_calibration, parse_noise
 
-__all__ = ["Sentinel1SafeScene", "open_sentinel1_safe", "SafeFiles", "find_safe_root", "ipf_version"]
+__all__ = ["SafeFiles", "Sentinel1SafeScene", "find_safe_root", "ipf_version", "open_sentinel1_safe"]
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +148,7 @@ class Sentinel1SafeScene(Scene):
         pol = self.band(band).name
         window = window or Window(col_off=0, row_off=0, width=self.width, height=self.height)
         raw, mask = self._datasets[pol].read(1, window)
-        r0, c0 = int(round(window.row_off)), int(round(window.col_off))
+        r0, c0 = round(window.row_off), round(window.col_off)
         rows = np.arange(r0, r0 + raw.shape[0])
         cols = np.arange(c0, c0 + raw.shape[1])
         a = self.calibration_lut(pol).evaluate(rows, cols)

@@ -28,7 +28,7 @@ from ._raster import LazyDataset, open_raster, to_float
 from .base import BandInfo, Scene
 from .sentinel1_safe import SafeFiles
 
-__all__ = ["Sentinel2SafeScene", "open_sentinel2_safe", "find_s2_root", "BANDS_10M"]
+__all__ = ["BANDS_10M", "Sentinel2SafeScene", "find_s2_root", "open_sentinel2_safe"]
 
 log = logging.getLogger(__name__)
 
@@ -170,4 +170,4 @@ def _band_file(code: str, image_files: list[str], names: list[str], level: str) 
         if n.startswith("GRANULE/") and "/IMG_DATA/" in n
         and re.search(rf"_{code}(_10m)?\.(jp2|tif)$", n) and ("/R20m/" not in n and "/R60m/" not in n)
     ]
-    return sorted(candidates)[0] if candidates else None
+    return min(candidates) if candidates else None
