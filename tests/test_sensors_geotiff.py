@@ -179,3 +179,27 @@ def test_scene_pickles_and_reads_after_unpickling(s1_db_tif: Path):
     first = scene.read("VV", win)  # opens the dataset
     clone = pickle.loads(pickle.dumps(scene))
     np.testing.assert_array_equal(clone.read("VV", win), first)
+
+
+def test_snap_style_descriptions_give_polarisation_and_db(make_geotiff):
+    db = np.stack([np.full((4, 4), -10.0, np.float32), np.full((4, 4), -20.0, np.float32)])
+    scene = open_scene(make_geotiff(db, name="subset_0_of_S1A_IW_GRDH_Orb_Cal_TC.tif",
+                                    descriptions=("Sigma0_VV_db", "Sigma0_VH_db")))
+    assert list(scene.bands) == ["VV", "VH"] and scene.sensor == "Sentinel-1"
+    np.testing.assert_allclose(scene.read("VH"), 0.01, rtol=1e-6)
+    assert "name/description" in scene.metadata["units_detected"]
+
+
+def test_gcp_georeferenced_raster(tmp_path: Path):
+    from rasterio.control import GroundControlPoint
+    from rasterio.crs import CRS
+
+    gcps = [GroundControlPoint(row=r, col=c, x=10 + c * 1e-3, y=45 - r * 1e-3) for r in (0, 99) for c in (0, 99)]
+    path = tmp_path / "gcps_VV_linear.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=100, height=100, count=1, dtype="float32",
+                       gcps=gcps, crs=CRS.from_epsg(4326)) as dst:
+        dst.write(np.full((1, 100, 100), 0.05, np.float32))
+    scene = open_scene(path)
+    assert scene.transform is None and len(scene.gcps[0]) == 4 and scene.gcps[1].to_epsg() == 4326
+    assert scene.georeferenced and 79 < scene.pixel_spacing_m() < 111  # 1e-3 deg: 79 m east-west, 111 m north-south at 45N
+    assert scene.read("VV", Window(col_off=0, row_off=0, width=3, height=2)).shape == (2, 3)

@@ -230,3 +230,22 @@ def test_missing_measurement_is_an_input_error(s1_safe: Path, tmp_path: Path):
     (root / "annotation").symlink_to(s1_safe / "annotation", target_is_directory=True)
     with pytest.raises(InputError, match="measurement"):
         open_scene(root)
+
+
+def test_pre_290_noise_schema_is_range_only():
+    """IPF < 2.90 annotations carry one ``noiseVectorList`` (synthetic XML in that schema)."""
+    xml = """<noise><noiseVectorList count="2">
+      <noiseVector><line>0</line><pixel count="3">0 100 200</pixel><noiseLut count="3">10 20 30</noiseLut></noiseVector>
+      <noiseVector><line>50</line><pixel count="3">0 100 200</pixel><noiseLut count="3">30 40 50</noiseLut></noiseVector>
+    </noiseVectorList></noise>"""
+    noise = parse_noise(xml)
+    assert noise.azimuth == ()
+    got = noise.evaluate(np.array([0.0, 25.0, 50.0]), np.array([0.0, 50.0, 200.0]))
+    np.testing.assert_allclose(got, [[10, 15, 30], [20, 25, 40], [30, 35, 50]])
+
+
+def test_ipf_version_from_manifest(s1_safe: Path):
+    from sar2opt_geo.sensors.sentinel1_safe import ipf_version
+
+    assert ipf_version((s1_safe / "manifest.safe").read_bytes()) == "003.40"
+    assert ipf_version(b"<xfdu/>") is None

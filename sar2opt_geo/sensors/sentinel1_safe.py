@@ -146,9 +146,12 @@ class Sentinel1SafeScene(Scene):
 
     def read(self, band: str, window: Window | None = None) -> np.ndarray:
         pol = self.band(band).name
-        window = window or Window(col_off=0, row_off=0, width=self.width, height=self.height)
-        raw, mask = self._datasets[pol].read(1, window)
+        if window is None:
+            window = Window(col_off=0, row_off=0, width=self.width, height=self.height)
+        # integer pixel window, so that DN and LUT positions cannot disagree by a rounding
         r0, c0 = round(window.row_off), round(window.col_off)
+        window = Window(col_off=c0, row_off=r0, width=round(window.width), height=round(window.height))
+        raw, mask = self._datasets[pol].read(1, window)
         rows = np.arange(r0, r0 + raw.shape[0])
         cols = np.arange(c0, c0 + raw.shape[1])
         a = self.calibration_lut(pol).evaluate(rows, cols)
