@@ -48,7 +48,7 @@ def open_scene(
     else -83.0 dB). ``thermal_noise_removal``: Sentinel-1 SAFE noise LUTs (default on).
     """
     raw = str(path)
-    is_gdal_name = raw.startswith("/vsi") or bool(re.match(r"^[A-Z0-9_]+:", raw))
+    is_gdal_name = raw.startswith("/vsi") or bool(re.match(r"^[A-Z0-9_]{2,}:", raw))  # not "C:\\..."
     p = Path(raw)
     if not is_gdal_name and not p.exists():
         raise InputError(f"{raw}: no such file or folder; check the path")
