@@ -43,7 +43,7 @@ from shapely.geometry import MultiPoint, box
 from shapely.geometry.base import BaseGeometry
 
 from . import aoi as aoi_mod
-from .errors import GeoreferencingError, InputError, Sar2OptError
+from .errors import GeoreferencingError, InputError, NoValidDataError, Sar2OptError
 
 __all__ = [
     "SUMMARY_NAME",
@@ -74,6 +74,7 @@ _SCENE_SUFFIXES = {".tif", ".tiff", ".vrt", ".img", ".jp2", ".zip"}
 #: the crop fields are hashed through the prepared polygon instead.
 _UNHASHED_OPTIONS = {"device", "batch_size", "overwrite", "bounds", "bounds_crs", "aoi", "aoi_crs", "keep_rectangle"}
 _CHECKPOINT_SECONDS = 30.0
+NO_VALID_DATA = "no valid data in the polygon"
 
 
 # -- scenes ----------------------------------------------------------------------------
@@ -316,14 +317,16 @@ def plan_batch(
             model_path = str(Path(model).resolve()) if model is not None else str(default_model_path("sar" if info.is_sar else "gray"))
             h = input_hash(info, prepared, model_path, options, keep_rectangle)
             prev = previous.get(str(out))
-            if (
-                not overwrite and prev is not None and prev.get("status") in ("done", "skipped")
-                and prev.get("input_hash") == h and _output_matches(prev, out)
-            ):
-                decided.append(Record(**base, status="skipped", reason="up to date (same inputs as the earlier run)",
-                                      input_hash=h, output_size=int(prev["output_size"]),
-                                      output_mtime_ns=int(prev["output_mtime_ns"]), finished=_now()))
-                continue
+            if not overwrite and prev is not None and prev.get("input_hash") == h:
+                if prev.get("status") in ("done", "skipped") and _output_matches(prev, out):
+                    decided.append(Record(**base, status="skipped", reason="up to date (same inputs as the earlier run)",
+                                          input_hash=h, output_size=int(prev["output_size"]),
+                                          output_mtime_ns=int(prev["output_mtime_ns"]), finished=_now()))
+                    continue
+                if prev.get("status") == "skipped" and str(prev.get("reason", "")).startswith(NO_VALID_DATA):
+                    decided.append(Record(**base, status="skipped", reason=str(prev["reason"]), input_hash=h,
+                                          finished=_now()))
+                    continue
             pb, sb = prepared.bounds, info.footprint.bounds
             bounds = (max(pb[0], sb[0]), max(pb[1], sb[1]), min(pb[2], sb[2]), min(pb[3], sb[3]))
             tasks.append(CropTask(order, name, int(fid), str(scene_path), str(out), prepared, info.crs, bounds,
@@ -361,6 +364,8 @@ def run_task(task: CropTask, translate: Callable[..., Any] | None = None) -> Rec
             bounds=task.bounds, bounds_crs=task.crs, aoi=task.geometry, aoi_crs=task.crs,
             keep_rectangle=task.keep_rectangle, overwrite=True,
         )
+    except NoValidDataError as exc:  # the polygon covers only the scene's nodata (fill) area
+        return _record(task, "skipped", f"{NO_VALID_DATA}: {exc}", time.perf_counter() - t0)
     except Sar2OptError as exc:
         return _record(task, "failed", str(exc), time.perf_counter() - t0)
     except Exception as exc:  # keep the batch going; the summary carries the error

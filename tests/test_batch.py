@@ -140,11 +140,13 @@ def test_batch_keep_rectangle_and_shapefile_in_scene_crs(tmp_path, landsat8_tif,
 def test_bad_polygons_are_reported_and_the_batch_goes_on(tmp_path, landsat8_tif, gray_model):
     crs, res, polys = _landsat_aois(landsat8_tif)
     far = box(0, 0, 1000, 1000)  # UTM 21S false origin: far from the scene
+    _, b, _ = _scene(landsat8_tif)
+    fill = box(b.right - 60 * res, b.top - 40 * res, b.right - 10 * res, b.top)  # the crop's DN-0 fill corner
     bowtie = Polygon([(0, 0), (1, 1), (1, 0), (0, 1)])
     gdf = gpd.GeoDataFrame(
-        {"label": ["good", "bowtie", "empty", "far", "good"]},
+        {"label": ["good", "bowtie", "empty", "far", "good", "fill"]},
         geometry=[polys["rect"], shapely.affinity.translate(bowtie, *polys["rect"].centroid.coords[0]),
-                  Polygon(), far, polys["triangle"]], crs=crs,
+                  Polygon(), far, polys["triangle"], fill], crs=crs,
     )
     aoi_path = tmp_path / "aoi.gpkg"
     gdf.to_file(aoi_path, layer="parcels")
@@ -155,8 +157,22 @@ def test_bad_polygons_are_reported_and_the_batch_goes_on(tmp_path, landsat8_tif,
     assert status["bowtie"][0] == "failed" and "invalid geometry" in status["bowtie"][1]
     assert status["empty"] == ("skipped", "empty geometry")
     assert status["far"] == ("skipped", "does not overlap the scene")
+    assert status["fill"][0] == "skipped" and status["fill"][1].startswith("no valid data in the polygon")
     assert sorted(p.name for p in (tmp_path / "out").glob("*.tif")) == ["good.tif", "good_2.tif"]
-    assert len(read_summary(tmp_path / "out" / "summary.gpkg")) == 5
+    assert len(read_summary(tmp_path / "out" / "summary.gpkg")) == 6
+    assert [r.name for r in summary.failed] == ["bowtie"]
+    # a rerun decides everything at planning: nothing is translated again
+    again = run_batch([landsat8_tif], aoi_path, tmp_path / "out", layer="parcels", name_field="label",
+                      model=gray_model, translate=_must_not_run)
+    expected = [(r.name, "skipped" if r.status == "done" else r.status, r.reason) for r in summary.records]
+    got = [(r.name, r.status, r.reason) for r in again.records]
+    assert [g[:2] for g in got] == [e[:2] for e in expected]
+    assert [g[2] for g in got if g[0] in ("bowtie", "empty", "far", "fill")] == \
+        [e[2] for e in expected if e[0] in ("bowtie", "empty", "far", "fill")]
+
+
+def _must_not_run(*args, **kwargs):
+    raise AssertionError("translate called for a crop that should have been skipped")
 
 
 _FAIL_ONCE = {"name": "rect"}

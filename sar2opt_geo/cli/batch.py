@@ -75,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
     from ..batch import dask_client, run_batch
 
     options = _options(args)
+    if not args.verbose:  # Dask logs cluster start/stop at INFO; keep the batch output readable
+        logging.getLogger("distributed").setLevel(logging.WARNING)
     progress, close = make_progress(args.progress, "batch")
     try:
         with dask_client(args.workers, args.scheduler) as client:
