@@ -6,7 +6,15 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sar2opt_geo.engine import TilingConfig, axis_tiles, axis_weights, cosine_ramp, tile_grid, tile_weights, weight_sum
+from sar2opt_geo.engine import (
+    TilingConfig,
+    axis_tiles,
+    axis_weights,
+    cosine_ramp,
+    tile_grid,
+    tile_weights,
+    weight_sum,
+)
 
 
 @st.composite

@@ -205,7 +205,7 @@ def test_every_pixel_written_once_in_row_order_and_weights_normalised(height, wi
         margin = min(margin, overlap // 2)
     config = TilingConfig(tile_size=tile, overlap=overlap, margin=margin, batch_size=batch)
     image = np.random.default_rng(height * 1000 + width).uniform(-1, 1, (1, height, width)).astype(np.float32)
-    out, stats, ev = run(PixelModel(), image, config)  # run() checks order and once-only writes
+    out, stats, _ = run(PixelModel(), image, config)  # run() checks order and once-only writes
     np.testing.assert_allclose(out, np.concatenate([image, -image]), rtol=0, atol=2e-7)
     assert stats.tiles == stats.grid[0] * stats.grid[1]
     # overlap rows are carried over, not read again (except a bounded re-read for the bottom reflection)

@@ -23,19 +23,19 @@ from .tiling import (
 )
 
 __all__ = [
-    "TilingConfig",
-    "TilingStats",
-    "run_tiled",
     "DEFAULT_DOWNSAMPLING",
     "AxisTiles",
     "TileGrid",
+    "TilingConfig",
+    "TilingStats",
     "axis_tiles",
-    "tile_grid",
+    "axis_weights",
     "check_config",
+    "cosine_ramp",
     "model_downsampling",
     "reflect_index",
-    "cosine_ramp",
-    "axis_weights",
+    "run_tiled",
+    "tile_grid",
     "tile_weights",
     "weight_sum",
 ]

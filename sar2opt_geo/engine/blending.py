@@ -31,7 +31,7 @@ import numpy as np
 
 from .tiling import AxisTiles, TileGrid
 
-__all__ = ["cosine_ramp", "axis_weights", "tile_weights", "weight_sum"]
+__all__ = ["axis_weights", "cosine_ramp", "tile_weights", "weight_sum"]
 
 
 def cosine_ramp(width: int) -> np.ndarray:

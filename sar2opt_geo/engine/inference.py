@@ -38,8 +38,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
@@ -50,7 +50,7 @@ from ..errors import CancelledError
 from .blending import axis_weights
 from .tiling import TileGrid, TilingConfig, model_downsampling, reflect_index, tile_grid
 
-__all__ = ["TilingStats", "run_tiled", "DROPOUT_TYPES"]
+__all__ = ["DROPOUT_TYPES", "TilingStats", "run_tiled"]
 
 logger = logging.getLogger(__name__)
 
@@ -205,7 +205,7 @@ def run_tiled(
     height: int,
     width: int,
     write: WriteFn,
-    config: TilingConfig = TilingConfig(),
+    config: TilingConfig = TilingConfig(),  # noqa: B008 (frozen, shared safely; the documented contract)
     device: torch.device | str = "cpu",
     progress: Callable[[float, str], None] | None = None,
     cancel: Callable[[], bool] | None = None,

@@ -33,22 +33,22 @@ Coordinates
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 from torch import nn
 
 __all__ = [
     "DEFAULT_DOWNSAMPLING",
-    "TilingConfig",
     "AxisTiles",
     "TileGrid",
-    "model_downsampling",
-    "check_config",
+    "TilingConfig",
     "axis_tiles",
-    "tile_grid",
+    "check_config",
+    "model_downsampling",
     "reflect_index",
+    "tile_grid",
 ]
 
 #: Total downsampling factor of the article's U-Net (avgpool 4 * 2 * 2).
@@ -95,7 +95,7 @@ class TilingConfig:
 
 
 def check_config(config: TilingConfig, downsampling: int = DEFAULT_DOWNSAMPLING) -> None:
-    """Raise ``ValueError`` naming the bad value and the fix if ``config`` cannot work.
+    """Raise ``ValueError`` (``TypeError`` for a non-integer) naming the value and the fix if ``config`` cannot work.
 
     Args:
         config: the tiling configuration.
@@ -105,7 +105,7 @@ def check_config(config: TilingConfig, downsampling: int = DEFAULT_DOWNSAMPLING)
 
     def _int(name: str, value: object) -> int:
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-            raise ValueError(f"tiling {name}={value!r} is not an integer; give a whole number of pixels")
+            raise TypeError(f"tiling {name}={value!r} is not an integer; give a whole number of pixels")
         return int(value)
 
     d = _int("downsampling", downsampling)
