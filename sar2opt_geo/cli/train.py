@@ -1,0 +1,185 @@
+"""``sar2opt train``: train a pix2pix generator with the article's recipe (thin shell over
+:func:`sar2opt_geo.training.train`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shlex
+import shutil
+import sys
+from pathlib import Path
+
+from ._common import add_device, add_progress, add_verbosity, make_progress
+
+__all__ = ["add_parser", "run", "add_data_options", "build_datasets"]
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """\
+Train a pix2pix generator (the article's U-Net + PatchGAN) on paired data.
+
+Data layouts (--layout, default auto-detected from folder names):
+  sen1-2       ROIsXXXX_<season>/s1_<n>/..._s1_<n>_p<k>.png <-> .../s2_<n>/..._s2_<n>_p<k>.png
+               (SAR: sigma0 dB clipped to -25..0 dB stored as 0..255; optical 8-bit RGB)
+  article      root/s1/<class>/*.png <-> root/s2/<class>/*.png (same PNG scaling as sen1-2)
+  la           root/sar/NNN.tif (VH, 8-bit: linear / scene p99, clipped) <-> root/opt/NNN.tif (RGB, same rule)
+  sen12ms-cr   root/s1/<id>.tif (dB, VV, VH) <-> root/s2/<id>.tif (reflectance x 10000; RGB = B4, B3, B2)
+  bigearthnet  one folder per patch with *_VV.tif, *_VH.tif, *_B04.tif, *_B03.tif, *_B02.tif
+  images       (with --mode colorize) any RGB PNG/JPEG or optical GeoTIFF
+Pairs are matched by file name; an unmatched or mis-registered pair is an error.
+
+Normalisation to the model domain [-1, 1]: dB clipped to (-25, 0) dB; reflectance 0..0.3
+(DN 0..3000); 8-bit data x / 255; optical GeoTIFFs per band / scene 99th percentile.
+Validation is a held-out area (georeferenced tiles: the easternmost ~20% of every scene,
+whole tile columns) or held-out scenes, never random patches. Metrics are on the
+(y+1)/2 scale in [0, 1]; each run also scores a constant image of the training set's mean
+colour on the same validation data (the baseline a model must beat).
+
+Outputs in OUT: log.csv/log.json (per epoch), samples/epoch_NNNN.png (input | generated |
+real), checkpoints/{last,best,epoch_NNNN}.safetensors (generator + model card),
+checkpoints/state_last.pt (for --resume), curves.png, baseline.json.
+Multi-GPU: torchrun --nproc_per_node=N -m sar2opt_geo.cli.main train ... (DDP).
+"""
+
+
+def add_data_options(p: argparse.ArgumentParser) -> None:
+    """Options that say which pairs to read and how to split them (shared with ``evaluate``)."""
+    from ..data.pairs import LAYOUTS
+
+    p.add_argument("--layout", default="auto", choices=("auto",) + LAYOUTS,
+                   help="dataset layout (default: auto-detect from folder names)")
+    p.add_argument("--mode", default="sar", choices=("sar", "colorize"),
+                   help="sar: SAR -> RGB pairs; colorize: (gray, RGB) pairs from the optical side, gray = "
+                        "0.299 R + 0.587 G + 0.114 B (default: sar)")
+    p.add_argument("--sar-band", dest="sar_bands", action="append", metavar="POL",
+                   help="SAR polarisation(s) fed to the model for GeoTIFF layouts, repeatable (default: VH)")
+    p.add_argument("--split", default="auto", choices=("auto", "area", "scene", "none"),
+                   help="hold-out rule: area (spatial block per scene, georeferenced tiles), scene (whole scenes), "
+                        "none, or auto (area when possible, else scene) (default: auto)")
+    p.add_argument("--val-fraction", type=float, default=0.2,
+                   help="fraction of pairs held out for validation (default: 0.2)")
+    p.add_argument("--val-crop", type=int, default=None, metavar="PX",
+                   help="validate on one centre crop of PX pixels per held-out image (multiple of 16) "
+                        "instead of whole images (default: whole images)")
+
+
+def build_datasets(args: argparse.Namespace, crop_size: int | None = None, crops_per_image: int = 1,
+                   augment: bool = False, seed: int = 0):
+    """``(train_ds, val_ds | None, layout, description dict)`` from the data options."""
+    from ..data import PairDataset, detect_layout, find_pairs, split_pairs
+
+    root = Path(args.data)
+    sar_bands = tuple(args.sar_bands or ("VH",))
+    layout = args.layout
+    if layout == "auto":
+        try:
+            layout = detect_layout(root)
+        except Exception:
+            if args.mode != "colorize":
+                raise
+            layout = "images"
+    pairs = find_pairs(root, layout, args.mode, sar_bands)
+    train_pairs, val_pairs = split_pairs(pairs, args.split, args.val_fraction, seed)
+    train_ds = PairDataset(train_pairs, crop_size, crops_per_image, random_crops=True, augment=augment, seed=seed)
+    val_ds = PairDataset(val_pairs, args.val_crop, random_crops=False) if val_pairs else None
+    desc = {
+        "root": str(root.resolve()),
+        "layout": layout,
+        "mode": args.mode,
+        "sar_bands": list(sar_bands) if args.mode == "sar" else None,
+        "split": args.split,
+        "val_fraction": args.val_fraction,
+        "train_pairs": [p.key for p in train_pairs],
+        "validation_pairs": [p.key for p in val_pairs],
+        "validation_crop": args.val_crop or "whole images",
+    }
+    return train_ds, val_ds, layout, desc
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("train", help="train a pix2pix generator on paired data",
+                              description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("data", help="dataset folder (see layouts above)")
+    p.add_argument("out", help="output folder for logs, samples and checkpoints")
+    add_data_options(p)
+    g = p.add_argument_group("recipe (defaults: the article's)")
+    g.add_argument("--epochs", type=int, default=100, help="epochs (default: 100)")
+    g.add_argument("--batch-size", type=int, default=128, help="global batch size in crops (default: 128)")
+    g.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate for G and D (default: 2e-4)")
+    g.add_argument("--beta1", type=float, default=0.5, help="Adam beta1 (default: 0.5; beta2 is 0.999)")
+    g.add_argument("--lambda-l1", type=float, default=100.0, help="weight of the L1 term in G's loss (default: 100)")
+    g.add_argument("--width", type=float, default=1.0,
+                   help="channel multiplier of G and D; 1.0 = the article's 3.48 M-parameter generator, "
+                        "0.5 ~ 0.87 M, 0.25 ~ 0.22 M (default: 1.0)")
+    g.add_argument("--crop-size", type=int, default=256, help="training crop side in pixels, multiple of 16 (default: 256)")
+    g.add_argument("--crops-per-image", type=int, default=1,
+                   help="random crops per training pair per epoch (default: 1)")
+    g.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
+                   help="random flips and 90-degree rotations (default: on)")
+    g.add_argument("--seed", type=int, default=0, help="seed of weights, crops, augmentation and dropout (default: 0)")
+    r = p.add_argument_group("run")
+    r.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (default: 0)")
+    r.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    r.add_argument("--amp", default="auto", choices=("auto", "bf16", "fp16", "none"),
+                   help="mixed precision on CUDA (auto: bf16 if supported else fp16; never on CPU) (default: auto)")
+    r.add_argument("--checkpoint-every", type=int, default=10, help="also keep epoch_NNNN.safetensors every N epochs (default: 10)")
+    r.add_argument("--best-metric", default="psnr", choices=("psnr", "ssim", "l1"),
+                   help="validation metric that selects best.safetensors (default: psnr)")
+    r.add_argument("--max-minutes", type=float, default=None,
+                   help="stop after the epoch during which this many wall-clock minutes have passed (default: no limit)")
+    r.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/state_last.pt")
+    r.add_argument("--name", default=None, help="model name recorded in the card (default: OUT's folder name)")
+    r.add_argument("--description", default="", help="free text recorded in the card")
+    r.add_argument("--export", default=None, metavar="PATH",
+                   help="copy the best (else last) generator checkpoint to PATH at the end")
+    add_device(p)
+    add_progress(p)
+    add_verbosity(p)
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..training import TrainConfig, card_for_dataset, train
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg = TrainConfig(
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, beta1=args.beta1, lambda_l1=args.lambda_l1,
+        width=args.width, crop_size=args.crop_size, crops_per_image=args.crops_per_image, augment=args.augment,
+        workers=args.workers, threads=args.threads, seed=args.seed, checkpoint_every=args.checkpoint_every,
+        best_metric=args.best_metric, device=args.device, amp=args.amp, max_minutes=args.max_minutes,
+    )
+    train_ds, val_ds, layout, desc = build_datasets(args, cfg.crop_size, cfg.crops_per_image, cfg.augment, cfg.seed)
+    out = Path(args.out)
+    card = card_for_dataset(layout, args.mode, tuple(args.sar_bands or ("VH",)), args.name or out.resolve().name,
+                            args.description)
+    command = "sar2opt " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv and "train" in sys.argv else None
+    progress, close = make_progress(args.progress, "train")
+    try:
+        result = train(train_ds, val_ds, out, card, cfg, resume=args.resume, command=command,
+                       data_description=desc, progress=progress)
+    finally:
+        close()
+    chosen = result.best or result.last
+    if args.export:
+        dst = Path(args.export)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dst.with_name(f".{dst.name}.tmp")
+        shutil.copyfile(chosen, tmp)
+        tmp.replace(dst)
+        log.info("exported %s to %s", chosen, dst)
+    summary = {"out": str(out), "best": str(result.best) if result.best else None, "last": str(result.last),
+               "epochs": result.epochs_done, "best_epoch": result.best_epoch, "validation": result.best_metrics,
+               "baseline_constant_colour": result.baseline}
+    if args.progress == "json":
+        from ._common import emit_json
+
+        emit_json({"event": "done", "outputs": {"OUTPUT": str(chosen)}, **summary})
+    else:
+        print(json.dumps(summary, indent=1))
+    return 0

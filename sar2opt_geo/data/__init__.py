@@ -1,0 +1,23 @@
+"""Training data: pairs on disk, normalisation (defined once), datasets, splits."""
+
+from __future__ import annotations
+
+from . import normalize
+from .datasets import PairDataset, read_unit
+from .pairs import LAYOUTS, BandSource, Pair, check_same_grid, detect_layout, find_pairs
+from .splits import split_by_area, split_by_scene, split_pairs
+
+__all__ = [
+    "normalize",
+    "Pair",
+    "BandSource",
+    "LAYOUTS",
+    "find_pairs",
+    "detect_layout",
+    "check_same_grid",
+    "PairDataset",
+    "read_unit",
+    "split_pairs",
+    "split_by_area",
+    "split_by_scene",
+]

@@ -1,0 +1,92 @@
+"""Image-quality metrics on the [0, 1] scale, with torch ops only.
+
+All functions take ``(N, C, H, W)`` tensors already on the ``(y + 1) / 2`` scale, data
+range 1.0, and return one value per image (average over images yourself).
+
+* PSNR: ``10 log10(data_range^2 / MSE)``; identical images give ``inf``.
+* SSIM: Wang et al. (2004) as in ``skimage.metrics.structural_similarity(...,
+  gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1)``: an
+  11 x 11 Gaussian window (sigma 1.5), K1 = 0.01, K2 = 0.03, computed per channel with a
+  depthwise ``conv2d`` over the valid region (no padding: the 5-pixel border is left out,
+  as skimage crops it), averaged over pixels and channels.
+* L1: mean absolute difference.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["psnr", "ssim", "l1", "gaussian_window", "gaussian_window_1d", "SSIM_WINDOW", "SSIM_SIGMA"]
+
+SSIM_WINDOW = 11
+SSIM_SIGMA = 1.5
+
+
+def _check(a: torch.Tensor, b: torch.Tensor) -> None:
+    if a.shape != b.shape or a.ndim != 4:
+        raise ValueError(f"metrics need two (N, C, H, W) tensors of one shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+
+
+def l1(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean absolute difference per image, ``(N,)``."""
+    _check(pred, target)
+    return (pred.float() - target.float()).abs().flatten(1).mean(1)
+
+
+def psnr(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
+    """Peak signal-to-noise ratio per image in dB, ``(N,)``; ``inf`` where the images are identical."""
+    _check(pred, target)
+    mse = (pred.float() - target.float()).pow(2).flatten(1).mean(1)
+    return 10.0 * torch.log10(data_range**2 / mse)
+
+
+def gaussian_window_1d(size: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA) -> torch.Tensor:
+    """Normalised 1-D Gaussian kernel, ``(size,)``, float32."""
+    x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    g = torch.exp(-(x**2) / (2 * sigma**2))
+    return (g / g.sum()).float()
+
+
+def gaussian_window(size: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA, dtype=torch.float32) -> torch.Tensor:
+    """Normalised 2-D Gaussian kernel, ``(size, size)``."""
+    x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    g = torch.exp(-(x**2) / (2 * sigma**2))
+    g = g / g.sum()
+    return torch.outer(g, g).to(dtype)
+
+
+def ssim(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    data_range: float = 1.0,
+    window: int = SSIM_WINDOW,
+    sigma: float = SSIM_SIGMA,
+    k1: float = 0.01,
+    k2: float = 0.03,
+) -> torch.Tensor:
+    """Structural similarity per image, ``(N,)`` (see module docstring for the exact definition)."""
+    _check(pred, target)
+    x, y = pred.float(), target.float()
+    c = x.shape[1]
+    if min(x.shape[2:]) < window:
+        raise ValueError(f"SSIM needs images of at least {window}x{window} px, got {tuple(x.shape[2:])}")
+    # the 2-D Gaussian is separable: one (window x 1) pass, then one (1 x window) pass
+    g = gaussian_window_1d(window, sigma).to(x.device)
+    gv, gh = g.view(1, 1, window, 1).expand(c, 1, window, 1), g.view(1, 1, 1, window).expand(c, 1, 1, window)
+
+    def filt(t: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(F.conv2d(t, gv, groups=c), gh, groups=c)
+
+    # centre each image band on the mean of both images: E[x^2] - E[x]^2 then loses no float32 precision
+    shift = 0.5 * (x.mean((2, 3), keepdim=True) + y.mean((2, 3), keepdim=True))
+    x, y = x - shift, y - shift
+    mx, my = filt(x), filt(y)
+    vx = filt(x * x) - mx * mx
+    vy = filt(y * y) - my * my
+    cxy = filt(x * y) - mx * my
+    c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
+    vx, vy = vx.clamp(min=0), vy.clamp(min=0)
+    mx, my = mx + shift, my + shift  # luminance uses the true local means
+    s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+    return s.flatten(1).mean(1)

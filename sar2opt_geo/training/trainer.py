@@ -1,0 +1,387 @@
+"""The article's pix2pix training loop, on CPU, one GPU, or several GPUs with DDP (torchrun).
+
+Recipe (defaults of :class:`TrainConfig`, from the article): 100 epochs, batch 128, Adam
+lr 2e-4, betas (0.5, 0.999); generator loss ``BCEWithLogits(D(x, G(x)) -> real) + 100 x
+L1``; each step updates the generator, then the discriminator on the detached fake.
+
+Output folder::
+
+    log.csv, log.json            one row per epoch: losses, validation metrics, seconds
+    samples/epoch_NNNN.png       input | generated | real, validation crops
+    checkpoints/epoch_NNNN.safetensors  every ``checkpoint_every`` epochs
+    checkpoints/last.safetensors, best.safetensors   generators with full model cards
+    checkpoints/state_last.pt    training state for --resume (torch.load(weights_only=True))
+    curves.png                   losses and validation metrics vs the constant-colour baseline
+    baseline.json                constant-colour baseline on the validation split
+
+Distributed: launched by ``torchrun``, the loop reads ``WORLD_SIZE``/``RANK``/``LOCAL_RANK``,
+wraps both networks in ``DistributedDataParallel`` (NCCL on CUDA, Gloo on CPU), splits each
+epoch with ``DistributedSampler`` (``batch_size`` is the global batch) and lets rank 0
+validate and write files.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import datetime as _dt
+import json
+import logging
+import math
+import os
+import shlex
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler
+
+from .. import __version__
+from ..data.datasets import PairDataset
+from ..errors import CheckpointError
+from ..models import PatchDiscriminator, UNetGenerator
+from ..models.card import ModelCard
+from ..models.checkpoint import save_generator
+from . import plots
+from .evaluate import METRIC_NOTES, constant_baseline, evaluate_generator
+from .losses import discriminator_loss, generator_loss
+
+__all__ = ["TrainConfig", "TrainResult", "train", "resolve_device", "STATE_FILE"]
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "state_last.pt"
+LOG_FIELDS = ("epoch", "steps", "g_total", "g_adv", "g_l1", "d", "val_psnr", "val_ssim", "val_l1", "seconds", "lr")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters and run options; defaults are the article's recipe."""
+
+    epochs: int = 100
+    batch_size: int = 128  # global batch (split across DDP ranks)
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    lambda_l1: float = 100.0
+    width: float = 1.0  # channel multiplier of generator and discriminator
+    norm: str = "batch"
+    dropout: float = 0.5
+    crop_size: int = 256  # pixels
+    crops_per_image: int = 1  # random crops per pair per epoch
+    augment: bool = True  # flips and 90-degree rotations
+    workers: int = 0  # DataLoader worker processes
+    threads: int | None = None  # torch intra-op threads (None: torch default)
+    seed: int = 0
+    checkpoint_every: int = 10  # epochs
+    best_metric: Literal["psnr", "ssim", "l1"] = "psnr"
+    device: str = "auto"
+    amp: Literal["auto", "bf16", "fp16", "none"] = "auto"  # autocast on CUDA ("auto": bf16 if supported, else fp16)
+    max_minutes: float | None = None  # stop after the epoch during which this wall-clock budget runs out
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    out_dir: Path
+    best: Path | None
+    last: Path
+    epochs_done: int
+    best_epoch: int | None
+    best_metrics: dict[str, float] | None
+    baseline: dict[str, float] | None
+    history: list[dict[str, Any]]
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``auto`` -> ``cuda`` when available (this rank's GPU under torchrun), else ``cpu``."""
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        return torch.device("cpu")
+    return torch.device(device)
+
+
+def _autocast(device: torch.device, amp: str) -> tuple[torch.dtype | None, bool]:
+    """``(autocast dtype or None, use GradScaler)``; mixed precision only on CUDA."""
+    if device.type != "cuda" or amp == "none":
+        return None, False
+    if amp == "bf16" or (amp == "auto" and torch.cuda.is_bf16_supported()):
+        return torch.bfloat16, False
+    return torch.float16, True
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _atomic_torch_save(obj: Any, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _unwrap(m: nn.Module) -> nn.Module:
+    return m.module if isinstance(m, nn.parallel.DistributedDataParallel) else m
+
+
+def _better(metric: str, new: float, old: float | None) -> bool:
+    if old is None or (isinstance(old, float) and math.isnan(old)):
+        return True
+    return new < old if metric == "l1" else new > old
+
+
+def _write_logs(out: Path, history: list[dict[str, Any]]) -> None:
+    _atomic_write_text(out / "log.json", json.dumps(history, indent=1))
+    tmp = out / f".log.csv.tmp-{os.getpid()}"
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=LOG_FIELDS, extrasaction="ignore")
+        w.writeheader()
+        for row in history:
+            w.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in LOG_FIELDS})
+    os.replace(tmp, out / "log.csv")
+
+
+def train(
+    train_data: PairDataset,
+    val_data: PairDataset | None,
+    out_dir: str | os.PathLike,
+    card: ModelCard,
+    config: TrainConfig = TrainConfig(),
+    resume: bool = False,
+    command: str | None = None,
+    data_description: dict[str, Any] | None = None,
+    progress: Callable[[float, str], None] | None = None,
+) -> TrainResult:
+    """Train a generator/discriminator pair and write logs, samples and checkpoints to ``out_dir``.
+
+    Args:
+        train_data, val_data: datasets in the model domain (random crops for training;
+            deterministic whole images or centre crops for validation; ``val_data`` None
+            skips validation and ``best``).
+        card: template card (name, input domain, output spec, description); architecture,
+            training and metrics fields are filled in here.
+        resume: continue from ``checkpoints/state_last.pt`` (same config expected).
+        command: the exact command line, recorded in the card (default: ``sys.argv``).
+        data_description: recorded in the card's ``training["data"]``.
+    """
+    out = Path(out_dir)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    distributed = world > 1
+    device = resolve_device(config.device)
+    if distributed and not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    is_main = rank == 0
+    ckpt_dir = out / "checkpoints"
+    if is_main:
+        (out / "samples").mkdir(parents=True, exist_ok=True)
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+
+    in_ch, out_ch = train_data.in_channels, train_data.out_channels
+    arch_args = {"in_channels": in_ch, "out_channels": out_ch, "width": config.width, "norm": config.norm,
+                 "dropout": config.dropout}
+    torch.manual_seed(config.seed)
+    gen = UNetGenerator(**arch_args).to(device)
+    disc = PatchDiscriminator(in_ch + out_ch, width=config.width, norm=config.norm).to(device)
+    opt_g = torch.optim.Adam(gen.parameters(), lr=config.lr, betas=(config.beta1, config.beta2))
+    opt_d = torch.optim.Adam(disc.parameters(), lr=config.lr, betas=(config.beta1, config.beta2))
+    amp_dtype, use_scaler = _autocast(device, config.amp)
+    scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
+
+    history: list[dict[str, Any]] = []
+    start_epoch, best_value, best_epoch, best_metrics = 1, None, None, None
+    state_path = ckpt_dir / STATE_FILE
+    if resume:
+        if not state_path.exists():
+            raise CheckpointError(f"{state_path}: no training state to resume from; start without --resume")
+        try:
+            state = torch.load(state_path, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise CheckpointError(f"{state_path}: unreadable training state ({exc}); start without --resume") from None
+        gen.load_state_dict(state["generator"])
+        disc.load_state_dict(state["discriminator"])
+        opt_g.load_state_dict(state["opt_g"])
+        opt_d.load_state_dict(state["opt_d"])
+        scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["rng_cpu"])
+        if device.type == "cuda" and state.get("rng_cuda") is not None:
+            torch.cuda.set_rng_state(state["rng_cuda"], device)
+        history = list(state["history"])
+        start_epoch = int(state["epoch"]) + 1
+        best_value, best_epoch = state.get("best_value"), state.get("best_epoch")
+        best_metrics = state.get("best_metrics")
+        log.info("resuming from %s at epoch %d", state_path, start_epoch)
+
+    if distributed:
+        ids = [device.index] if device.type == "cuda" else None
+        gen = nn.parallel.DistributedDataParallel(gen, device_ids=ids)
+        disc = nn.parallel.DistributedDataParallel(disc, device_ids=ids)
+
+    per_rank_batch = max(1, config.batch_size // world)
+    sampler = DistributedSampler(train_data, num_replicas=world, rank=rank, shuffle=True, seed=config.seed)
+    loader = DataLoader(train_data, batch_size=per_rank_batch, sampler=sampler, num_workers=config.workers,
+                        drop_last=False, pin_memory=device.type == "cuda")
+
+    mean_colour = train_data.mean_target()
+    baseline = None
+    if is_main and val_data is not None:
+        baseline = constant_baseline(mean_colour, val_data)
+        _atomic_write_text(out / "baseline.json", json.dumps({"mean_colour": mean_colour.tolist(), **baseline,
+                                                               "notes": METRIC_NOTES}, indent=1))
+        log.info("constant-colour baseline on validation: PSNR %.2f dB, SSIM %.3f, L1 %.4f",
+                 baseline["psnr"], baseline["ssim"], baseline["l1"])
+    command = command or " ".join(shlex.quote(a) for a in sys.argv)
+    t_start = time.monotonic()
+    seconds_before = float(history[-1].get("seconds_total", 0.0)) if history else 0.0
+    steps_total = int(history[-1].get("steps_total", 0)) if history else 0
+
+    def make_card(metrics: dict[str, Any] | None, epoch: int) -> ModelCard:
+        training = dict(card.training)
+        training.update({
+            "data": data_description or {"train": train_data.describe(),
+                                         "validation": val_data.describe() if val_data else None},
+            "recipe": config.to_dict(),
+            "command": command,
+            "epochs_trained": epoch,
+            "steps": steps_total,
+            "seconds": round(seconds_before + time.monotonic() - t_start, 1),
+            "mean_colour": [round(float(v), 6) for v in mean_colour],
+            "distributed_world_size": world,
+            "device": str(device),
+        })
+        m = dict(card.metrics)
+        if metrics is not None:
+            m.update({"validation": metrics, "epoch": epoch, "baseline_constant_colour": baseline, "notes": METRIC_NOTES})
+        return card.replace(architecture="unet_article", architecture_args=arch_args, training=training, metrics=m,
+                            library_version=__version__,
+                            created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+
+    epoch = start_epoch - 1
+    for epoch in range(start_epoch, config.epochs + 1):
+        t0 = time.monotonic()
+        train_data.set_epoch(epoch)
+        sampler.set_epoch(epoch)
+        gen.train()
+        disc.train()
+        sums = {"g_total": 0.0, "g_adv": 0.0, "g_l1": 0.0, "d": 0.0}
+        n = 0
+        for i, batch in enumerate(loader):
+            x = batch["condition"].to(device, non_blocking=True)
+            y = batch["target"].to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                fake = gen(x)
+            # generator step: D judges the fake as if real; D's weights are not updated here
+            d_plain = _unwrap(disc)
+            d_plain.requires_grad_(False)
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                g_total, g_adv, g_l1 = generator_loss(d_plain(x, fake), fake, y, config.lambda_l1)
+            opt_g.zero_grad(set_to_none=True)
+            scaler.scale(g_total).backward()
+            scaler.step(opt_g)
+            d_plain.requires_grad_(True)
+            # discriminator step on the detached fake
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                if distributed:  # one DDP forward per backward
+                    logits = disc(torch.cat([x, x]), torch.cat([y, fake.detach()]))
+                    real_logits, fake_logits = logits.chunk(2)
+                else:
+                    real_logits, fake_logits = disc(x, y), disc(x, fake.detach())
+                d_loss = discriminator_loss(real_logits, fake_logits)
+            opt_d.zero_grad(set_to_none=True)
+            scaler.scale(d_loss).backward()
+            scaler.step(opt_d)
+            scaler.update()
+            for k, v in zip(sums, (g_total, g_adv, g_l1, d_loss)):
+                sums[k] += float(v.detach())
+            n += 1
+            steps_total += 1
+            if progress and is_main:
+                progress(((epoch - 1) + (i + 1) / len(loader)) / config.epochs,
+                         f"epoch {epoch}/{config.epochs} step {i + 1}/{len(loader)} G {float(g_total.detach()):.3f} D {float(d_loss.detach()):.3f}")
+        row: dict[str, Any] = {"epoch": epoch, "steps": n, **{k: v / max(n, 1) for k, v in sums.items()},
+                               "lr": config.lr}
+        if distributed:
+            vals = torch.tensor([row[k] for k in sums], device=device)
+            torch.distributed.all_reduce(vals)
+            row.update({k: float(v) / world for k, v in zip(sums, vals)})
+        if is_main:
+            g = _unwrap(gen)
+            if val_data is not None:
+                metrics = evaluate_generator(g, val_data, device, autocast_dtype=amp_dtype)
+                row.update({"val_psnr": metrics["psnr"], "val_ssim": metrics["ssim"], "val_l1": metrics["l1"]})
+                _sample_grid(g, val_data, out / "samples" / f"epoch_{epoch:04d}.png", device)
+            else:
+                metrics = None
+                _sample_grid(g, train_data, out / "samples" / f"epoch_{epoch:04d}.png", device)
+            row["seconds"] = round(time.monotonic() - t0, 2)
+            row["seconds_total"] = round(seconds_before + time.monotonic() - t_start, 2)
+            row["steps_total"] = steps_total
+            history.append(row)
+            _write_logs(out, history)
+            log.info(
+                "epoch %d/%d: G %.4f (adv %.4f, L1 %.4f) D %.4f%s [%.1f s]", epoch, config.epochs, row["g_total"],
+                row["g_adv"], row["g_l1"], row["d"],
+                f"; val PSNR {metrics['psnr']:.2f} dB SSIM {metrics['ssim']:.3f} L1 {metrics['l1']:.4f}"
+                if metrics else "", row["seconds"],
+            )
+            if metrics is not None and _better(config.best_metric, metrics[config.best_metric], best_value):
+                best_value, best_epoch, best_metrics = metrics[config.best_metric], epoch, metrics
+                save_generator(g, make_card(metrics, epoch), ckpt_dir / "best.safetensors")
+            save_generator(g, make_card(metrics, epoch), ckpt_dir / "last.safetensors")
+            if config.checkpoint_every and epoch % config.checkpoint_every == 0:
+                save_generator(g, make_card(metrics, epoch), ckpt_dir / f"epoch_{epoch:04d}.safetensors")
+            _atomic_torch_save({
+                "generator": g.state_dict(), "discriminator": _unwrap(disc).state_dict(),
+                "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "scaler": scaler.state_dict(),
+                "epoch": epoch, "rng_cpu": torch.get_rng_state(),
+                "rng_cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+                "history": history, "best_value": best_value, "best_epoch": best_epoch, "best_metrics": best_metrics,
+                "config": {k: v for k, v in config.to_dict().items() if v is not None},
+            }, state_path)
+        if distributed:
+            torch.distributed.barrier()
+        if config.max_minutes is not None and (time.monotonic() - t_start) / 60 >= config.max_minutes:
+            log.info("stopping after epoch %d: wall-clock budget of %.1f min reached", epoch, config.max_minutes)
+            break
+    if is_main and history:
+        plots.plot_curves(history, out / "curves.png", baseline)
+    return TrainResult(out, (ckpt_dir / "best.safetensors") if best_epoch else None, ckpt_dir / "last.safetensors",
+                       epoch, best_epoch, best_metrics, baseline, history)
+
+
+@torch.no_grad()
+def _sample_grid(gen: nn.Module, data: PairDataset, path: Path, device: torch.device, n: int = 4, size: int = 256) -> None:
+    """Input | generated | real for the first ``n`` samples of ``data``, centre crops of ``size`` px."""
+    items = [data[i] for i in range(min(n, len(data)))]
+    h, w = items[0]["condition"].shape[1:]
+    s = min(size, h - h % 16, w - w % 16)
+    r, c = (h - s) // 2, (w - s) // 2
+    x = torch.stack([it["condition"][:, r:r + s, c:c + s] for it in items])
+    y = torch.stack([it["target"][:, r:r + s, c:c + s] for it in items])
+    was = gen.training
+    gen.eval()
+    try:
+        fake = gen(x.to(device)).float().cpu()
+    finally:
+        gen.train(was)
+    plots.save_sample_grid(x, fake, y, path)
