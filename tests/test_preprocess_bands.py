@@ -92,3 +92,8 @@ def test_gray_model_combines_rgb_or_uses_single_band():
     assert forced.bands == ("green",) and not forced.gray
     with pytest.raises(BandError):
         plan_bands(scene(["b1", "b2"], sensor="optical", freq=None, quantity=Quantity.RADIANCE_DN), GRAY)
+
+
+def test_unknown_radar_band_is_not_a_mismatch():
+    plan = plan_bands(scene(["VH"], sensor="SAR", freq="unknown"), sar_card())
+    assert plan.bands == ("VH",) and plan.warnings == ()

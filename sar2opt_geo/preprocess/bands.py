@@ -75,7 +75,8 @@ def _sar_bands(scene: Any) -> list[str]:
 
 
 def _describe_scene(scene: Any) -> str:
-    freq = f"{scene.frequency_band}-band " if getattr(scene, "frequency_band", None) else ""
+    f = getattr(scene, "frequency_band", None)
+    freq = f"{f}-band " if f and f.lower() not in ("unknown", "?", "none") else ""
     return f"{freq}{scene.sensor} scene with bands {', '.join(scene.bands)}"
 
 
@@ -103,7 +104,9 @@ def plan_bands(scene: Any, card: ModelCard, requested: Sequence[str] | None = No
         plan = _plan_sar_or_other(scene, card, found if requested else None, warnings)
     if is_sar_card(card) and scene.is_sar:
         d = card.input
-        if d.frequency_band and scene.frequency_band and d.frequency_band.upper() != scene.frequency_band.upper():
+        scene_freq = (scene.frequency_band or "").strip()
+        known = scene_freq and scene_freq.lower() not in ("unknown", "?", "none")
+        if d.frequency_band and known and d.frequency_band.upper() != scene_freq.upper():
             warnings.append(f"{_describe_card(card)} applied to a {_describe_scene(scene)}: radar frequency bands differ")
         quantities = {getattr(scene.bands[b].quantity, "value", scene.bands[b].quantity) for b in plan.bands}
         other = sorted(q for q in quantities if q != d.quantity)
