@@ -461,10 +461,9 @@ def compare_composites(
                 for i in range(n):
                     fa[i][~valid] = fa[i][valid].mean()
                     fb[i][~valid] = fb[i][valid].mean()
-                for i in range(n):
-                    s = ssim(torch.from_numpy(fa[i][None, None]), torch.from_numpy(fb[i][None, None]))
-                    ssim_sum[i] += float(s[0]) * nv
-                    ssim_w[i] += nv
+                s = ssim(torch.from_numpy(fa[:, None]), torch.from_numpy(fb[:, None]))  # bands as a batch: (n,)
+                ssim_sum += s.double().numpy() * nv
+                ssim_w += nv
     out = []
     for i in range(n):
         c = max(int(count[i]), 1)
