@@ -494,8 +494,10 @@ def run_batch(
     ``aoi`` is a vector file (``layer``, ``name_field`` as in :func:`sar2opt_geo.aoi.read_aoi`)
     or an already read GeoDataFrame with a ``name`` column; ``buffer_m`` in metres; ``model`` a
     checkpoint path (default: the bundled model for the scene type); ``options`` a
-    :class:`sar2opt_geo.TranslateOptions`; ``client`` a Dask ``Client`` (None: serial in this
-    process); ``translate`` defaults to :func:`sar2opt_geo.translate`. Without ``overwrite``,
+    :class:`sar2opt_geo.TranslateOptions`; ``client`` a Dask ``Client``, or a zero-argument
+    callable returning a context manager that yields one (or None for serial), entered only when
+    some crop must run (e.g. ``functools.partial(dask_client, 2)``: a rerun with nothing to do
+    starts no cluster); None runs serially in this process; ``translate`` defaults to :func:`sar2opt_geo.translate`. Without ``overwrite``,
     crops whose output is complete with the same input hash are skipped; failed or partial ones
     are redone. ``progress(fraction, message)`` is called after each crop.
     """
@@ -509,8 +511,7 @@ def run_batch(
         overwrite=overwrite, previous=read_summary(summary_path),
     )
     total = len(tasks) + len(records)
-    log.info("batch: %d crop(s) to run, %d decided at planning (%s)", len(tasks), len(records),
-             "serial" if client is None else f"Dask {getattr(client, 'scheduler', '')}")
+    log.info("batch: %d crop(s) to run, %d decided at planning", len(tasks), len(records))
     last_write = time.monotonic()
 
     def finished(rec: Record) -> None:
@@ -530,7 +531,15 @@ def run_batch(
         if client is None:
             for task in tasks:
                 finished(run_task(task, translate))
-        else:
+        elif callable(client) and not hasattr(client, "submit"):  # a factory: start the cluster only if needed
+            if tasks:
+                with client() as started:
+                    if started is None:
+                        for task in tasks:
+                            finished(run_task(task, translate))
+                    else:
+                        _run_dask(started, tasks, translate, finished)
+        elif tasks:
             _run_dask(client, tasks, translate, finished)
     finally:  # also on interrupt: what finished is recorded, so a rerun resumes
         write_summary(records, summary_path, gdf.crs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import geopandas as gpd
@@ -38,7 +39,7 @@ def test_dask_run_matches_serial_run(tmp_path, landsat8_tif, gray_model, client)
                      crs=crs).to_file(aoi_path)
     kw = dict(model=gray_model, name_field="label", buffer_m=30.0, translate=_translate())
     serial = run_batch([landsat8_tif], aoi_path, tmp_path / "serial", **kw)
-    dask = run_batch([landsat8_tif], aoi_path, tmp_path / "dask", client=client, **kw)
+    dask = run_batch([landsat8_tif], aoi_path, tmp_path / "dask", client=lambda: contextlib.nullcontext(client), **kw)
 
     def table(s):
         return [(r.name, Path(r.scene).name, r.status, r.reason, Path(r.output).name, r.input_hash) for r in s.records]
@@ -58,4 +59,11 @@ def test_dask_run_matches_serial_run(tmp_path, landsat8_tif, gray_model, client)
     mtimes = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "dask").glob("*.tif")}
     again = run_batch([landsat8_tif], aoi_path, tmp_path / "dask", client=client, **kw)
     assert [r.status for r in again.records] == ["skipped"] * 4
+    # with a cluster factory (what the CLI passes), a rerun with nothing to do starts no cluster
+    again = run_batch([landsat8_tif], aoi_path, tmp_path / "dask", client=_no_cluster, **kw)
+    assert [r.status for r in again.records] == ["skipped"] * 4
     assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "dask").glob("*.tif")} == mtimes
+
+
+def _no_cluster():
+    raise AssertionError("a cluster was started although every crop was up to date")

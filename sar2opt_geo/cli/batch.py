@@ -7,6 +7,7 @@ already up to date, are fine), 1 when at least one failed (the summary says why)
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 from pathlib import Path
 
@@ -79,12 +80,12 @@ def run(args: argparse.Namespace) -> int:
         logging.getLogger("distributed").setLevel(logging.WARNING)
     progress, close = make_progress(args.progress, "batch")
     try:
-        with dask_client(args.workers, args.scheduler) as client:
-            summary = run_batch(
-                args.scenes, args.aoi, args.output_dir, model=args.model, options=options, layer=args.layer,
-                name_field=args.name_field, buffer_m=args.buffer, keep_rectangle=args.keep_rectangle,
-                overwrite=args.overwrite, client=client, progress=progress,
-            )
+        summary = run_batch(
+            args.scenes, args.aoi, args.output_dir, model=args.model, options=options, layer=args.layer,
+            name_field=args.name_field, buffer_m=args.buffer, keep_rectangle=args.keep_rectangle,
+            overwrite=args.overwrite, client=functools.partial(dask_client, args.workers, args.scheduler),
+            progress=progress,
+        )
     finally:
         close()
     if args.progress == "json":
