@@ -27,16 +27,17 @@ import hashlib
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import numpy as np
 
 from . import __version__
 from .errors import CheckpointError, GeoreferencingError, NoValidDataError
 
-__all__ = ["TranslateOptions", "Result", "translate", "resolve_device"]
+__all__ = ["Result", "TranslateOptions", "resolve_device", "translate"]
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +127,7 @@ class TranslateOptions:
             if len(self.bounds) != 4:
                 raise ValueError(f"bounds must be (left, bottom, right, top), got {self.bounds}")
 
-    def replace(self, **changes: Any) -> "TranslateOptions":
+    def replace(self, **changes: Any) -> TranslateOptions:
         """A copy with ``changes``; unknown names raise ``TypeError`` listing the valid ones."""
         known = {f.name for f in dataclasses.fields(self)}
         unknown = sorted(set(changes) - known)
@@ -226,6 +227,16 @@ def _aoi_in(geometry: Any, src_crs: Any, dst_crs: Any) -> Any:
     return shape(transform_geom(src_crs, dst_crs, mapping(geometry)))
 
 
+def _scene_key(scene: Any, opts: TranslateOptions) -> tuple | None:
+    """Identifies a scene's calibrated values (file, modification time, calibration options) for caching."""
+    try:
+        st = os.stat(scene.path)
+    except OSError:
+        return None
+    return (str(Path(scene.path).resolve()), st.st_mtime_ns, st.st_size, scene.product_id, scene.calibration,
+            opts.calibration_factor_db, opts.thermal_noise_removal, scene.width, scene.height)
+
+
 def _sub(progress: ProgressFn | None, lo: float, hi: float) -> ProgressFn | None:
     if progress is None:
         return None
@@ -283,8 +294,15 @@ def _translate(
 
     from .engine import TilingConfig, run_tiled
     from .io import ScratchRaster, quicklook_path, write_cog, write_quicklook
-    from .preprocess import (crop_window, make_normaliser, model_grid, native_grid, open_linear_source,
-                             plan_bands, reprojected_grid)
+    from .preprocess import (
+        crop_window,
+        make_normaliser,
+        model_grid,
+        native_grid,
+        open_linear_source,
+        plan_bands,
+        reprojected_grid,
+    )
     from .sensors import open_scene
 
     scene = open_scene(src, bands=list(opts.bands) if opts.bands else None,
@@ -323,7 +341,7 @@ def _translate(
         # -- statistics, resampled linear values, normalisation
         normaliser = make_normaliser(
             card.input, plan.bands, scene.read, scene.height, scene.width, gray=plan.gray, source=scene.path,
-            cancel=cancel, progress=_sub(progress, 0.0, 0.05),
+            cancel=cancel, progress=_sub(progress, 0.0, 0.05), cache_key=_scene_key(scene, opts),
         )
         log.info("input: %s, %s", ", ".join(plan.bands), normaliser.describe())
         source = open_linear_source(

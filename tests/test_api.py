@@ -26,7 +26,7 @@ from sar2opt_geo.models import ModelCard, UNetGenerator
 from sar2opt_geo.models.card import InputDomain
 from sar2opt_geo.models.checkpoint import save_generator
 
-FAST = dict(tile_size=512, overlap=96, batch_size=2, device="cpu")
+FAST = {"tile_size": 512, "overlap": 96, "batch_size": 2, "device": "cpu"}
 
 
 def _tiny_model(seed: int, bands=("VV",), quantity="sigma0", random_bn=True, **domain):
@@ -38,8 +38,8 @@ def _tiny_model(seed: int, bands=("VV",), quantity="sigma0", random_bn=True, **d
         if random_bn and isinstance(m, torch.nn.BatchNorm2d):
             m.running_mean.uniform_(-0.2, 0.2)
             m.running_var.uniform_(0.5, 1.5)
-    d = dict(sensor="Sentinel-1", bands=tuple(bands), quantity=quantity, normalisation="percentile",
-             percentile=99.0, quantize_levels=255, frequency_band="C")
+    d = {"sensor": "Sentinel-1", "bands": tuple(bands), "quantity": quantity, "normalisation": "percentile",
+             "percentile": 99.0, "quantize_levels": 255, "frequency_band": "C"}
     d.update(domain)
     card = ModelCard(name=f"tiny-{'-'.join(bands).lower()}", architecture="unet_article",
                      architecture_args={"in_channels": len(bands), "out_channels": 3, "width": 0.0625},
@@ -388,3 +388,10 @@ def test_options_are_validated_and_overrides_checked():
     with pytest.raises(TypeError, match="unknown translate option"):
         TranslateOptions().replace(tile=256)
     assert TranslateOptions(bands="HH, HV").bands == ("HH", "HV")
+
+
+def test_full_size_safe_placeholder_is_no_valid_data(s1_safe, vv_model, tmp_path):
+    """The real SAFE's measurement is all zeros: the streaming statistics say so, nothing is written."""
+    with pytest.raises(NoValidDataError, match="only nodata"):
+        translate(s1_safe, tmp_path / "safe.tif", vv_model, **FAST)
+    _nothing_written(tmp_path, "safe.tif")

@@ -30,21 +30,19 @@ def test_success_renames_every_output(tmp_path):
 @pytest.mark.parametrize("exc", [RuntimeError("boom"), KeyboardInterrupt(), CancelledError("stop")])
 def test_any_error_removes_temporaries_and_leaves_nothing(tmp_path, exc):
     dst = tmp_path / "out.tif"
-    with pytest.raises(type(exc)):
-        with atomic_outputs(dst, None) as (tmp, none):
-            assert none is None
-            tmp.write_bytes(b"partial")
-            tmp.with_name(tmp.name + ".aux.xml").write_text("<PAM/>")
-            raise exc
+    with pytest.raises(type(exc)), atomic_outputs(dst, None) as (tmp, none):
+        assert none is None
+        tmp.write_bytes(b"partial")
+        tmp.with_name(tmp.name + ".aux.xml").write_text("<PAM/>")
+        raise exc
     assert list(tmp_path.iterdir()) == []
 
 
 def test_existing_output_without_overwrite_fails_before_work(tmp_path):
     dst = tmp_path / "out.tif"
     dst.write_bytes(b"old")
-    with pytest.raises(OutputExistsError, match="out.tif"):
-        with atomic_outputs(dst, overwrite=False):
-            pytest.fail("body must not run")
+    with pytest.raises(OutputExistsError, match="out.tif"), atomic_outputs(dst, overwrite=False):
+        pytest.fail("body must not run")
     assert dst.read_bytes() == b"old"
     with atomic_outputs(dst, overwrite=True) as (tmp,):
         tmp.write_bytes(b"new")
@@ -52,8 +50,7 @@ def test_existing_output_without_overwrite_fails_before_work(tmp_path):
 
 
 def test_work_dir_is_removed_even_on_error(tmp_path):
-    with pytest.raises(ValueError):
-        with work_dir(tmp_path / "out.tif") as d:
-            (d / "scratch.tif").write_bytes(b"x")
-            raise ValueError
+    with pytest.raises(ValueError), work_dir(tmp_path / "out.tif") as d:
+        (d / "scratch.tif").write_bytes(b"x")
+        raise ValueError
     assert list(tmp_path.iterdir()) == []

@@ -19,11 +19,12 @@ def test_downsampled_rgba_transparent_at_nodata(tmp_path):
     mask = np.full((h, w), 255, dtype=np.uint8)
     mask[:, : w // 2] = 0
     src = tmp_path / "rgb.tif"
-    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
-        with rasterio.open(src, "w", driver="GTiff", width=w, height=h, count=3, dtype="uint8", crs="EPSG:32631",
-                           transform=from_origin(0, 0, 10, 10), tiled=True) as ds:
-            ds.write(data)
-            ds.write_mask(mask)
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(
+        src, "w", driver="GTiff", width=w, height=h, count=3, dtype="uint8", crs="EPSG:32631",
+        transform=from_origin(0, 0, 10, 10), tiled=True,
+    ) as ds:
+        ds.write(data)
+        ds.write_mask(mask)
     png = write_quicklook(src, tmp_path / "rgb.png")
     with rasterio.open(png) as q:
         assert q.driver == "PNG" and q.count == 4

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from rasterio.windows import Window
 
 from sar2opt_geo.data import normalize
 from sar2opt_geo.errors import CancelledError, NoValidDataError
@@ -92,3 +91,24 @@ def test_gray_normaliser_each_band_by_its_own_percentile_then_weights():
     expect = 0.5 * units[0] + 0.3 * units[1] + 0.2 * units[2]
     np.testing.assert_allclose((y[0] + 1) / 2, expect, atol=1e-5)
     assert "gray" in norm.describe()
+
+
+def test_percentiles_are_cached_per_scene_key():
+    from sar2opt_geo.preprocess.domain import clear_statistics_cache
+
+    a = np.random.default_rng(5).gamma(4.4, 0.1 / 4.4, size=(100, 100)).astype(np.float32)
+    reads = []
+
+    def read(band, w):
+        reads.append(w)
+        return _reader(a)(w)
+
+    d = InputDomain("Sentinel-1", ("VH",), "sigma0", "percentile", percentile=99.0)
+    clear_statistics_cache()
+    first = make_normaliser(d, ["VH"], read, 100, 100, cache_key=("scene-a", 1))
+    n = len(reads)
+    again = make_normaliser(d, ["VH"], read, 100, 100, cache_key=("scene-a", 1))
+    assert again.scales == first.scales and len(reads) == n  # nothing read again
+    make_normaliser(d, ["VH"], read, 100, 100, cache_key=("scene-a", 2))  # another key: computed
+    assert len(reads) == 2 * n
+    clear_statistics_cache()

@@ -12,7 +12,13 @@ from rasterio.crs import CRS
 from rasterio.transform import from_origin
 
 from sar2opt_geo.errors import GeoreferencingError, NoValidDataError
-from sar2opt_geo.preprocess.grid import Grid, crop_window, model_grid, reprojected_grid, utm_crs_for
+from sar2opt_geo.preprocess.grid import (
+    Grid,
+    crop_window,
+    model_grid,
+    reprojected_grid,
+    utm_crs_for,
+)
 
 
 @dataclass
@@ -103,5 +109,5 @@ def test_reprojected_grid():
     assert same.crs == g.crs and same.res == (20.0, 20.0) and (same.width, same.height) == (150, 100)
     ll = reprojected_grid(g, "EPSG:4326")
     assert ll.crs.to_epsg() == 4326 and ll.res[0] < 0.001
-    left, bottom, right, top = ll.bounds
+    left, bottom, _right, _top = ll.bounds
     assert 2.99 < left < 3.01 and 43.3 < bottom < 43.4

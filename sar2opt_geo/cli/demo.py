@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ._common import add_device, add_progress, add_verbosity, emit_json, make_progress
 
-__all__ = ["add_parser", "run", "SAMPLE_NAME"]
+__all__ = ["SAMPLE_NAME", "add_parser", "run"]
 
 log = logging.getLogger(__name__)
 

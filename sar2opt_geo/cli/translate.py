@@ -9,7 +9,7 @@ from typing import Any
 
 from ._common import add_device, add_progress, add_verbosity, emit_json, make_progress
 
-__all__ = ["add_parser", "run", "default_output", "options_from_args"]
+__all__ = ["add_parser", "default_output", "options_from_args", "run"]
 
 log = logging.getLogger(__name__)
 
@@ -109,8 +109,7 @@ def default_output(input_path: str) -> Path:
     """``./<INPUT name without extension>_rgb.tif`` (a SAFE folder keeps its product name)."""
     name = Path(str(input_path).rstrip("/\\")).name
     for suffix in (".zip", ".SAFE", ".safe", ".tiff", ".tif", ".TIF", ".TIFF", ".vrt", ".img"):
-        if name.endswith(suffix):
-            name = name[: -len(suffix)]
+        name = name.removesuffix(suffix)
     return Path(f"{name or 'output'}_rgb.tif")
 
 
@@ -118,14 +117,14 @@ def options_from_args(args: argparse.Namespace):
     """The :class:`~sar2opt_geo.api.TranslateOptions` the flags ask for."""
     from ..api import TranslateOptions
 
-    kw: dict[str, Any] = dict(
-        tile_size=args.tile, overlap=args.overlap, batch_size=args.batch, device=args.device,
-        dst_crs=args.t_srs, dst_res=args.tr, match_input_grid=args.match_input_grid, resampling=args.resampling,
-        dtype=args.dtype, speckle_filter=args.speckle, speckle_window=args.speckle_window,
-        calibration_factor_db=args.calibration_factor, thermal_noise_removal=args.thermal_noise_removal,
-        stochastic=args.stochastic, seed=args.seed, strict=args.strict, quicklook=args.quicklook,
-        overwrite=args.overwrite,
-    )
+    kw: dict[str, Any] = {
+        "tile_size": args.tile, "overlap": args.overlap, "batch_size": args.batch, "device": args.device,
+        "dst_crs": args.t_srs, "dst_res": args.tr, "match_input_grid": args.match_input_grid, "resampling": args.resampling,
+        "dtype": args.dtype, "speckle_filter": args.speckle, "speckle_window": args.speckle_window,
+        "calibration_factor_db": args.calibration_factor, "thermal_noise_removal": args.thermal_noise_removal,
+        "stochastic": args.stochastic, "seed": args.seed, "strict": args.strict, "quicklook": args.quicklook,
+        "overwrite": args.overwrite,
+    }
     if args.bands:
         kw["bands"] = tuple(b.strip() for b in args.bands.split(",") if b.strip())
     if args.bounds:
@@ -135,9 +134,7 @@ def options_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..api import translate
-
-    from ..api import resolve_device
+    from ..api import resolve_device, translate
 
     output = args.output or default_output(args.input)
     try:

@@ -7,13 +7,13 @@ from .geotiff import ScratchRaster, encode_block, write_cog
 from .quicklook import quicklook_path, write_quicklook
 
 __all__ = [
+    "ScratchRaster",
     "atomic_outputs",
     "check_writable",
+    "encode_block",
+    "quicklook_path",
     "temp_path_for",
     "work_dir",
-    "ScratchRaster",
-    "encode_block",
     "write_cog",
-    "quicklook_path",
     "write_quicklook",
 ]

@@ -15,12 +15,12 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from ..errors import InputError, OutputExistsError
 
-__all__ = ["temp_path_for", "check_writable", "atomic_outputs", "work_dir"]
+__all__ = ["atomic_outputs", "check_writable", "temp_path_for", "work_dir"]
 
 log = logging.getLogger(__name__)
 

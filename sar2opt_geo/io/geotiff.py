@@ -17,11 +17,13 @@ nodata. Bands carry RGB colour interpretation and descriptions (``red``, ``green
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Literal, Mapping, Sequence
+from typing import Any, Literal
 
 import numpy as np
 import rasterio
@@ -34,7 +36,7 @@ from rasterio.windows import Window
 
 from ..errors import CancelledError
 
-__all__ = ["ScratchRaster", "write_cog", "encode_block", "OutputDType", "BLOCK_SIZE"]
+__all__ = ["BLOCK_SIZE", "OutputDType", "ScratchRaster", "encode_block", "write_cog"]
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +48,7 @@ _COLORS = {"red": ColorInterp.red, "green": ColorInterp.green, "blue": ColorInte
 _SCRATCH_OPTIONS = {"compress": "zstd", "zstd_level": 1}
 
 
-class ScratchRaster:
+class ScratchRaster(contextlib.AbstractContextManager):
     """A float32 GeoTIFF on the unit scale [0, 1] with NaN nodata, written window by window.
 
     Striped (16 rows per strip) and lightly compressed: row blocks arriving in order complete
@@ -77,9 +79,6 @@ class ScratchRaster:
     def close(self) -> None:
         if not self._ds.closed:
             self._ds.close()
-
-    def __enter__(self) -> "ScratchRaster":
-        return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
@@ -166,8 +165,8 @@ def write_cog(
                     out.set_band_description(b, name)
                 if tags:
                     out.update_tags(**{k: _tag(v) for k, v in tags.items()})
-            options: dict[str, Any] = dict(driver="COG", compress=compress, blocksize=BLOCK_SIZE,
-                                           overview_resampling="average", bigtiff="IF_SAFER")
+            options: dict[str, Any] = {"driver": "COG", "compress": compress, "blocksize": BLOCK_SIZE,
+                                           "overview_resampling": "average", "bigtiff": "IF_SAFER"}
             options["predictor"] = "YES" if dtype == "uint8" else "FLOATING_POINT"
             rio_copy(str(scratch), str(dst), **options)
         if progress is not None:

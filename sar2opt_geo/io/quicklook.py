@@ -12,7 +12,7 @@ import rasterio
 import rasterio.errors
 from rasterio.enums import Resampling
 
-__all__ = ["quicklook_path", "write_quicklook", "MAX_SIZE"]
+__all__ = ["MAX_SIZE", "quicklook_path", "write_quicklook"]
 
 log = logging.getLogger(__name__)
 

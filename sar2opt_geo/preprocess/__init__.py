@@ -11,25 +11,32 @@ from __future__ import annotations
 
 from .bands import BandPlan, plan_bands
 from .domain import Normaliser, make_normaliser, scene_percentile
-from .grid import Grid, crop_window, model_grid, native_grid, reprojected_grid, utm_crs_for
+from .grid import (
+    Grid,
+    crop_window,
+    model_grid,
+    native_grid,
+    reprojected_grid,
+    utm_crs_for,
+)
 from .resample import LinearSource, choose_resampling, open_linear_source
 from .speckle import filtered_read, lee_filter
 
 __all__ = [
     "BandPlan",
-    "plan_bands",
-    "Normaliser",
-    "make_normaliser",
-    "scene_percentile",
     "Grid",
-    "crop_window",
-    "model_grid",
-    "native_grid",
-    "reprojected_grid",
-    "utm_crs_for",
     "LinearSource",
+    "Normaliser",
     "choose_resampling",
-    "open_linear_source",
+    "crop_window",
     "filtered_read",
     "lee_filter",
+    "make_normaliser",
+    "model_grid",
+    "native_grid",
+    "open_linear_source",
+    "plan_bands",
+    "reprojected_grid",
+    "scene_percentile",
+    "utm_crs_for",
 ]

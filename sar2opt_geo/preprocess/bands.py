@@ -26,13 +26,14 @@ bands (red, green, blue), combined with ``gray_weights``; else a single-band sce
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from ..errors import BandError
 from ..models.card import ModelCard
 
-__all__ = ["BandPlan", "plan_bands", "is_gray_card", "is_sar_card", "SAR_QUANTITIES"]
+__all__ = ["SAR_QUANTITIES", "BandPlan", "is_gray_card", "is_sar_card", "plan_bands"]
 
 SAR_QUANTITIES = ("sigma0", "gamma0", "beta0")
 _CROSS = {"VH", "HV"}

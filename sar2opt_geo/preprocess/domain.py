@@ -22,8 +22,8 @@ from __future__ import annotations
 import logging
 import math
 import os
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 from rasterio.windows import Window
@@ -39,7 +39,14 @@ from ..errors import CancelledError, NoValidDataError
 from ..models.card import InputDomain
 from ..radiometry import to_db
 
-__all__ = ["Normaliser", "scene_percentile", "make_normaliser", "HIST_LOG10_RANGE", "HIST_BINS"]
+__all__ = [
+    "HIST_BINS",
+    "HIST_LOG10_RANGE",
+    "Normaliser",
+    "clear_statistics_cache",
+    "make_normaliser",
+    "scene_percentile",
+]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +54,15 @@ HIST_LOG10_RANGE = (-12.0, 8.0)  # log10 of the values the histogram resolves (p
 HIST_BINS = 8000  # 0.0025 decades per bin: 0.58 % relative bin width
 DEFAULT_MAX_PIXELS = 1 << 24  # about 16.8 Mpx read at most for statistics
 STATS_BLOCK = 512  # pixels per side of a statistics read
+_CACHE_SIZE = 64
+# Scene percentiles by (caller's scene key, band, q, max_pixels): crops of one scene (AOI batches)
+# share the full scene's statistics without reading it again in the same process.
+_PERCENTILES: dict[tuple, float] = {}
+
+
+def clear_statistics_cache() -> None:
+    """Forget the scene percentiles remembered by :func:`make_normaliser` (``cache_key``)."""
+    _PERCENTILES.clear()
 
 
 @dataclass(frozen=True)
@@ -168,12 +184,16 @@ def make_normaliser(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     cancel: Callable[[], bool] | None = None,
     progress: Callable[[float, str], None] | None = None,
+    cache_key: Hashable | None = None,
 ) -> Normaliser:
     """Build the :class:`Normaliser` for ``bands``, computing scene percentiles when the card needs them.
 
     ``read_band(band, window)`` reads calibrated values of the native grid (``height`` x
     ``width``). With ``gray=True`` the bands are combined into one gray band with
     ``gray_weights`` (default: the card's, else BT.601 luma for 3 bands, else equal).
+    ``cache_key`` (anything hashable that identifies the scene *and* its calibration, e.g.
+    path, modification time and calibration options) lets later calls for the same scene
+    reuse its percentiles (in this process).
     """
     bands = tuple(bands)
     weights: tuple[float, ...] | None = None
@@ -191,6 +211,11 @@ def make_normaliser(
             if progress is not None:
                 progress((k + f) / len(bands), msg)
 
+        key = (cache_key, band, q, max_pixels) if cache_key is not None else None
+        if key is not None and key in _PERCENTILES:
+            scales.append(_PERCENTILES[key])
+            log.debug("%s: scene p%g of %s from cache", source, q, band)
+            continue
         assert read_band is not None, "percentile normalisation needs read_band"
         try:
             value, n = scene_percentile(lambda w, b=band: read_band(b, w), height, width, q,
@@ -200,4 +225,8 @@ def make_normaliser(
                                    "check the input file, its nodata value and the calibration") from None
         log.info("%s: scene p%g of %s = %.6g (%d valid pixels sampled)", source, q, band, value, n)
         scales.append(value)
+        if key is not None:
+            if len(_PERCENTILES) >= _CACHE_SIZE:
+                _PERCENTILES.pop(next(iter(_PERCENTILES)))
+            _PERCENTILES[key] = value
     return Normaliser(domain, bands, tuple(scales), weights)

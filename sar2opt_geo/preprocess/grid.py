@@ -17,8 +17,9 @@ units per pixel. The *model grid* of a scene has the model's pixel spacing
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from affine import Affine
 from rasterio.control import GroundControlPoint
@@ -27,8 +28,17 @@ from rasterio.windows import Window
 
 from ..errors import GeoreferencingError, NoValidDataError
 
-__all__ = ["Grid", "clean_gcps", "utm_crs_for", "scene_center_lonlat", "native_grid", "model_grid", "crop_window",
-           "reprojected_grid", "SAME_SPACING_RTOL"]
+__all__ = [
+    "SAME_SPACING_RTOL",
+    "Grid",
+    "clean_gcps",
+    "crop_window",
+    "model_grid",
+    "native_grid",
+    "reprojected_grid",
+    "scene_center_lonlat",
+    "utm_crs_for",
+]
 
 SAME_SPACING_RTOL = 0.005  # spacings within 0.5 % count as equal: no resampling
 
@@ -59,7 +69,7 @@ class Grid:
     def shape(self) -> tuple[int, int]:
         return (self.height, self.width)
 
-    def window_grid(self, window: Window) -> "Grid":
+    def window_grid(self, window: Window) -> Grid:
         """The sub-grid covered by ``window`` (integer offsets and sizes, in pixels of this grid)."""
         col, row = int(window.col_off), int(window.row_off)
         return Grid(self.crs, self.transform @ Affine.translation(col, row), int(window.width), int(window.height))
@@ -67,7 +77,7 @@ class Grid:
     def full_window(self) -> Window:
         return Window(col_off=0, row_off=0, width=self.width, height=self.height)
 
-    def same_as(self, other: "Grid", rtol: float = 1e-9) -> bool:
+    def same_as(self, other: Grid, rtol: float = 1e-9) -> bool:
         """True if both grids have the same CRS, size and (almost) the same transform."""
         return (
             self.crs == other.crs and self.width == other.width and self.height == other.height
@@ -96,7 +106,7 @@ def utm_crs_for(lon: float, lat: float) -> CRS:
     codes = [int(i.code) for i in infos if i.auth_name == "EPSG" and int(i.code) // 100 in (326, 327)]
     if not codes:
         raise GeoreferencingError(f"no WGS 84 UTM zone for lon={lon:.4f}, lat={lat:.4f} (polar area?); pass dst_crs")
-    zone = int(math.floor((lon + 180.0) / 6.0)) % 60 + 1
+    zone = math.floor((lon + 180.0) / 6.0) % 60 + 1
     wanted = (32600 if lat >= 0 else 32700) + zone
     return CRS.from_epsg(wanted if wanted in codes else codes[0])
 
@@ -196,7 +206,7 @@ def model_grid(scene: Any, spacing_m: float, dst_crs: CRS | str | None = None) -
 def _cells(length: float, res: float) -> int:
     """Number of pixels of size ``res`` covering ``length`` (exact multiples stay exact)."""
     n = length / res
-    return max(1, int(round(n)) if abs(n - round(n)) < 1e-6 else int(math.ceil(n)))
+    return max(1, round(n) if abs(n - round(n)) < 1e-6 else math.ceil(n))
 
 
 def _aligned(crs: CRS, res: float, bounds: tuple[float, float, float, float]) -> Grid:

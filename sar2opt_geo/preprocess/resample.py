@@ -22,11 +22,13 @@ filter runs on the scene's native grid, before resampling.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -40,7 +42,7 @@ from ..errors import CancelledError, GeoreferencingError
 from .grid import Grid, clean_gcps, native_grid
 from .speckle import DEFAULT_ENL, filtered_read
 
-__all__ = ["LinearSource", "open_linear_source", "choose_resampling"]
+__all__ = ["LinearSource", "choose_resampling", "open_linear_source"]
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +61,7 @@ def choose_resampling(src_res_m: float | None, dst_res_m: float, requested: str 
         raise ValueError(f"unknown resampling {requested!r}; choose one of {names}") from None
 
 
-class LinearSource:
+class LinearSource(contextlib.AbstractContextManager):
     """Calibrated values of ``bands`` on ``grid``: ``read(window) -> (C, h, w)`` float32, NaN = nodata."""
 
     def __init__(self, grid: Grid, bands: Sequence[str], reader: Callable[[Window], np.ndarray],
@@ -78,9 +80,6 @@ class LinearSource:
         if self._closer is not None:
             self._closer()
             self._closer = None
-
-    def __enter__(self) -> "LinearSource":
-        return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
@@ -105,7 +104,7 @@ def _integer_offset(own: Grid, grid: Grid) -> tuple[int, int] | None:
     col, row = ~own.transform @ (grid.transform.c, grid.transform.f)
     if abs(col - round(col)) > 1e-6 or abs(row - round(row)) > 1e-6:
         return None
-    col, row = int(round(col)), int(round(row))
+    col, row = round(col), round(row)
     if col < 0 or row < 0 or col + grid.width > own.width or row + grid.height > own.height:
         return None
     return col, row
@@ -152,22 +151,22 @@ def _write_temp(
 ) -> None:
     """Calibrate ``win`` of the scene into a float32 GeoTIFF with its georeferencing (transform or GCPs)."""
     c0, r0, w, h = int(win.col_off), int(win.row_off), int(win.width), int(win.height)
-    profile: dict[str, Any] = dict(
-        driver="GTiff", width=w, height=h, count=len(bands), dtype="float32", nodata=float("nan"),
-        tiled=True, blockxsize=512, blockysize=512, compress="zstd", zstd_level=1, bigtiff="IF_SAFER",
-    )
+    profile: dict[str, Any] = {
+        "driver": "GTiff", "width": w, "height": h, "count": len(bands), "dtype": "float32", "nodata": float("nan"),
+        "tiled": True, "blockxsize": 512, "blockysize": 512, "compress": "zstd", "zstd_level": 1, "bigtiff": "IF_SAFER",
+    }
     own = native_grid(scene)
     if own is not None:
         profile.update(crs=own.crs, transform=own.transform @ Affine.translation(c0, r0))
+    else:  # GCPs shifted into the written window; their CRS goes in as the dataset's
+        gcps, gcp_crs = scene.gcps
+        profile.update(
+            gcps=[GroundControlPoint(row=g.row - r0, col=g.col - c0, x=g.x, y=g.y, z=g.z, id=g.id, info=g.info)
+                  for g in clean_gcps(gcps)],
+            crs=gcp_crs or CRS.from_epsg(4326),
+        )
     blocks = [(r, c) for r in range(0, h, TEMP_BLOCK) for c in range(0, w, TEMP_BLOCK)]
     with rasterio.open(path, "w", **profile) as dst:
-        if own is None:
-            gcps, gcp_crs = scene.gcps
-            dst.gcps = (
-                [GroundControlPoint(row=g.row - r0, col=g.col - c0, x=g.x, y=g.y, z=g.z, id=g.id, info=g.info)
-                 for g in clean_gcps(gcps)],
-                gcp_crs or CRS.from_epsg(4326),
-            )
         for i, (r, c) in enumerate(blocks):
             if cancel is not None and cancel():
                 raise CancelledError(f"{scene.path}: cancelled while resampling; nothing was written")
@@ -211,7 +210,7 @@ def open_linear_source(
     dst_res = grid.res[0] * (grid.crs.linear_units_factor[1] if not grid.crs.is_geographic else 111_320.0)
     method = choose_resampling(src_res, dst_res, resampling)
     ratio = (dst_res / src_res) if src_res else 1.0
-    win = _source_window(scene, grid, pad=4 + int(math.ceil(ratio)))
+    win = _source_window(scene, grid, pad=4 + math.ceil(ratio))
     path = Path(work_dir) / f"calibrated-{os.getpid()}-{id(scene):x}.tif"
     log.info("resampling %s (%s px of %d x %d) in linear power to %s at %.6g %s (%s)", scene.path,
              f"{int(win.width)} x {int(win.height)}", scene.width, scene.height, grid.crs.to_string(), grid.res[0],

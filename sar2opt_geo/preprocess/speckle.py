@@ -15,12 +15,12 @@ the raster edge use the pixels that exist, so filtering a window read with
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from rasterio.windows import Window
 
-__all__ = ["lee_filter", "filtered_read", "DEFAULT_ENL"]
+__all__ = ["DEFAULT_ENL", "filtered_read", "lee_filter"]
 
 #: Equivalent number of looks of Sentinel-1 IW GRDH (ESA product specification: about 4.4).
 DEFAULT_ENL = 4.4
