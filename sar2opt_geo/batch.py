@@ -58,6 +58,7 @@ __all__ = [
     "run_task",
     "run_batch",
     "load_model_cached",
+    "input_hash",
     "dask_client",
     "read_summary",
     "write_summary",
@@ -215,14 +216,18 @@ def _record(task: CropTask, status: Status, reason: str = "", seconds: float = 0
                   task.input_hash, finished=_now(), geometry=task.aoi_geometry)
 
 
-@functools.lru_cache(maxsize=8)
 def _card_hash(path: str) -> str:
+    """SHA-256 prefix of a checkpoint (``models.checkpoint.card_hash``), cached by path, size and mtime."""
+    return _card_hash_stamped(path, _stamp(path))
+
+
+@functools.lru_cache(maxsize=16)
+def _card_hash_stamped(path: str, stamp: tuple[int, int] | None) -> str:
     from .models.checkpoint import card_hash
 
-    try:
-        return card_hash(path)
-    except OSError:
+    if stamp is None:
         return "missing"
+    return card_hash(path)
 
 
 def _options_dict(options: Any) -> dict[str, Any]:
@@ -337,15 +342,33 @@ def plan_batch(
 # -- running ---------------------------------------------------------------------------
 
 
+def _stamp(path: str) -> tuple[int, int] | None:
+    """(size, mtime_ns) of a file, so caches keyed by path notice a replaced checkpoint."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
 @functools.lru_cache(maxsize=4)
-def load_model_cached(path: str, device: str = "cpu") -> tuple[Any, Any, str]:
-    """``(module, card, card_hash)`` of a checkpoint, loaded once per process (per Dask worker),
-    keyed by model path and device; the form :func:`sar2opt_geo.translate` accepts as ``model``."""
+def _load_model(path: str, device: str, stamp: tuple[int, int] | None) -> tuple[Any, Any, str]:
     from .models.checkpoint import load_model
 
     log.info("loading model %s on %s (pid %d)", path, device, os.getpid())
     module, card = load_model(path, device)
     return module, card, _card_hash(path)
+
+
+def load_model_cached(path: str, device: str = "cpu") -> tuple[Any, Any, str]:
+    """``(module, card, card_hash)`` of a checkpoint, loaded once per process (per Dask worker),
+    keyed by model path, device and the file's size and mtime; the form
+    :func:`sar2opt_geo.translate` accepts as ``model``. ``cache_info()``/``cache_clear()`` as lru_cache."""
+    return _load_model(path, device, _stamp(path))
+
+
+load_model_cached.cache_info = _load_model.cache_info  # type: ignore[attr-defined]
+load_model_cached.cache_clear = _load_model.cache_clear  # type: ignore[attr-defined]
 
 
 def run_task(task: CropTask, translate: Callable[..., Any] | None = None) -> Record:

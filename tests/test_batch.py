@@ -218,15 +218,25 @@ def test_rerun_skips_complete_outputs_and_redoes_failed_and_partial(tmp_path, la
     assert [r.status for r in fifth.records] == ["done", "done"]
 
 
-def test_model_is_loaded_once_per_process(tmp_path, landsat8_tif, gray_model):
-    crs, res, polys = _landsat_aois(landsat8_tif)
+def test_model_is_loaded_once_per_process(tmp_path, s1_db_tif, sar_model, tiny_generator):
+    crs, b, res = _scene(s1_db_tif)
+    fields = [box(b.left + (20 + 60 * i) * res, b.bottom + 30 * res, b.left + (60 + 60 * i) * res, b.bottom + 70 * res)
+              for i in range(3)]
     aoi_path = tmp_path / "aoi.geojson"
-    gpd.GeoDataFrame(geometry=list(polys.values()), crs=crs).to_file(aoi_path)
+    gpd.GeoDataFrame(geometry=fields, crs=crs).to_file(aoi_path)
     batch_mod.load_model_cached.cache_clear()
-    summary = run_batch([landsat8_tif], aoi_path, tmp_path / "out", model=gray_model, translate=_translate())
+    summary = run_batch([s1_db_tif], aoi_path, tmp_path / "out", model=sar_model, translate=_translate())
     assert summary.counts["done"] == 3
     info = batch_mod.load_model_cached.cache_info()
     assert (info.misses, info.hits) == (1, 2)
+    # a checkpoint replaced at the same path is reloaded, and its outputs are redone (new card hash)
+    from sar2opt_geo.models.checkpoint import read_card
+
+    save_generator(tiny_generator(1, 3, 0.125, seed=7), read_card(sar_model), sar_model)
+    again = run_batch([s1_db_tif], aoi_path, tmp_path / "out", model=sar_model, translate=_translate())
+    assert again.counts["done"] == 3 and batch_mod.load_model_cached.cache_info().misses == 2
+    for rec in again.records:
+        _check_output(rec.output, fields[rec.order - 1], res)
 
 
 def test_sar_scene_two_scenes_naming_and_cli(tmp_path, s1_db_tif, landsat8_tif, sar_model, capsys):
