@@ -172,7 +172,14 @@ def _paired(cfg: ExperimentConfig, sar: dict[str, Any], gray: dict[str, Any]) ->
             "gray2rgb_gray": model_to_unit(gray["module"](x_gray)[0].float().cpu()).numpy(),
             "optical": model_to_unit(s["target"]).numpy(),
         })
+    seen = {}
+    for name, m in (("SAR->RGB", sar), ("gray->RGB", gray)):
+        trained_on = set((m["card"].training.get("data") or {}).get("train_pairs") or ())
+        seen[name] = sorted(trained_on & {p.key for p in val})
+        if seen[name]:
+            log.warning("%s model was trained on evaluated pairs %s: its metrics are optimistic", name, seen[name])
     return {
+        "trained_on_evaluated_pairs": seen,
         "data": str(root), "pairs_total": len(pairs), "pairs_training_area": len(train),
         "pairs_evaluated": [p.key for p in val], "split": cfg.split, "val_fraction": cfg.val_fraction,
         "eval_crop": cfg.eval_crop, "baseline": {"colour": [float(c) for c in mean], "note": base_note},

@@ -238,6 +238,11 @@ def write_report(metrics: dict[str, Any], path: Path) -> Path:
               f"{p['pairs_training_area']} pairs in the training area); evaluated: {len(p['pairs_evaluated'])} "
               f"held-out pairs ({', '.join(p['pairs_evaluated'])}), "
               f"{'centre crops of ' + str(p['eval_crop']) + ' px' if p['eval_crop'] else 'whole images'}."), ""]
+        for name, keys in (p.get("trained_on_evaluated_pairs") or {}).items():
+            L += [(f"**Warning:** the {name} model's card lists evaluated pairs {', '.join(keys)} among its training "
+                  "pairs: its numbers below are optimistic."), ""] if keys else []
+        if p.get("trained_on_evaluated_pairs") and not any(p["trained_on_evaluated_pairs"].values()):
+            L += ["None of the evaluated pairs is among the training pairs listed in either model card.", ""]
         L += ["| generator (input) | images | PSNR (dB) | SSIM | L1 |", "|---|---|---|---|---|"]
         for name, row in p["table"].items():
             L.append(f"| {name} | {row['images']} | {_f(row['psnr'], 2)} | {_f(row['ssim'])} | {_f(row['l1'])} |")
