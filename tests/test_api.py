@@ -170,18 +170,27 @@ def test_bounds_crop_writes_only_the_bounds_with_the_same_values(s1_with_nodata,
     assert np.abs(ref.astype(int) - got.astype(int)).max() <= 1  # context around the crop: no seams
 
 
-def test_aoi_masks_outside_the_polygon(s1_db_tif, vv_model, tmp_path):
+@pytest.mark.parametrize("aoi_crs", [None, "EPSG:4326"])
+def test_aoi_masks_outside_the_polygon(s1_db_tif, vv_model, tmp_path, aoi_crs):
     from shapely.geometry import Polygon
+    from shapely.ops import transform as shp_transform
 
     with rasterio.open(s1_db_tif) as src:
         x0, y0 = src.bounds.left + 1000, src.bounds.bottom + 1000
     tri = Polygon([(x0, y0), (x0 + 2000, y0), (x0, y0 + 2000)])
-    r = translate(s1_db_tif, tmp_path / "aoi.tif", vv_model, aoi=tri, **FAST)
+    aoi = tri
+    if aoi_crs:
+        from pyproj import Transformer
+
+        aoi = shp_transform(Transformer.from_crs(32631, 4326, always_xy=True).transform, tri)
+    r = translate(s1_db_tif, tmp_path / "aoi.tif", vv_model, aoi=aoi, aoi_crs=aoi_crs, **FAST)
     with rasterio.open(r.path) as out:
-        assert tuple(out.bounds) == pytest.approx(tri.bounds)
+        assert tuple(out.bounds) == pytest.approx(tri.bounds, abs=10.0 if aoi_crs else 1e-6)
         m = out.read_masks(1) > 0
     assert 0.4 < m.mean() < 0.6  # half of the bounding square
     assert m[-1, 0] and not m[0, -1]
+    if aoi_crs:
+        return
     keep = translate(s1_db_tif, tmp_path / "rect.tif", vv_model, aoi=tri, keep_rectangle=True, **FAST)
     with rasterio.open(keep.path) as out:
         assert (out.read_masks(1) > 0).all()
@@ -221,6 +230,22 @@ def test_loaded_model_tuple_and_default_model_by_scene_type(monkeypatch, make_ge
     g, card = _tiny_model(0)
     r2 = translate(sar, tmp_path / "c.tif", (g, card, "abc123"), **FAST)
     assert r2.card_hash == "abc123"
+
+
+def test_gray_model_on_a_real_landsat8_crop(landsat8_tif, tmp_path):
+    """Real Landsat-8 (B2, B3, B4 at 30 m): the gray card's red/green/blue are found, 10 m grid, own CRS."""
+    g, card = _tiny_model(2, bands=("gray",), quantity="gray", sensor="optical", frequency_band=None,
+                          gray_from=("red", "green", "blue"), gray_weights=(0.299, 0.587, 0.114))
+    with rasterio.open(landsat8_tif) as src:
+        left, top = src.bounds.left + 15000, src.bounds.top - 15000
+        crs = src.crs
+    bounds = (left, top - 3000.0, left + 3000.0, top)
+    r = translate(landsat8_tif, tmp_path / "l8.tif", (g, card), bounds=bounds, **FAST)
+    assert r.warnings == () and (r.width, r.height) == (300, 300) and r.crs == crs.to_string()
+    with rasterio.open(r.path) as out:
+        assert out.tags()["SAR2OPT_INPUT_BANDS"] == "red,green,blue"
+        assert "gray" in out.tags()["SAR2OPT_NORMALISATION"]
+        assert tuple(out.bounds) == pytest.approx(bounds)
 
 
 def test_gray_model_on_optical_scene(make_geotiff, tmp_path):
