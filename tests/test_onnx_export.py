@@ -79,3 +79,12 @@ def test_unit_io_range_and_reference_net(tmp_path, real_tile):
 
     out = ort.InferenceSession(str(path)).run(None, {"input": unit})[0]
     assert out.shape == (1, 3, 128, 96) and out.min() >= 0.0 and out.max() <= 1.0
+
+
+def test_cli_export_onnx(tmp_path, tiny_generator):
+    from sar2opt_geo.cli.main import main
+
+    ckpt = save_generator(tiny_generator(1, 3), _card(in_channels=1, out_channels=3, width=0.125), tmp_path / "g.safetensors")
+    assert main(["export-onnx", str(ckpt), str(tmp_path / "g.onnx"), "--io-range", "unit"]) == 0
+    card = read_onnx_card(tmp_path / "g.onnx")
+    assert card.name == "tiny-test"

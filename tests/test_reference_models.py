@@ -180,3 +180,18 @@ def test_not_a_state_dict_is_a_checkpoint_error(tmp_path):
     p.write_bytes(b"not a pickle")
     with pytest.raises(CheckpointError, match="junk.pth"):
         load_reference_state_dict(p)
+
+
+def test_cli_import_pix2pix(tmp_path, capsys):
+    from sar2opt_geo.cli.main import main
+
+    pth = tmp_path / "latest_net_G.pth"
+    torch.save(random_state(upstream_unet_shapes(3, 3, 8, 2)), pth)
+    dst = tmp_path / "imported.safetensors"
+    args = ["import-pix2pix", str(pth), str(dst), "--sensor", "Sentinel-1", "--band", "VV",
+            "--normalisation", "db_clip", "--db-range", "-25", "0", "--frequency-band", "C", "--net", "unet_256"]
+    assert main(args) == 0
+    card = read_card(dst)
+    assert card.input.db_range == (-25.0, 0.0) and card.input.frequency_band == "C" and card.name == "latest_net_G"
+    assert main(args[:-1] + ["resnet_6blocks"]) == 1  # wrong --net: one-line error, exit 1
+    assert "not resnet_6blocks" in capsys.readouterr().err
