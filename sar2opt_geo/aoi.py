@@ -13,11 +13,13 @@ straight edges follow the curvature they have in the target CRS.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 import unicodedata
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import geopandas as gpd
 import shapely
@@ -27,13 +29,13 @@ from shapely.geometry.base import BaseGeometry
 from .errors import GeoreferencingError, InputError
 
 __all__ = [
+    "geometry_problem",
+    "metric_crs",
+    "output_filename",
+    "prepare_aoi",
     "read_aoi",
     "sanitize_name",
     "unique_names",
-    "geometry_problem",
-    "prepare_aoi",
-    "metric_crs",
-    "output_filename",
 ]
 
 log = logging.getLogger(__name__)
@@ -52,7 +54,7 @@ def sanitize_name(value: Any, fallback: str) -> str:
     80 characters and Windows device names (CON, NUL, COM1 ...) get a trailing ``_``. An empty
     result (or a null value) gives ``fallback`` (itself sanitised).
     """
-    text = "" if value is None or (isinstance(value, float) and value != value) else str(value)
+    text = "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
     text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
     text = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._-")[:_MAX_NAME].rstrip("._-")
     if not text:
@@ -97,7 +99,7 @@ def read_aoi(path: str | os.PathLike, layer: str | None = None, name_field: str 
         raise InputError(f"{path}: AOI file not found")
     try:
         layers = [str(row[0]) for row in pyogrio.list_layers(path)]
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - pyogrio raises several types for unreadable files
         raise InputError(f"{path}: not a vector file GDAL/OGR can read ({exc})") from None
     if layer is None and len(layers) > 1:
         raise InputError(f"{path}: has several layers ({', '.join(layers)}); choose one with --layer")

@@ -31,10 +31,11 @@ import logging
 import os
 import time
 import uuid
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator, Literal, Sequence
+from typing import Any, Literal
 
 import geopandas as gpd
 import shapely
@@ -46,21 +47,21 @@ from . import aoi as aoi_mod
 from .errors import GeoreferencingError, InputError, NoValidDataError, Sar2OptError
 
 __all__ = [
-    "SUMMARY_NAME",
     "SUMMARY_LAYER",
-    "SceneInfo",
+    "SUMMARY_NAME",
+    "BatchSummary",
     "CropTask",
     "Record",
-    "BatchSummary",
-    "expand_scenes",
-    "scene_info",
-    "plan_batch",
-    "run_task",
-    "run_batch",
-    "load_model_cached",
-    "input_hash",
+    "SceneInfo",
     "dask_client",
+    "expand_scenes",
+    "input_hash",
+    "load_model_cached",
+    "plan_batch",
     "read_summary",
+    "run_batch",
+    "run_task",
+    "scene_info",
     "write_summary",
 ]
 
@@ -208,7 +209,7 @@ class Record:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")  # noqa: UP017 - datetime.UTC needs 3.11
 
 
 def _record(task: CropTask, status: Status, reason: str = "", seconds: float = 0.0) -> Record:
@@ -291,14 +292,14 @@ def plan_batch(
             info = scene_info(scene_path)
         except Sar2OptError as exc:
             info, scene_error = None, str(exc)
-        except Exception as exc:  # a reader bug must not stop the batch either
+        except Exception as exc:  # noqa: BLE001 - a reader bug must not stop the batch either
             info, scene_error = None, f"{scene_path}: cannot open scene: {exc}"
         for fid, row in aoi.iterrows():
             order += 1
             name = str(row["name"])
             out = output_dir / aoi_mod.output_filename(name, None if len(scene_paths) == 1 else stem)
             geom = row.geometry
-            base = dict(order=order, name=name, fid=int(fid), scene=str(scene_path), output=str(out), geometry=geom)
+            base = {"order": order, "name": name, "fid": int(fid), "scene": str(scene_path), "output": str(out), "geometry": geom}
             if info is None:
                 decided.append(Record(**base, status="failed", reason=scene_error, finished=_now()))
                 continue
@@ -309,7 +310,7 @@ def plan_batch(
                 continue
             try:
                 prepared = aoi_mod.prepare_aoi(geom, aoi.crs, info.crs, buffer_m)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - PROJ/GEOS errors become a failed row
                 decided.append(Record(**base, status="failed", reason=f"cannot reproject to {info.crs}: {exc}", finished=_now()))
                 continue
             if prepared.is_empty:
@@ -432,7 +433,7 @@ def read_summary(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
         return {}
     try:
         df = pyogrio.read_dataframe(path, layer=SUMMARY_LAYER, read_geometry=False)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - a damaged summary only means redoing the crops
         log.warning("%s: cannot read the earlier summary (%s); every crop will be redone", path, exc)
         return {}
     return {str(r["output"]): dict(r) for r in df.to_dict("records")}
@@ -585,7 +586,7 @@ def _run_dask(client: Any, tasks: list[CropTask], translate: Callable[..., Any] 
         for fut in as_completed(futures):
             try:
                 rec = fut.result()
-            except Exception as exc:  # the worker died or the task could not be unpickled
+            except Exception as exc:  # noqa: BLE001 - the worker died or the task could not be unpickled
                 task = by_key[fut.key]
                 rec = _record(task, "failed", f"Dask task failed: {type(exc).__name__}: {exc}")
             finished(rec)

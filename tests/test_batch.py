@@ -8,15 +8,12 @@ initialised generator, and checks georeferencing and masks of the outputs.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import geopandas as gpd
-import numpy as np
 import pytest
 import rasterio
 import shapely
-from pyproj import Transformer
 from rasterio.features import geometry_mask
 from shapely.geometry import MultiPolygon, Polygon, box
 
@@ -116,7 +113,7 @@ def test_batch_reprojects_masks_and_names(tmp_path, landsat8_tif, gray_model):
         buffered = prepare_aoi(geom, "EPSG:4326", crs, buffer_m=45.0)
         mask = _check_output(rec.output, buffered, res)
         if rec.name == "Holed_field":  # the hole (shrunk by the buffer) is nodata
-            hole = [g for g in buffered.geoms if g.interiors][0].interiors[0]
+            hole = next(g for g in buffered.geoms if g.interiors).interiors[0]
             with rasterio.open(rec.output) as ds:
                 in_hole = ~geometry_mask([Polygon(hole).buffer(-res)], (ds.height, ds.width), ds.transform)
             assert in_hole.any() and not mask[in_hole].any()
@@ -186,12 +183,12 @@ def _flaky_translate(src, dst, model=None, options=None, **kw):
 
 
 def test_rerun_skips_complete_outputs_and_redoes_failed_and_partial(tmp_path, landsat8_tif, gray_model):
-    crs, res, polys = _landsat_aois(landsat8_tif)
+    crs, _res, polys = _landsat_aois(landsat8_tif)
     aoi_path = tmp_path / "aoi.gpkg"
     gpd.GeoDataFrame({"label": ["rect", "triangle"]}, geometry=[polys["rect"], polys["triangle"]],
                      crs=crs).to_file(aoi_path)
     out = tmp_path / "out"
-    args = dict(model=gray_model, name_field="label")
+    args = {"model": gray_model, "name_field": "label"}
     first = run_batch([landsat8_tif], aoi_path, out, translate=_flaky_translate, **args)
     assert {r.name: r.status for r in first.records} == {"rect": "failed", "triangle": "done"}
     assert "simulated crash" in first.failed[0].reason and not (out / "rect.tif").exists()

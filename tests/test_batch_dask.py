@@ -9,10 +9,9 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import rasterio
+from test_batch import _landsat_aois, _translate, gray_model  # noqa: F401  (fixture re-used)
 
 from sar2opt_geo.batch import run_batch
-
-from test_batch import _landsat_aois, _translate, gray_model  # noqa: F401  (fixture re-used)
 
 distributed = pytest.importorskip("distributed")
 
@@ -33,11 +32,11 @@ def _read(path):
 
 
 def test_dask_run_matches_serial_run(tmp_path, landsat8_tif, gray_model, client):  # noqa: F811
-    crs, res, polys = _landsat_aois(landsat8_tif)
+    crs, _res, polys = _landsat_aois(landsat8_tif)
     aoi_path = tmp_path / "aoi.gpkg"
     gpd.GeoDataFrame({"label": [*polys, "far"]}, geometry=[*polys.values(), polys["rect"].buffer(-1e6)],
                      crs=crs).to_file(aoi_path)
-    kw = dict(model=gray_model, name_field="label", buffer_m=30.0, translate=_translate())
+    kw = {"model": gray_model, "name_field": "label", "buffer_m": 30.0, "translate": _translate()}
     serial = run_batch([landsat8_tif], aoi_path, tmp_path / "serial", **kw)
     dask = run_batch([landsat8_tif], aoi_path, tmp_path / "dask", client=lambda: contextlib.nullcontext(client), **kw)
 
