@@ -420,3 +420,19 @@ def test_full_size_safe_placeholder_is_no_valid_data(s1_safe, vv_model, tmp_path
     with pytest.raises(NoValidDataError, match="only nodata"):
         translate(s1_safe, tmp_path / "safe.tif", vv_model, **FAST)
     _nothing_written(tmp_path, "safe.tif")
+
+
+def test_lonlat_input_goes_to_utm_and_back_with_match_input_grid(make_geotiff, vv_model, tmp_path):
+    db = np.random.default_rng(0).uniform(-20, -6, size=(60, 80)).astype(np.float32)
+    t = from_origin(2.9, 45.02, 0.0002, 0.0002)  # about 16 x 22 m pixels near 3 E 45 N
+    src = make_geotiff(db, name="ll_VV_db.tif", crs="EPSG:4326", transform=t, descriptions=("VV",))
+    r = translate(src, tmp_path / "utm.tif", vv_model, **FAST)
+    assert r.crs == "EPSG:32631"
+    with rasterio.open(r.path) as out:
+        assert out.res == (10.0, 10.0)
+        utm = transform_bounds("EPSG:4326", out.crs, 2.9, 45.008, 2.916, 45.02)
+        assert tuple(out.bounds) == pytest.approx(utm, abs=20.0)
+    back = translate(src, tmp_path / "ll.tif", vv_model, match_input_grid=True, **FAST)
+    with rasterio.open(back.path) as out:
+        assert out.crs == CRS.from_epsg(4326) and out.transform.almost_equals(t) and out.shape == (60, 80)
+        assert (out.read_masks(1) > 0).mean() > 0.97

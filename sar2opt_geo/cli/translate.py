@@ -84,7 +84,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     g = p.add_argument_group("radiometry")
     g.add_argument("--speckle", choices=("none", "lee"), default="none",
                    help="speckle filter on linear power before translation (default none)")
-    g.add_argument("--speckle-window", type=int, default=7, metavar="PX", help="Lee window, odd pixels (default 7)")
+    g.add_argument("--speckle-window", type=int, default=7, metavar="PX", help="Lee window in input pixels, odd (default 7)")
     g.add_argument("--calibration-factor", type=float, metavar="DB",
                    help="PALSAR-2 calibration factor in dB (default: from the product's LED file, else -83.0)")
     g.add_argument("--thermal-noise-removal", action=argparse.BooleanOptionalAction, default=True,
