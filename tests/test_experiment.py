@@ -44,7 +44,7 @@ def la_subset(tmp_path, la_pairs):
 def _config(out: Path, models: dict, paired: Path, scene: Path) -> ExperimentConfig:
     return ExperimentConfig(
         out_dir=out, scenes=scene_specs([str(scene)]), sar_model=models["sar"], gray_model=models["gray"],
-        paired_data=paired, max_pairs=2, eval_crop=128, panel_pairs=1, scene_crop=128, scene_crops=1,
+        paired_data=paired, max_pairs=2, eval_crop=64, panel_pairs=1, scene_crop=128, scene_crops=1,
         tile_size=256, overlap=128, seed=3,
     )
 
