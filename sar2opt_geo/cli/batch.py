@@ -76,8 +76,9 @@ def run(args: argparse.Namespace) -> int:
     from ..batch import dask_client, run_batch
 
     options = _options(args)
-    if not args.verbose:  # Dask logs cluster start/stop at INFO; keep the batch output readable
-        logging.getLogger("distributed").setLevel(logging.WARNING)
+    if not args.verbose:  # Dask (cluster start/stop) and pyogrio ("Created N records") log at INFO
+        for name in ("distributed", "pyogrio"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     progress, close = make_progress(args.progress, "batch")
     try:
         summary = run_batch(
