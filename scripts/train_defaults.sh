@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Train the two bundled default generators (sar2opt_geo/models/weights/) on CPU.
 #
-#   scripts/train_defaults.sh          full run: both models at once, 1 thread each, <= 45 min each
+#   scripts/train_defaults.sh          full run: both models at once, 1 thread each, 38 min of training
+#                                      + the final validation (<= 45 min each)
 #   scripts/train_defaults.sh quick    a few minutes each (placeholder weights)
 #
 # Data: the 40 co-registered Sentinel-1 VH / Sentinel-2 RGB pairs in
@@ -22,7 +23,7 @@ WEIGHTS=sar2opt_geo/models/weights
 
 case "$MODE" in
   quick) BUDGET="--epochs 100 --max-minutes 4 --crops-per-image 2" ;;
-  full)  BUDGET="--epochs 100 --max-minutes 42 --crops-per-image 8" ;;
+  full)  BUDGET="--epochs 100 --max-minutes 38 --crops-per-image 8" ;;
   *) echo "usage: $0 [quick|full]" >&2; exit 2 ;;
 esac
 

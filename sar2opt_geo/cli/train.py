@@ -8,12 +8,11 @@ import json
 import logging
 import shlex
 import shutil
-import sys
 from pathlib import Path
 
 from ._common import add_device, add_progress, add_verbosity, make_progress
 
-__all__ = ["add_parser", "run", "add_data_options", "build_datasets"]
+__all__ = ["add_parser", "run", "add_data_options", "build_datasets", "command_line"]
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +97,29 @@ def build_datasets(args: argparse.Namespace, crop_size: int | None = None, crops
     return train_ds, val_ds, layout, desc
 
 
+_NOT_RECORDED = {"func", "command", "verbose", "quiet", "progress", "resume", "export", "data", "out"}
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The full ``sar2opt train`` command for ``args``, every option spelled out (defaults included),
+    so that the card records a command that reproduces the run even if defaults change."""
+    parts = ["sar2opt", "train", args.data, args.out]
+    for dest, value in vars(args).items():
+        if dest in _NOT_RECORDED or value is None:
+            continue
+        flag = "--" + dest.replace("_", "-")
+        if dest == "sar_bands":
+            for b in value:
+                parts += ["--sar-band", b]
+        elif isinstance(value, bool):
+            parts.append(flag if value else "--no-" + flag[2:])
+        else:
+            parts += [flag, str(value)]
+    if getattr(args, "export", None):
+        parts += ["--export", args.export]
+    return " ".join(shlex.quote(str(p)) for p in parts)
+
+
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("train", help="train a pix2pix generator on paired data",
                               description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -128,7 +150,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     r.add_argument("--best-metric", default="psnr", choices=("psnr", "ssim", "l1"),
                    help="validation metric that selects best.safetensors (default: psnr)")
     r.add_argument("--max-minutes", type=float, default=None,
-                   help="stop after the epoch during which this many wall-clock minutes have passed (default: no limit)")
+                   help="wall-clock budget in minutes: training stops at the first step past it, then validates and saves "
+                        "(the last epoch is then partial) (default: no limit)")
     r.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/state_last.pt")
     r.add_argument("--name", default=None, help="model name recorded in the card (default: OUT's folder name)")
     r.add_argument("--description", default="", help="free text recorded in the card")
@@ -158,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     card = card_for_dataset(layout, args.mode, tuple(args.sar_bands or ("VH",)), args.name or out.resolve().name,
                             args.description)
-    command = "sar2opt " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv and "train" in sys.argv else None
+    command = command_line(args)
     progress, close = make_progress(args.progress, "train")
     try:
         result = train(train_ds, val_ds, out, card, cfg, resume=args.resume, command=command,

@@ -82,7 +82,7 @@ class TrainConfig:
     best_metric: Literal["psnr", "ssim", "l1"] = "psnr"
     device: str = "auto"
     amp: Literal["auto", "bf16", "fp16", "none"] = "auto"  # autocast on CUDA ("auto": bf16 if supported, else fp16)
-    max_minutes: float | None = None  # stop after the epoch during which this wall-clock budget runs out
+    max_minutes: float | None = None  # wall-clock budget: stop at the first step past it, then validate and save
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -223,9 +223,6 @@ def train(
         opt_g.load_state_dict(state["opt_g"])
         opt_d.load_state_dict(state["opt_d"])
         scaler.load_state_dict(state["scaler"])
-        torch.set_rng_state(state["rng_cpu"])
-        if device.type == "cuda" and state.get("rng_cuda") is not None:
-            torch.cuda.set_rng_state(state["rng_cuda"], device)
         history = list(state["history"])
         start_epoch = int(state["epoch"]) + 1
         best_value, best_epoch = state.get("best_value"), state.get("best_epoch")
@@ -276,6 +273,10 @@ def train(
                             library_version=__version__,
                             created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
 
+    if resume:  # restore the random streams last, so that nothing above draws from them
+        torch.set_rng_state(state["rng_cpu"])
+        if device.type == "cuda" and state.get("rng_cuda") is not None:
+            torch.cuda.set_rng_state(state["rng_cuda"], device)
     epoch = start_epoch - 1
     for epoch in range(start_epoch, config.epochs + 1):
         t0 = time.monotonic()
@@ -315,11 +316,20 @@ def train(
                 sums[k] += float(v.detach())
             n += 1
             steps_total += 1
+            out_of_time = config.max_minutes is not None and (time.monotonic() - t_start) / 60 >= config.max_minutes
+            if distributed:  # every rank stops at the same step
+                flag = torch.tensor([float(out_of_time)], device=device)
+                torch.distributed.all_reduce(flag)
+                out_of_time = bool(flag.item())
+            if out_of_time and i + 1 < len(loader):
+                log.info("wall-clock budget of %.1f min reached after step %d of epoch %d; validating and stopping",
+                         config.max_minutes, i + 1, epoch)
+                break
             if progress and is_main:
                 progress(((epoch - 1) + (i + 1) / len(loader)) / config.epochs,
                          f"epoch {epoch}/{config.epochs} step {i + 1}/{len(loader)} G {float(g_total.detach()):.3f} D {float(d_loss.detach()):.3f}")
         row: dict[str, Any] = {"epoch": epoch, "steps": n, **{k: v / max(n, 1) for k, v in sums.items()},
-                               "lr": config.lr}
+                               "lr": config.lr, "partial": n < len(loader)}
         if distributed:
             vals = torch.tensor([row[k] for k in sums], device=device)
             torch.distributed.all_reduce(vals)
