@@ -275,3 +275,36 @@ def test_sar_scene_two_scenes_naming_and_cli(tmp_path, s1_db_tif, landsat8_tif, 
     code = main(["batch", str(s1_db_tif), "--aoi", str(bad), "--output-dir", str(tmp_path / "out3"),
                  "--model", str(sar_model), "--workers", "0", "--progress", "none"])
     assert code == 1 and "invalid geometry" in capsys.readouterr().out
+
+
+def test_scene_folders_and_gcp_products_are_planned(tmp_path, s1_db_tif, s1_safe):
+    """A folder of scenes (GeoTIFF + Sentinel-1 SAFE); the SAFE (GCPs only) is planned in its GCP CRS."""
+    from sar2opt_geo.aoi import read_aoi
+    from sar2opt_geo.batch import expand_scenes, plan_batch, scene_info
+
+    folder = tmp_path / "scenes"
+    folder.mkdir()
+    (folder / Path(s1_db_tif).name).symlink_to(s1_db_tif)
+    (folder / Path(s1_safe).name).symlink_to(s1_safe, target_is_directory=True)
+    (folder / "notes.txt").write_text("not a scene")
+    scenes = expand_scenes([folder, s1_db_tif])  # the file given twice is kept once
+    assert [p.name for p in scenes] == sorted([Path(s1_db_tif).name, Path(s1_safe).name])
+
+    safe = scene_info(folder / Path(s1_safe).name)
+    assert safe.crs == "EPSG:4326" and safe.is_sar and safe.footprint.geom_type == "Polygon"
+    inside = safe.footprint.centroid.buffer(0.05)  # degrees
+    aoi_path = tmp_path / "aoi.geojson"
+    gpd.GeoDataFrame({"label": ["in", "out"]}, geometry=[inside, box(-60, -30, -59, -29)], crs=4326).to_file(aoi_path)
+    tasks, decided = plan_batch(scenes, read_aoi(aoi_path, name_field="label"), tmp_path / "out",
+                                model=tmp_path / "m.safetensors", buffer_m=500)
+    by_scene = {(Path(t.scene).name, t.name): t for t in tasks}
+    task = by_scene[(Path(s1_safe).name, "in")]
+    assert task.crs == "EPSG:4326" and Path(task.output).name == f"in__{Path(s1_safe).stem}.tif"
+    # the 500 m buffer was applied in metres (local UTM), not in degrees
+    utm = gpd.GeoSeries([inside], crs=4326).estimate_utm_crs()
+    grown = gpd.GeoSeries([task.geometry], crs=4326).to_crs(utm).area.iloc[0]
+    orig = gpd.GeoSeries([inside], crs=4326).to_crs(utm).iloc[0]
+    assert grown == pytest.approx(orig.buffer(500).area, rel=0.01)
+    assert {(Path(r.scene).name, r.name, r.status) for r in decided} == {
+        (Path(s1_safe).name, "out", "skipped"), (Path(s1_db_tif).name, "out", "skipped"),
+        (Path(s1_db_tif).name, "in", "skipped")}
