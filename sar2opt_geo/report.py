@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import rasterio
+from rasterio.enums import Resampling
 from rasterio.windows import Window
 
 __all__ = ["choose_crops", "paired_panel", "scene_panels", "write_report"]
@@ -147,11 +148,20 @@ def scene_panels(
     from .sensors import open_scene
 
     with rasterio.open(part["plain"]["path"]) as ds:
-        valid = ds.read_masks(1) > 0  # a small scene-sized boolean; panels are for modest scenes
+        # choose crops on a decimated mask (longest side <= 2048 px): bounded memory on big scenes
+        scale = max(1, math.ceil(max(ds.width, ds.height) / 2048))
+        shape = (math.ceil(ds.height / scale), math.ceil(ds.width / scale))
+        valid = ds.read_masks(1, out_shape=shape, resampling=Resampling.nearest) > 0
+        height, width = ds.height, ds.width
+    windows = [
+        Window(col_off=w.col_off * scale, row_off=w.row_off * scale, width=min(crop, width - w.col_off * scale),
+               height=min(crop, height - w.row_off * scale))
+        for w in choose_crops(valid, max(1, crop // scale), n_crops, seed)
+    ]
     co, _cross = part["bands"]
     out = []
     with open_scene(part["path"]) as scene:
-        for k, w in enumerate(choose_crops(valid, crop, n_crops, seed)):
+        for k, w in enumerate(windows):
             sar_db = to_db(scene.read(co, w))
             sar = stretch(sar_db[None], DEFAULT_DB_RANGES[:1])
             optical = _read_optical(part["optical"], w) if part.get("optical") else None

@@ -103,3 +103,17 @@ def test_experiment_needs_some_input(tmp_path, tiny_models):
 
     with pytest.raises(DatasetError, match="--scene"):
         run_experiment(ExperimentConfig(out_dir=tmp_path / "x", sar_model=tiny_models["sar"], gray_model=tiny_models["gray"]))
+
+
+def test_panel_crops_avoid_nodata_and_follow_the_seed():
+    import numpy as np
+
+    from sar2opt_geo.report import choose_crops
+
+    valid = np.ones((512, 640), bool)
+    valid[:, :300] = False  # the west half is nodata
+    crops = choose_crops(valid, 128, 3, seed=5)
+    assert len(crops) == 3 and crops == choose_crops(valid, 128, 3, seed=5)
+    for w in crops:
+        assert w.col_off >= 300 and w.width == w.height == 128
+    assert choose_crops(np.ones((100, 90), bool), 128, 2, 0)[0].width == 90  # small scene: itself
