@@ -35,7 +35,12 @@ from typing import Any, Literal
 import numpy as np
 
 from . import __version__
-from .errors import CheckpointError, GeoreferencingError, NoValidDataError
+from .errors import (
+    CheckpointError,
+    GeoreferencingError,
+    NoValidDataError,
+    OutputExistsError,
+)
 
 __all__ = ["Result", "TranslateOptions", "resolve_device", "translate"]
 
@@ -237,6 +242,13 @@ def _scene_key(scene: Any, opts: TranslateOptions) -> tuple | None:
             opts.calibration_factor_db, opts.thermal_noise_removal, scene.width, scene.height)
 
 
+def _same_file(a: Any, b: Path) -> bool:
+    try:
+        return Path(a).resolve() == b.resolve()
+    except (OSError, TypeError, ValueError):
+        return False
+
+
 def _sub(progress: ProgressFn | None, lo: float, hi: float) -> ProgressFn | None:
     if progress is None:
         return None
@@ -278,6 +290,8 @@ def translate(
     dst = Path(dst)
     ql = quicklook_path(dst) if opts.quicklook else None
     device = resolve_device(opts.device)
+    if _same_file(src, dst):
+        raise OutputExistsError(f"{dst}: is the input itself; choose another output path")
     with atomic_outputs(dst, ql, overwrite=opts.overwrite) as (tmp_tif, tmp_png), work_dir(dst) as work:
         result = _translate(src, dst, tmp_tif, tmp_png, model, opts, device, work, progress, cancel)
     result = dataclasses.replace(result, seconds=time.perf_counter() - t0)

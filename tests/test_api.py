@@ -385,6 +385,14 @@ def test_existing_output_is_kept_without_overwrite(make_geotiff, vv_model, tmp_p
     assert dst.read_bytes() == b"keep me" and _hidden(tmp_path) == []
 
 
+def test_output_may_not_be_the_input(make_geotiff, vv_model):
+    src = make_geotiff(np.full((32, 32), -10.0, np.float32), name="s_VV_db.tif", descriptions=("VV",))
+    before = src.read_bytes()
+    with pytest.raises(OutputExistsError, match="input itself"):
+        translate(src, src, vv_model, **FAST)
+    assert src.read_bytes() == before
+
+
 @pytest.mark.parametrize("stop", ["cancel", "interrupt"])
 def test_cancel_or_interrupt_leaves_nothing(make_geotiff, vv_model, tmp_path, stop):
     db = np.random.default_rng(0).uniform(-20, -5, size=(300, 300)).astype(np.float32)
