@@ -297,9 +297,9 @@ def test_gcp_scene_end_to_end(tmp_path, vv_model):
     gcps = [GroundControlPoint(row=r, col=c, x=3.0 + c * 1e-4, y=45.0 - r * 1e-4, z=0.0)
             for r in (0, 60, 120) for c in (0, 50, 100)]
     path = tmp_path / "S1_gcp_VV_linear.tif"
-    with rasterio.open(path, "w", driver="GTiff", width=w, height=h, count=1, dtype="float32", nodata=float("nan")) as ds:
+    with rasterio.open(path, "w", driver="GTiff", width=w, height=h, count=1, dtype="float32", nodata=float("nan"),
+                       gcps=gcps, crs=CRS.from_epsg(4326)) as ds:
         ds.write(np.random.default_rng(0).gamma(4.4, 0.05 / 4.4, size=(1, h, w)).astype(np.float32))
-        ds.gcps = (gcps, CRS.from_epsg(4326))
         ds.set_band_description(1, "VV")
         ds.update_tags(UNITS="linear")
     r = translate(path, tmp_path / "gcp_rgb.tif", vv_model, **FAST)

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import rasterio
 from rasterio.transform import from_origin
 
 from sar2opt_geo.io.quicklook import quicklook_path, write_quicklook
+
+# a PNG quicklook is a picture without georeferencing, on purpose
+pytestmark = pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
 
 
 def test_quicklook_path():

@@ -68,9 +68,8 @@ def test_gcp_scene_is_warped_to_utm(tmp_path):
             for r in range(0, h + 1, 50) for c in range(0, w + 1, 50)]
     path = tmp_path / "gcp_linear.tif"
     with rasterio.open(path, "w", driver="GTiff", width=w, height=h, count=1, dtype="float32",
-                       nodata=float("nan")) as ds:
+                       nodata=float("nan"), gcps=gcps, crs=CRS.from_epsg(4326)) as ds:
         ds.write(power, 1)
-        ds.gcps = (gcps, CRS.from_epsg(4326))
         ds.set_band_description(1, "VV")
         ds.update_tags(UNITS="linear", SENSOR="Sentinel-1")
     with open_scene(path) as s:
