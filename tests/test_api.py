@@ -444,3 +444,26 @@ def test_lonlat_input_goes_to_utm_and_back_with_match_input_grid(make_geotiff, v
     with rasterio.open(back.path) as out:
         assert out.crs == CRS.from_epsg(4326) and out.transform.almost_equals(t) and out.shape == (60, 80)
         assert (out.read_masks(1) > 0).mean() > 0.97
+
+
+def test_c_band_vh_model_on_l_band_palsar2_uses_hv_with_a_warning(tmp_path):
+    """PALSAR-2 L2.1 product in the real layout (synthetic DN, written by samples): HH+HV at 6.25 m."""
+    from sar2opt_geo.samples import write_synthetic_palsar2_l21
+
+    folder = write_synthetic_palsar2_l21(tmp_path / "alos2", size=96)
+    g, card = _tiny_model(3, bands=("VH",))
+    r = translate(folder, tmp_path / "p2.tif", (g, card), **FAST)
+    assert len(r.warnings) >= 1
+    text = " ".join(r.warnings)
+    assert "L-band" in text and "C-band" in text and "HV" in text
+    with rasterio.open(r.path) as out:
+        assert out.tags()["SAR2OPT_INPUT_BANDS"] == "HV"
+        assert out.res == (10.0, 10.0) and out.width == 60  # 96 px x 6.25 m = 600 m, averaged to 10 m
+        assert "average" in out.tags()["SAR2OPT_RESAMPLING"]
+    base = translate(folder, tmp_path / "cf.tif", (g, card), dtype="float32", **FAST)
+    brighter = translate(folder, tmp_path / "cf2.tif", (g, card), dtype="float32", calibration_factor_db=-80.0, **FAST)
+    with rasterio.open(base.path) as a, rasterio.open(brighter.path) as b:
+        # a global calibration factor scales linear power, which the scene percentile divides out again
+        np.testing.assert_allclose(a.read(), b.read(), atol=2e-3)
+    with pytest.raises(BandError, match="strict"):
+        translate(folder, tmp_path / "s.tif", (g, card), strict=True, **FAST)
