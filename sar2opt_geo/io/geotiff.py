@@ -45,7 +45,7 @@ BLOCK_SIZE = 512  # COG tile size, pixels
 _COLORS = {"red": ColorInterp.red, "green": ColorInterp.green, "blue": ColorInterp.blue, "gray": ColorInterp.gray,
            "alpha": ColorInterp.alpha}
 # Light compression for scratch files: they are read back once.
-_SCRATCH_OPTIONS = {"compress": "zstd", "zstd_level": 1}
+_SCRATCH_OPTIONS = {"compress": "zstd", "zstd_level": 1, "bigtiff": "IF_SAFER"}  # > 4 GB scenes need BigTIFF
 
 
 class ScratchRaster(contextlib.AbstractContextManager):
