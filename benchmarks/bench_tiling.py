@@ -9,8 +9,13 @@ same shape; times are ``time.perf_counter``.
 
 Part 2, memory: the same synthetic scene at two sizes with the same width (default 4 Mpx =
 1024 x 4096 and 64 Mpx = 16384 x 4096), narrow generator (width 1/8), each in a fresh
-subprocess that reads its own ``ru_maxrss``. The scene is generated window by window and
-the output is discarded block by block, so the process holds only what the engine holds.
+subprocess that reads its own peak RSS. The scene is generated window by window and the
+output is discarded block by block, so the process holds only what the engine holds.
+
+Peak RSS is ``VmHWM`` from ``/proc/self/status``, not ``getrusage().ru_maxrss``: on Linux
+``ru_maxrss`` survives ``fork`` + ``exec``, so a child started by a parent that has just
+run the full-width whole-image pass reports the *parent's* peak (we measured 5059 MB for
+both scene sizes that way). The memory runs also go first, while the parent is small.
 
 Usage::
 
@@ -108,7 +113,7 @@ def memory_child(height: int, width: int, tile: int, overlap: int, batch: int, t
     """Run in a subprocess: one tiled pass over a synthetic scene; print a JSON line."""
     torch.set_num_threads(threads)
     model = generator(0.125)
-    setup_rss_kb = _current_rss_kb()
+    setup_rss_kb = _status_kb("VmRSS")
     checksum = [0.0]
 
     def read(win):
@@ -120,20 +125,22 @@ def memory_child(height: int, width: int, tile: int, overlap: int, batch: int, t
     t = time.perf_counter()
     stats = run_tiled(model, read, height, width, write, TilingConfig(tile_size=tile, overlap=overlap, batch_size=batch))
     seconds = time.perf_counter() - t
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kB on Linux
+    peak_kb = _status_kb("VmHWM")  # this process's peak RSS, kB
     print(json.dumps({
         "height": height, "width": width, "mpx": height * width / 1e6, "tiles": stats.tiles,
         "seconds": seconds, "setup_rss_mb": setup_rss_kb / 1024, "peak_rss_mb": peak_kb / 1024,
         "engine_mb": (peak_kb - setup_rss_kb) / 1024, "checksum": checksum[0],
+        "ru_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }))
 
 
-def _current_rss_kb() -> int:
+def _status_kb(field: str) -> int:
+    """A ``/proc/self/status`` memory field (``VmRSS``, ``VmHWM``) in kB (Linux)."""
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
-    return 0
+    raise RuntimeError(f"{field} not in /proc/self/status: this benchmark's memory part needs Linux")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -163,6 +170,19 @@ def main(argv: list[str] | None = None) -> int:
         },
         "throughput": [], "memory": [],
     }
+    if not a.skip_memory:
+        sizes = [float(s) for s in (a.memory_mpx or ("1,16" if a.quick else "4,64")).split(",")]
+        t, o = map(int, a.memory_tile.split("/"))
+        print(f"peak memory, generator width 1/8, tiles {t}/{o}, batch {a.batch}, scene width {a.memory_width} px")
+        print(f"{'scene':>14} {'Mpx':>6} {'tiles':>6} {'seconds':>8} {'setup MB':>9} {'peak MB':>8} {'engine MB':>10}")
+        for mpx in sizes:
+            height = max(1, round(mpx * 1e6 / a.memory_width))
+            cmd = [sys.executable, __file__, "--memory-child", str(height), str(a.memory_width), str(t), str(o), str(a.batch), str(a.threads)]
+            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+            row = json.loads(out)
+            results["memory"].append(row)
+            print(f"{str(height) + 'x' + str(a.memory_width):>14} {row['mpx']:>6.1f} {row['tiles']:>6} {row['seconds']:>8.1f} "
+                  f"{row['setup_rss_mb']:>9.0f} {row['peak_rss_mb']:>8.0f} {row['engine_mb']:>10.0f}")
     if not a.skip_throughput:
         h, w = map(int, (a.size or ("768x1024" if a.quick else "1024x1536")).split("x"))
         image, source = load_input(h, w)
@@ -171,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         whole = whole_pass_seconds(model, image)
         whole_mpxs = h * w / whole / 1e6
         results["throughput"].append({"input": source, "mode": "whole image", "seconds": whole, "mpx_s": whole_mpxs, "ratio": 1.0})
-        print(f"throughput, article generator (width 1), {source}, {a.threads} torch threads")
+        print(f"\nthroughput, article generator (width 1), {source}, {a.threads} torch threads")
         print(f"{'mode':>14} {'tiles':>6} {'compute':>8} {'seconds':>8} {'Mpx/s':>7} {'ratio':>6}")
         print(f"{'whole image':>14} {1:>6} {1.0:>8.2f} {whole:>8.2f} {whole_mpxs:>7.3f} {1.0:>6.2f}")
         for spec in a.configs.split(","):
@@ -183,19 +203,11 @@ def main(argv: list[str] | None = None) -> int:
             results["throughput"].append(row)
             print(f"{row['mode']:>14} {info['tiles']:>6} {info['compute_factor']:>8.2f} {seconds:>8.2f} {mpxs:>7.3f} {row['ratio']:>6.2f}")
         del model, image
-    if not a.skip_memory:
-        sizes = [float(s) for s in (a.memory_mpx or ("1,16" if a.quick else "4,64")).split(",")]
-        t, o = map(int, a.memory_tile.split("/"))
-        print(f"\npeak memory, generator width 1/8, tiles {t}/{o}, batch {a.batch}, scene width {a.memory_width} px")
-        print(f"{'scene':>14} {'Mpx':>6} {'tiles':>6} {'seconds':>8} {'setup MB':>9} {'peak MB':>8} {'engine MB':>10}")
-        for mpx in sizes:
-            height = max(1, round(mpx * 1e6 / a.memory_width))
-            cmd = [sys.executable, __file__, "--memory-child", str(height), str(a.memory_width), str(t), str(o), str(a.batch), str(a.threads)]
-            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
-            row = json.loads(out)
-            results["memory"].append(row)
-            print(f"{str(height) + 'x' + str(a.memory_width):>14} {row['mpx']:>6.1f} {row['tiles']:>6} {row['seconds']:>8.1f} "
-                  f"{row['setup_rss_mb']:>9.0f} {row['peak_rss_mb']:>8.0f} {row['engine_mb']:>10.0f}")
+    previous = json.loads(a.json.read_text()) if a.json.exists() else {}
+    for section, skipped in (("throughput", a.skip_throughput), ("memory", a.skip_memory)):
+        if skipped and previous.get(section):  # keep the last measured section
+            results[section] = previous[section]
+            results["machine"][f"{section}_from_previous_run"] = previous.get("machine", {})
     results["machine"]["load_average_end"] = os.getloadavg()
     a.json.parent.mkdir(parents=True, exist_ok=True)
     a.json.write_text(json.dumps(results, indent=2) + "\n")
