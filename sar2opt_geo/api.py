@@ -242,6 +242,22 @@ def _scene_key(scene: Any, opts: TranslateOptions) -> tuple | None:
             opts.calibration_factor_db, opts.thermal_noise_removal, scene.width, scene.height)
 
 
+def _context_window(out_win: Any, width: int, height: int, pad: int) -> Any:
+    """``out_win`` grown by ``pad`` pixels of real data (receptive-field context), clipped to the grid.
+
+    The origin is rounded down to a multiple of 16 (the generator's downsampling) so that the
+    engine's tiles of a crop sit on the same pixel lattice as a whole-scene run: crops then
+    match the whole-scene result and each other.
+    """
+    from rasterio.windows import Window
+
+    c0 = max(0, (int(out_win.col_off) - pad) // 16 * 16)
+    r0 = max(0, (int(out_win.row_off) - pad) // 16 * 16)
+    c1 = min(width, int(out_win.col_off + out_win.width) + pad)
+    r1 = min(height, int(out_win.row_off + out_win.height) + pad)
+    return Window(col_off=c0, row_off=r0, width=c1 - c0, height=r1 - r0)
+
+
 def _same_file(a: Any, b: Path) -> bool:
     try:
         return Path(a).resolve() == b.resolve()
@@ -323,6 +339,11 @@ def _translate(
                        calibration_factor_db=opts.calibration_factor_db,
                        thermal_noise_removal=opts.thermal_noise_removal)
     with scene:
+        if opts.match_input_grid and native_grid(scene) is None:
+            raise GeoreferencingError(
+                f"{scene.path}: match_input_grid needs a map-projected input, this one has GCPs only; "
+                "use dst_crs/dst_res (--t-srs/--tr) instead"
+            )
         module, card, chash, model_file = _resolve_model(model, scene, device)
         plan = plan_bands(scene, card, list(scene.bands) if opts.bands else None, opts.strict)
         for w in plan.warnings:
@@ -343,14 +364,10 @@ def _translate(
             out_win = crop_window(full, aoi.bounds, full.crs)
         else:
             out_win = full.full_window()
-        pad = max(config.overlap, config.margin + 16)
-        c0 = max(0, (int(out_win.col_off) - pad) // 16 * 16)  # tile origins stay on multiples of 16
-        r0 = max(0, (int(out_win.row_off) - pad) // 16 * 16)
-        c1 = min(full.width, int(out_win.col_off + out_win.width) + pad)
-        r1 = min(full.height, int(out_win.row_off + out_win.height) + pad)
-        ctx_win = Window(col_off=c0, row_off=r0, width=c1 - c0, height=r1 - r0)
+        ctx_win = _context_window(out_win, full.width, full.height, max(config.overlap, config.margin + 16))
         ctx_grid, out_grid = full.window_grid(ctx_win), full.window_grid(out_win)
-        oc, orow = int(out_win.col_off) - c0, int(out_win.row_off) - r0  # crop offset inside the context
+        # crop offset inside the context, in pixels
+        oc, orow = int(out_win.col_off - ctx_win.col_off), int(out_win.row_off - ctx_win.row_off)
 
         # -- statistics, resampled linear values, normalisation
         normaliser = make_normaliser(
@@ -394,18 +411,15 @@ def _translate(
             )
             resampling_note = source.description
         if stage.valid_pixels == 0:
-            where = f" inside bounds {opts.bounds}" if opts.bounds or aoi is not None else ""
+            where = f" inside {tuple(round(v, 3) for v in out_grid.bounds)} ({out_grid.crs.to_string()})" \
+                if out_win != full.full_window() else ""
             raise NoValidDataError(f"{scene.path}: no valid input pixel{where}; nothing to translate")
 
         # -- the output grid and the GeoTIFF
         if opts.match_input_grid:
             own = native_grid(scene)
-            if own is None:
-                raise GeoreferencingError(
-                    f"{scene.path}: match_input_grid needs a map-projected input, this one has GCPs only; "
-                    "use dst_crs/dst_res (--t-srs/--tr) instead"
-                )
-            final = own.window_grid(crop_window(own, out_grid.bounds, out_grid.crs)) if out_win != full.full_window() else own
+            final = own if out_win == full.full_window() else own.window_grid(
+                crop_window(own, out_grid.bounds, out_grid.crs))
         elif opts.dst_crs or opts.dst_res:
             final = reprojected_grid(out_grid, _to_crs(opts.dst_crs) if opts.dst_crs else None, opts.dst_res)
         else:

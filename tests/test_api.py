@@ -467,3 +467,12 @@ def test_c_band_vh_model_on_l_band_palsar2_uses_hv_with_a_warning(tmp_path):
         np.testing.assert_allclose(a.read(), b.read(), atol=2e-3)
     with pytest.raises(BandError, match="strict"):
         translate(folder, tmp_path / "s.tif", (g, card), strict=True, **FAST)
+
+
+def test_bounds_inside_a_nodata_hole_is_no_valid_data(s1_with_nodata, vv_model, tmp_path):
+    with rasterio.open(s1_with_nodata) as src:
+        left, top = src.transform.c, src.transform.f
+    hole = (left + 40 * 20.0, top - 60 * 20.0, left + 100 * 20.0, top - 30 * 20.0)  # inside rows 20:70, cols 30:110
+    with pytest.raises(NoValidDataError, match="no valid input pixel inside"):
+        translate(s1_with_nodata, tmp_path / "hole.tif", vv_model, bounds=hole, **FAST)
+    _nothing_written(tmp_path, "hole.tif")
