@@ -19,10 +19,10 @@ stderr and exit non-zero. SIGTERM makes the CLI remove its temporary files and e
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import queue
+import re
 import shlex
 import shutil
 import signal
@@ -67,6 +67,8 @@ _SCRUBBED_ENV = (
     "PROJ_LIB",
     "PROJ_DATA",
 )
+
+_STDERR_ERROR = re.compile(r"^sar2opt(?: [\w-]+)?: error: (.*)$")  # "sar2opt: error:" / "sar2opt translate: error:"
 
 
 class BackendError(RuntimeError):
@@ -142,8 +144,8 @@ def child_environment(base: dict[str, str] | None = None) -> dict[str, str]:
 
 class OutputGuard:
     """Remember what existed at the output locations before a run, so that a cancelled or
-    killed run can remove what it left: new or rewritten files, ``.<name>.tmp-*`` temporaries
-    beside file outputs, and new entries in output folders."""
+    killed run can remove what it left: new or rewritten files, the atomic writers'
+    temporaries beside file outputs, and new entries in output folders."""
 
     def __init__(self, files: Iterable[str | os.PathLike] = (), folders: Iterable[str | os.PathLike] = ()):
         self._start = time.time()
@@ -168,8 +170,8 @@ class OutputGuard:
         ``.<name>.tmp-*`` files a killed writer may have left."""
         removed: list[Path] = []
         for path, before in self._files.items():
-            for tmp in glob.glob(str(path.parent / f".{glob.escape(path.name)}.tmp-*")):
-                removed += _remove(Path(tmp))
+            for tmp in _temporaries_of(path):
+                removed += _remove(tmp)
             if not temporaries_only and path.exists() and self._stamp(path) != before:
                 removed += _remove(path)
         for folder, before in self._folders.items():
@@ -184,8 +186,20 @@ class OutputGuard:
         return removed
 
 
+def _temporaries_of(path: Path) -> list[Path]:
+    """What an atomic writer of ``path`` may leave when killed: ``.<name>.tmp-<pid>``
+    (DESIGN.md), ``.<stem>.tmp-<pid><suffix>`` (+ ``.aux.xml``) and the scratch folder
+    ``.<stem>.work-*`` (sar2opt_geo/io/atomic.py)."""
+    try:
+        names = os.listdir(path.parent)
+    except OSError:
+        return []
+    prefixes = (f".{path.name}.tmp-", f".{path.stem}.tmp-", f".{path.stem}.work-")
+    return sorted(path.parent / n for n in names if n.startswith(prefixes))
+
+
 def _is_temporary(name: str) -> bool:
-    return name.startswith(".") and ".tmp-" in name
+    return name.startswith(".") and (".tmp-" in name or ".work-" in name)
 
 
 def _remove(path: Path) -> list[Path]:
@@ -338,8 +352,9 @@ def run_cli(
                 continue
             if tag == "err":
                 stderr_tail = (stderr_tail + [line])[-20:]
-                if line.startswith("sar2opt: error:"):
-                    stderr_error = line[len("sar2opt: error:"):].strip()
+                match = _STDERR_ERROR.match(line)
+                if match:
+                    stderr_error = match.group(1).strip()
                 elif line.strip():
                     feedback.pushConsoleInfo(line)
                 continue

@@ -79,6 +79,10 @@ class Sar2OptAlgorithm(QgsProcessingAlgorithm):
 
         return provider_icon()
 
+    def shortDescription(self) -> str:
+        """First sentence of the help: the tooltip in the toolbox."""
+        return self.shortHelpString().split(". ", 1)[0].split("\n", 1)[0].rstrip(".") + "."
+
     def helpUrl(self) -> str:
         return "https://github.com/sar2opt-geo/sar2opt-geo/blob/main/docs/QGIS.md"
 

@@ -18,6 +18,8 @@ class InfoAlgorithm(Sar2OptAlgorithm):
     CRS = "CRS"
     WIDTH = "WIDTH"
     HEIGHT = "HEIGHT"
+    SENSOR = "SENSOR"
+    BANDS_OUT = "BANDS"
 
     _group = ("inspection", "Inspection")
 
@@ -37,7 +39,8 @@ class InfoAlgorithm(Sar2OptAlgorithm):
             "(left, bottom, right, top), pixel size in CRS units, radiometric quantity and scale "
             "(sigma0 linear/dB, DN) and the calibration applied.\n\n"
             "Input: a raster layer or file, a Sentinel-1 .SAFE folder or a PALSAR-2 product folder.\n"
-            "Outputs: the full report as JSON text (INFO), plus CRS, WIDTH and HEIGHT."
+            "Outputs: the full report as JSON text (INFO), plus SENSOR, BANDS (comma separated), CRS "
+            "(empty for GCP-only products), WIDTH and HEIGHT (pixels)."
         )
 
     def initAlgorithm(self, config=None) -> None:
@@ -46,16 +49,26 @@ class InfoAlgorithm(Sar2OptAlgorithm):
         self.addOutput(QgsProcessingOutputString(self.CRS, self.tr("CRS")))
         self.addOutput(QgsProcessingOutputNumber(self.WIDTH, self.tr("Width (pixels)")))
         self.addOutput(QgsProcessingOutputNumber(self.HEIGHT, self.tr("Height (pixels)")))
+        self.addOutput(QgsProcessingOutputString(self.SENSOR, self.tr("Sensor")))
+        self.addOutput(QgsProcessingOutputString(self.BANDS_OUT, self.tr("Bands")))
 
     def processAlgorithm(self, parameters, context, feedback):
         src = self.input_path(parameters, self.INPUT, context)
         result = self.run_backend(["info", src, "--json"], feedback, json_document=True)
         doc = result.document if isinstance(result.document, dict) else {"report": result.document}
         for key, value in doc.items():
-            feedback.pushInfo(f"{key}: {value if isinstance(value, (str, int, float)) else json.dumps(value)}")
+            if key == "bands" and isinstance(value, dict):
+                for band, props in value.items():
+                    feedback.pushInfo(f"band {band}: {json.dumps(props) if not isinstance(props, str) else props}")
+            else:
+                feedback.pushInfo(f"{key}: {value if isinstance(value, (str, int, float)) else json.dumps(value)}")
+        size = doc.get("size") or [None, None]  # [width, height] in pixels
+        bands = doc.get("bands") or {}
         return {
             self.INFO: json.dumps(doc),
-            self.CRS: str(doc.get("crs") or doc.get("gcp_crs") or ""),
-            self.WIDTH: doc.get("width"),
-            self.HEIGHT: doc.get("height"),
+            self.SENSOR: str(doc.get("sensor") or ""),
+            self.BANDS_OUT: ",".join(bands) if isinstance(bands, (dict, list)) else str(bands),
+            self.CRS: str(doc.get("crs") or ""),
+            self.WIDTH: size[0],
+            self.HEIGHT: size[1],
         }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from qgis.core import (
+    QgsProcessingParameterBoolean,
     QgsProcessingParameterCrs,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterRasterDestination,
@@ -15,6 +16,8 @@ __all__ = ["TranslateAlgorithm"]
 
 class TranslateAlgorithm(Sar2OptAlgorithm):
     """Declares the parameters and turns them into one ``sar2opt translate`` call."""
+
+    MATCH_INPUT_GRID = "MATCH_INPUT_GRID"
 
     _group = ("translation", "Translation")
 
@@ -30,19 +33,23 @@ class TranslateAlgorithm(Sar2OptAlgorithm):
     def shortHelpString(self) -> str:
         return self.tr(
             "Translates a SAR scene into an optical-looking RGB image with a pix2pix generator and "
-            "writes it as a georeferenced 3-band uint8 Cloud Optimized GeoTIFF.\n\n"
+            "writes it as a georeferenced 3-band uint8 Cloud Optimized GeoTIFF (nodata in, nodata out).\n\n"
             "Input: a raster layer or the path of a GeoTIFF (sigma0 in dB or linear), a Sentinel-1 "
-            ".SAFE folder or an ALOS-2 PALSAR-2 product folder. The scene is calibrated to sigma0 and "
-            "brought to the model's input domain as the model card says.\n"
-            "Model: a .safetensors checkpoint; empty uses the bundled SAR->RGB model.\n"
-            "Bands: polarisations fed to the model, e.g. VH or HH (empty: those in the model card).\n"
-            "Tile size and overlap are in pixels (multiples of 16; defaults 512 and 128); tiles are "
-            "blended, so the result does not depend on the tiling. Device: auto uses CUDA when the "
-            "configured environment has it, else CPU.\n"
-            "CRS: the output keeps the input's CRS and grid (GCP-georeferenced products are warped "
-            "to their GCP CRS) unless a target CRS is set, in which case it is reprojected.\n\n"
+            ".SAFE folder or zip, or an ALOS-2 PALSAR-2 product folder. Calibration, normalisation and "
+            "pixel spacing come from the model card.\n"
+            "Model: a .safetensors checkpoint; empty (default) uses the bundled SAR->RGB model.\n"
+            "Bands: polarisations fed to the model, e.g. VH or HH (default: the model card's bands; a "
+            "single-polarisation scene's only band).\n"
+            "Tile size and overlap are in pixels of the model grid, multiples of 16 (defaults 512 and "
+            "128; overlap at least 96). Tiles are blended, so the result does not depend on the tiling. "
+            "Device: auto (default) uses CUDA when the configured environment has it, else CPU.\n"
+            "CRS and grid: by default the output is on the model grid: the model's pixel spacing (10 m "
+            "for the bundled models) in the input's projected CRS, covering the input's bounds; lon/lat "
+            "and GCP-georeferenced inputs (Sentinel-1 GRD) go to the UTM zone of the scene centre. "
+            "'Match the input grid' resamples the result back onto the input's pixel grid; a target CRS "
+            "reprojects it instead.\n\n"
             "The work runs in the sar2opt command line of the Python environment set in "
-            "Options > Processing > Providers > sar2opt (or SAR2OPT_EXECUTABLE)."
+            "Options > Processing > Providers > sar2opt (or the SAR2OPT_EXECUTABLE environment variable)."
         )
 
     def initAlgorithm(self, config=None) -> None:
@@ -51,6 +58,9 @@ class TranslateAlgorithm(Sar2OptAlgorithm):
         crs = QgsProcessingParameterCrs(self.TARGET_CRS, self.tr("Target CRS (empty = keep the input CRS)"), optional=True)
         crs.setFlags(crs.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
         self.addParameter(crs)
+        match = QgsProcessingParameterBoolean(self.MATCH_INPUT_GRID, self.tr("Match the input grid (map-projected inputs only)"), defaultValue=False)
+        match.setFlags(match.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        self.addParameter(match)
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Translated RGB")))
 
     def processAlgorithm(self, parameters, context, feedback):
@@ -60,6 +70,8 @@ class TranslateAlgorithm(Sar2OptAlgorithm):
         t_srs = self.crs_argument(self.parameterAsCrs(parameters, self.TARGET_CRS, context))
         if t_srs:
             args += ["--t-srs", t_srs]
+        if self.parameterAsBool(parameters, self.MATCH_INPUT_GRID, context):
+            args += ["--match-input-grid"]
         args += ["--progress", "json"]
         result = self.run_backend(args, feedback, files=[dst])
         return {self.OUTPUT: result.outputs.get("OUTPUT", dst)}

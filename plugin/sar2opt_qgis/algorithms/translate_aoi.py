@@ -54,7 +54,7 @@ class TranslateAoiAlgorithm(Sar2OptAlgorithm):
             "non-file layers are written to a temporary GeoPackage first. Polygons that miss the "
             "scene are reported in the summary, not fatal.\n"
             "Name field: values must be unique (empty = feature index).\n"
-            "Buffer: grows each polygon before cropping, in metres (default 0).\n"
+            "Buffer: grows (negative: shrinks) each polygon before cropping, in metres (default 0).\n"
             "Model, bands, tile size (pixels, default 512), overlap (pixels, default 128) and device "
             "are as in 'Translate SAR to optical RGB'. Outputs keep the scene CRS. Re-running into the "
             "same folder skips crops whose inputs did not change."

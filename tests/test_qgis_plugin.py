@@ -1,0 +1,533 @@
+"""The QGIS plugin in a real QGIS 3.22 (``qgis_process.bin`` and ``/usr/bin/python3`` with
+``qgis.core``), driving the real ``sar2opt`` CLI of this repository's ``.venv``.
+
+The plugin is built into a temporary folder (``QGIS_PLUGINPATH``) and QGIS runs with a
+temporary ``HOME`` so the user's profile is never touched. Tests skip when QGIS is absent,
+except under ``SAR2OPT_REQUIRE_DATA=1`` (CI), where they fail.
+
+The ``backend`` tests at the end exercise the subprocess plumbing (progress, errors,
+SIGTERM-then-SIGKILL on cancel, partial-output removal) against a small fake ``sar2opt``
+script written by the test: a test double *in addition to* the end-to-end runs above it.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SAR2OPT = ROOT / ".venv" / "bin" / "sar2opt"
+QGIS_PROCESS = shutil.which("qgis_process.bin") or ("/usr/bin/qgis_process.bin" if Path("/usr/bin/qgis_process.bin").exists() else None)
+QGIS_PYTHON = "/usr/bin/python3"
+REQUIRED = os.environ.get("SAR2OPT_REQUIRE_DATA") == "1"
+ALGORITHMS = ("sar2opt:translate", "sar2opt:translateaoi", "sar2opt:composite", "sar2opt:info")
+
+sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT / "plugin"))
+import build_plugin_zip  # noqa: E402
+from sar2opt_qgis import backend  # noqa: E402  (stdlib only: importable without QGIS)
+
+
+def _missing(message: str) -> None:
+    if REQUIRED:
+        pytest.fail(message + " (SAR2OPT_REQUIRE_DATA=1: CI must have it)")
+    pytest.skip(message)
+
+
+@functools.lru_cache(maxsize=None)
+def _has_subcommand(name: str) -> bool:
+    if not SAR2OPT.exists():
+        return False
+    proc = subprocess.run([str(SAR2OPT), name, "--help"], capture_output=True, text=True, timeout=120)
+    return proc.returncode == 0
+
+
+def require_subcommand(name: str) -> None:
+    if not _has_subcommand(name):
+        _missing(f"`{SAR2OPT} {name}` is not available")
+
+
+class Qgis:
+    """Runs ``qgis_process.bin`` and QGIS's Python with the plugin and a throwaway profile."""
+
+    def __init__(self, root: Path):
+        self.plugins = root / "plugins"
+        self.plugin_dir = build_plugin_zip.build_folder(self.plugins)
+        home = root / "home"
+        (home / "runtime").mkdir(parents=True)
+        (home / "runtime").chmod(0o700)
+        self.env = dict(os.environ)
+        self.env.update(
+            QT_QPA_PLATFORM="offscreen",
+            QGIS_PLUGINPATH=str(self.plugins),
+            HOME=str(home),
+            XDG_RUNTIME_DIR=str(home / "runtime"),
+            XDG_CONFIG_HOME=str(home / ".config"),
+            XDG_DATA_HOME=str(home / ".local" / "share"),
+            SAR2OPT_EXECUTABLE=str(SAR2OPT),
+            PYTHONWARNINGS="ignore",
+        )
+
+    def process(self, *args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [QGIS_PROCESS, *args], capture_output=True, text=True, timeout=timeout, env={**self.env, **(env or {})}
+        )
+
+    def python(self, script: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [QGIS_PYTHON, "-c", script, *args], capture_output=True, text=True, timeout=timeout, env=self.env
+        )
+
+
+@pytest.fixture(scope="module")
+def qgis(tmp_path_factory) -> Qgis:
+    if QGIS_PROCESS is None:
+        _missing("qgis_process.bin not found (run scripts/install_qgis.sh)")
+    q = Qgis(tmp_path_factory.mktemp("qgis"))
+    enabled = q.process("plugins", "enable", "sar2opt_qgis")
+    assert enabled.returncode == 0, enabled.stdout + enabled.stderr
+    return q
+
+
+# -- small real checkpoints (the bundled weights are trained elsewhere) ----------------------------
+
+
+def _save_model(tiny_generator, path: Path, input_domain: dict, width: float, seed: int = 0) -> Path:
+    from sar2opt_geo.models.card import InputDomain, ModelCard
+    from sar2opt_geo.models.checkpoint import save_generator
+
+    args = {"in_channels": 1, "out_channels": 3, "width": width}
+    card = ModelCard(name=path.stem, architecture="unet_article", architecture_args=args, input=InputDomain(**input_domain))
+    return save_generator(tiny_generator(1, 3, width, seed=seed), card, path)
+
+
+@pytest.fixture
+def s1vv_model(tiny_generator, tmp_path_factory) -> Path:
+    """Tiny Sentinel-1 VV generator (dB clipped to -25..0, 20 m), for the S1 dB GeoTIFF."""
+    domain = dict(sensor="Sentinel-1", bands=("VV",), quantity="sigma0", normalisation="db_clip", units="db",
+                  db_range=(-25.0, 0.0), pixel_spacing_m=20.0, frequency_band="C")
+    return _save_model(tiny_generator, tmp_path_factory.mktemp("models") / "s1vv.safetensors", domain, 0.125, seed=1)
+
+
+@pytest.fixture
+def gray_model(tiny_generator, tmp_path_factory) -> Path:
+    """Half-width gray -> RGB generator for the Landsat-8 scene: slow enough to cancel mid-way."""
+    domain = dict(sensor="optical", bands=("gray",), quantity="gray", normalisation="percentile", percentile=99.0,
+                  gray_from=("red", "green", "blue"), gray_weights=(0.299, 0.587, 0.114), pixel_spacing_m=30.0)
+    return _save_model(tiny_generator, tmp_path_factory.mktemp("models") / "gray.safetensors", domain, 0.5)
+
+
+# -- QGIS's Python drives the algorithm (cancel, memory layers) --------------------------------
+
+_BOOT = """
+import json, os, sys, time, glob
+from qgis.core import QgsApplication, QgsProcessingContext, QgsProcessingException, QgsProcessingFeedback
+app = QgsApplication([], False)
+app.initQgis()
+sys.path.append("/usr/share/qgis/python/plugins")
+import processing
+from processing.core.Processing import Processing
+Processing.initialize()
+sys.path.insert(0, sys.argv[1])
+import sar2opt_qgis
+plugin = sar2opt_qgis.classFactory(None)
+plugin.initProcessing()
+
+def finish(result):
+    sys.stdout.write("RESULT " + json.dumps(result) + "\\n")
+    sys.stdout.flush()
+    os._exit(0)  # skip QGIS's teardown: the answer is out
+"""
+
+_CANCEL = _BOOT + """
+params = json.loads(sys.argv[2])
+out = params["OUTPUT"]
+
+class CancelAfterFirstProgress(QgsProcessingFeedback):
+    '''isCanceled() turns true at the first progress line that comes while the output is
+    being written (a hidden temporary or scratch folder of it exists beside OUTPUT).'''
+    def __init__(self):
+        super().__init__()
+        self.cancelled_at = None
+        self.temporaries_at_cancel = []
+        self.progressChanged.connect(self.on_progress)
+    def on_progress(self, value):
+        stem = os.path.splitext(os.path.basename(out))[0]
+        found = glob.glob(os.path.join(os.path.dirname(out), "." + stem + ".*"))
+        if self.cancelled_at is None and (found or value >= 95):
+            self.temporaries_at_cancel = [os.path.basename(f) for f in found]
+            self.cancelled_at = time.time()
+            self.cancel()
+
+feedback = CancelAfterFirstProgress()
+t0 = time.time()
+try:
+    processing.run("sar2opt:translate", params, feedback=feedback, context=QgsProcessingContext())
+    result = {"status": "finished"}
+except QgsProcessingException as exc:
+    result = {"status": "error", "message": str(exc)}
+result["seconds_total"] = time.time() - t0
+result["seconds_to_stop"] = None if feedback.cancelled_at is None else time.time() - feedback.cancelled_at
+result["temporaries_at_cancel"] = feedback.temporaries_at_cancel
+finish(result)
+"""
+
+_OPEN_RASTER = """
+import json, os, sys
+from qgis.core import QgsApplication, QgsRasterLayer
+app = QgsApplication([], False)
+app.initQgis()
+layer = QgsRasterLayer(sys.argv[1], "result")
+e = layer.extent()
+colours = [layer.dataProvider().colorInterpretationName(i) for i in range(1, layer.bandCount() + 1)]
+print(json.dumps({"valid": layer.isValid(), "bands": layer.bandCount(), "colours": colours, "authid": layer.crs().authid(),
+                  "extent": [e.xMinimum(), e.yMinimum(), e.xMaximum(), e.yMaximum()],
+                  "width": layer.width(), "height": layer.height()}))
+sys.stdout.flush()
+os._exit(0)
+"""
+
+
+def _result(proc: subprocess.CompletedProcess) -> dict:
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    assert lines, f"no result from QGIS's Python (exit {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+# -- the provider in qgis_process ----------------------------------------------------------------
+
+
+@pytest.mark.qgis
+def test_plugin_enables_and_lists_the_algorithms(qgis):
+    listed = qgis.process("list")
+    assert listed.returncode == 0, listed.stderr
+    section = listed.stdout.split("\nsar2opt\n", 1)[1].split("\n\n", 1)[0]  # the provider's block
+    assert {line.split()[0] for line in section.splitlines() if line.strip()} == set(ALGORITHMS)
+
+
+_DESCRIBE = _BOOT + """
+from qgis.core import QgsApplication, QgsProcessingParameterDefinition as P
+out = {}
+for alg in QgsApplication.processingRegistry().providerById("sar2opt").algorithms():
+    out[alg.id()] = {
+        "group": alg.groupId(),
+        "help": alg.shortHelpString(),
+        "can_cancel": bool(alg.flags() & alg.FlagCanCancel),
+        "outputs": [o.name() for o in alg.outputDefinitions()],
+        "parameters": {p.name(): {"type": p.type(), "description": p.description(), "default": p.defaultValue(),
+                                  "advanced": bool(p.flags() & P.FlagAdvanced), "optional": bool(p.flags() & P.FlagOptional)}
+                       for p in alg.parameterDefinitions()},
+    }
+finish(out)
+"""
+
+
+@pytest.mark.qgis
+def test_algorithm_parameters_and_help(qgis):
+    # the command-line view of one algorithm ...
+    proc = qgis.process("--json", "help", "sar2opt:translate")
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout)
+    assert info["algorithm_details"]["can_cancel"] and info["algorithm_details"]["short_description"]
+    params = info["parameters"]
+    assert params["TILE_SIZE"]["raw_definition"]["default"] == 512 and "pixels" in params["TILE_SIZE"]["description"]
+    assert params["OVERLAP"]["is_advanced"] and params["DEVICE"]["is_advanced"] and params["TARGET_CRS"]["is_advanced"]
+    assert params["MODEL"]["optional"] and params["TARGET_CRS"]["optional"] and not params["INPUT"]["optional"]
+    assert params["OUTPUT"]["is_destination"] and params["INPUT"]["type"]["id"] == "raster"
+    # ... and every algorithm as QGIS's Python sees it (one QGIS start instead of eight)
+    algs = _result(qgis.python(_DESCRIBE, str(qgis.plugins)))
+    expected = {
+        "sar2opt:translate": {"INPUT", "MODEL", "BANDS", "TILE_SIZE", "OVERLAP", "DEVICE", "TARGET_CRS", "MATCH_INPUT_GRID", "OUTPUT"},
+        "sar2opt:translateaoi": {"INPUT", "AOI", "NAME_FIELD", "BUFFER", "MODEL", "BANDS", "TILE_SIZE", "OVERLAP", "DEVICE", "WORKERS", "OUTPUT"},
+        "sar2opt:composite": {"INPUT", "CO_POL", "CROSS_POL", "OUTPUT"},
+        "sar2opt:info": {"INPUT"},
+    }
+    assert set(algs) == set(expected)
+    for alg_id, names in expected.items():
+        alg = algs[alg_id]
+        assert set(alg["parameters"]) == names, alg_id
+        assert alg["can_cancel"] and alg["group"] in ("translation", "visualisation", "inspection")
+        assert "CRS" in alg["help"], f"{alg_id}: the help must say what happens to the CRS"
+        for name in names & {"TILE_SIZE", "OVERLAP", "BUFFER"}:
+            unit = "metres" if name == "BUFFER" else "pixels"
+            assert unit in alg["parameters"][name]["description"] and unit in alg["help"], (alg_id, name)
+        if "TILE_SIZE" in names:
+            p = alg["parameters"]
+            assert (p["TILE_SIZE"]["default"], p["OVERLAP"]["default"]) == (512, 128)
+            assert p["OVERLAP"]["advanced"] and p["DEVICE"]["advanced"] and not p["TILE_SIZE"]["advanced"]
+            assert "default" in alg["help"].lower()
+    assert algs["sar2opt:translateaoi"]["outputs"] == ["OUTPUT", "SUMMARY"]
+    assert {"INFO", "CRS", "WIDTH", "HEIGHT"} <= set(algs["sar2opt:info"]["outputs"])
+
+
+@pytest.mark.qgis
+def test_translate_in_qgis_matches_the_library(qgis, s1_db_tif, s1vv_model, tmp_path):
+    require_subcommand("translate")
+    import rasterio
+
+    out = tmp_path / "qgis_rgb.tif"
+    ref = tmp_path / "cli_rgb.tif"
+    t0 = time.perf_counter()
+    proc = qgis.process(
+        "run", "sar2opt:translate", "--", f"INPUT={s1_db_tif}", f"OUTPUT={out}", f"MODEL={s1vv_model}", "TILE_SIZE=256", "OVERLAP=96", "DEVICE=1"
+    )
+    seconds = time.perf_counter() - t0
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert str(out) in proc.stdout  # qgis_process reports the OUTPUT result
+    cli = subprocess.run(
+        [str(SAR2OPT), "translate", str(s1_db_tif), str(ref), "--model", str(s1vv_model), "--tile", "256", "--overlap", "96", "--device", "cpu", "--progress", "none"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert cli.returncode == 0, cli.stderr
+    with rasterio.open(out) as a, rasterio.open(ref) as b, rasterio.open(s1_db_tif) as src:
+        assert a.count == 3 and a.dtypes[0] == "uint8"
+        assert a.crs == b.crs == src.crs
+        assert a.transform.almost_equals(b.transform) and (a.width, a.height) == (b.width, b.height)
+        np.testing.assert_array_equal(a.read(), b.read())  # same arguments reached the library
+        bounds = b.bounds
+    opened = json.loads(qgis.python(_OPEN_RASTER, str(out)).stdout.strip().splitlines()[-1])
+    # three colour bands; QGIS shows the GeoTIFF's per-dataset nodata mask as a 4th, alpha band
+    assert opened["valid"] and opened["colours"] == ["Red", "Green", "Blue", "Alpha"]
+    assert opened["authid"] == f"EPSG:{rasterio.crs.CRS.from_user_input(a.crs).to_epsg()}"
+    np.testing.assert_allclose(opened["extent"], list(bounds), atol=1e-6)
+    print(f"qgis_process run sar2opt:translate on {s1_db_tif.name}: {seconds:.1f} s")
+
+
+@pytest.mark.qgis
+def test_bad_input_is_a_processing_error_with_the_library_message(qgis, tmp_path):
+    require_subcommand("translate")
+    bogus = tmp_path / "not_a_raster.tif"
+    bogus.write_text("this is not a GeoTIFF\n")
+    out = tmp_path / "never.tif"
+    proc = qgis.process("run", "sar2opt:translate", "--", f"INPUT={bogus}", f"OUTPUT={out}", "DEVICE=1")
+    text = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    errors = [ln for ln in text.splitlines() if ln.startswith("ERROR:")]
+    assert errors and "not_a_raster.tif" in " ".join(errors), text[-3000:]
+    assert "Traceback" not in text  # a Processing error, not a crash
+    assert sorted(tmp_path.iterdir()) == [bogus]  # no output, no temporary
+
+
+@pytest.mark.qgis
+def test_cancel_mid_run_removes_partial_output(qgis, landsat8_tif, gray_model, tmp_path):
+    require_subcommand("translate")
+    out = tmp_path / "cancelled.tif"
+    params = {"INPUT": str(landsat8_tif), "OUTPUT": str(out), "MODEL": str(gray_model), "TILE_SIZE": 256, "OVERLAP": 96, "DEVICE": 1}
+    result = _result(qgis.python(_CANCEL, str(qgis.plugins), json.dumps(params)))
+    assert result["status"] == "error" and "cancel" in result["message"].lower(), result
+    assert result["temporaries_at_cancel"], "the cancel must come while the output is being written"
+    print(f"cancelled with {result['temporaries_at_cancel']} beside OUTPUT; stopped {result['seconds_to_stop']:.2f} s later")
+    assert result["seconds_to_stop"] is not None and result["seconds_to_stop"] < backend.TERMINATE_GRACE_S + 5
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == [], [p.name for p in tmp_path.iterdir()]
+
+
+@pytest.mark.qgis
+def test_info_reports_what_the_reader_sees(qgis, s1_db_tif):
+    require_subcommand("info")
+    proc = qgis.process("--json", "run", "sar2opt:info", "--", f"INPUT={s1_db_tif}")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    results = json.loads(proc.stdout)["results"]
+    report = json.loads(results["INFO"])
+    import rasterio
+
+    with rasterio.open(s1_db_tif) as src:  # what GDAL sees, independently of the reader
+        assert (results["WIDTH"], results["HEIGHT"]) == (src.width, src.height)
+        assert results["CRS"] == f"EPSG:{src.crs.to_epsg()}"
+        np.testing.assert_allclose(report["bounds"], list(src.bounds))
+    assert results["SENSOR"] == "Sentinel-1" and results["BANDS"] == "VV"
+    assert "VV" in proc.stdout  # the report is also logged
+
+
+@pytest.mark.qgis
+def test_fake_backend_through_qgis_process_accepts_a_product_folder(qgis, fake_sar2opt, s1_safe, tmp_path):
+    """Plumbing through the real QGIS with the test double: a .SAFE folder (which QGIS cannot
+    open as a layer) is accepted as INPUT, progress and a warning come through."""
+    out = tmp_path / "fake.tif"
+    proc = qgis.process(
+        "run", "sar2opt:translate", "--", f"INPUT={s1_safe}", f"OUTPUT={out}", "BANDS=VV,VH", "TARGET_CRS=EPSG:4326",
+        env={"SAR2OPT_EXECUTABLE": str(fake_sar2opt), "FAKE_MODE": "ok"},
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "WARNING:\tfake warning" in proc.stdout
+    argv = json.loads(out.read_text())
+    assert argv[:3] == ["translate", str(s1_safe), str(out)]
+    assert argv[argv.index("--bands") + 1] == "VV,VH" and argv[argv.index("--t-srs") + 1] == "EPSG:4326"
+    assert argv[argv.index("--tile") + 1] == "512" and argv[argv.index("--device") + 1] == "auto"
+    assert argv[-2:] == ["--progress", "json"]
+
+
+# -- backend plumbing against a fake sar2opt (test double) -------------------------------------------
+
+_FAKE = '''\
+#!{python}
+"""Test double for the sar2opt CLI: speaks the --progress json protocol. FAKE_MODE:
+ok (writes argv as JSON to OUTPUT), fail, slow (cleans up on SIGTERM), stubborn (ignores it)."""
+import json, os, signal, sys, time
+mode = os.environ.get("FAKE_MODE", "ok")
+args = sys.argv[1:]
+def emit(**event):
+    print(json.dumps(event), flush=True)
+dst = args[2] if len(args) > 2 else os.path.join(os.getcwd(), "fake.out")
+tmp = os.path.join(os.path.dirname(dst), "." + os.path.basename(dst) + ".tmp-" + str(os.getpid()))
+if mode == "fail":
+    emit(event="error", message=f"{{args[1]}}: not a raster GDAL can read; give a GeoTIFF")
+    print(f"sar2opt: error: {{args[1]}}: not a raster GDAL can read; give a GeoTIFF", file=sys.stderr)
+    sys.exit(1)
+def on_term(signum, frame):
+    if mode != "stubborn":
+        os.remove(tmp)
+        sys.exit(130)
+signal.signal(signal.SIGTERM, on_term)
+open(tmp, "w").write("partial")
+steps = 5 if mode == "ok" else 600
+for i in range(steps):
+    emit(event="progress", fraction=i / steps, message=f"tiles {{i}}/{{steps}}")
+    if i == 2:
+        emit(event="log", level="warning", message="fake warning")
+    time.sleep(0.05)
+with open(tmp, "w") as f:
+    json.dump(args, f)
+os.replace(tmp, dst)
+emit(event="done", outputs={{"OUTPUT": dst}})
+'''
+
+
+@pytest.fixture
+def fake_sar2opt(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("fake") / "sar2opt"
+    path.write_text(_FAKE.format(python=sys.executable))
+    path.chmod(0o755)
+    return path
+
+
+class RecordingFeedback:
+    """Duck-typed QgsProcessingFeedback that records what the backend reports."""
+
+    def __init__(self, cancel_after_progress: bool = False):
+        self.progress: list[float] = []
+        self.texts: list[str] = []
+        self.info: list[str] = []
+        self.warnings: list[str] = []
+        self.errors: list[str] = []
+        self.console: list[str] = []
+        self.commands: list[str] = []
+        self._cancel_after_progress = cancel_after_progress
+        self._cancelled = False
+
+    def isCanceled(self) -> bool:
+        return self._cancelled
+
+    def setProgress(self, value: float) -> None:
+        self.progress.append(value)
+        if self._cancel_after_progress and value > 0:
+            self._cancelled = True
+
+    def setProgressText(self, text: str) -> None:
+        self.texts.append(text)
+
+    def pushInfo(self, text: str) -> None:
+        self.info.append(text)
+
+    def pushWarning(self, text: str) -> None:
+        self.warnings.append(text)
+
+    def reportError(self, text: str, fatal: bool = False) -> None:
+        self.errors.append(text)
+
+    def pushDebugInfo(self, text: str) -> None:
+        self.info.append(text)
+
+    def pushConsoleInfo(self, text: str) -> None:
+        self.console.append(text)
+
+    def pushCommandInfo(self, text: str) -> None:
+        self.commands.append(text)
+
+
+def test_backend_relays_progress_warnings_and_outputs(fake_sar2opt, tmp_path, monkeypatch):
+    monkeypatch.setenv("FAKE_MODE", "ok")
+    dst = tmp_path / "out.tif"
+    fb = RecordingFeedback()
+    result = backend.run_cli(["translate", "in.tif", str(dst), "--progress", "json"], fb, command=[str(fake_sar2opt)])
+    assert result.outputs == {"OUTPUT": str(dst)} and result.returncode == 0
+    assert fb.progress == sorted(fb.progress) and fb.progress[0] == 0 and 0 < fb.progress[-1] <= 100
+    assert fb.texts[-1] == "tiles 4/5"
+    assert fb.warnings == ["fake warning"] == result.warnings
+    assert fb.commands and str(fake_sar2opt) in fb.commands[0]
+    assert json.loads(dst.read_text())[:3] == ["translate", "in.tif", str(dst)]
+
+
+def test_backend_error_is_the_one_line_library_message(fake_sar2opt, tmp_path, monkeypatch):
+    monkeypatch.setenv("FAKE_MODE", "fail")
+    with pytest.raises(backend.BackendError) as info:
+        backend.run_cli(["translate", "bad.tif", str(tmp_path / "o.tif")], RecordingFeedback(), command=[str(fake_sar2opt)])
+    assert str(info.value) == "bad.tif: not a raster GDAL can read; give a GeoTIFF"
+    assert not isinstance(info.value, backend.BackendCancelled)
+
+
+@pytest.mark.parametrize("mode, grace_s", [("slow", 10.0), ("stubborn", 0.5)])
+def test_backend_cancel_terminates_and_leaves_no_partial_output(fake_sar2opt, tmp_path, monkeypatch, mode, grace_s):
+    """slow: SIGTERM and the CLI removes its temp file; stubborn: it ignores SIGTERM, is
+    SIGKILLed after the grace period and the guard removes what it left."""
+    monkeypatch.setenv("FAKE_MODE", mode)
+    dst = tmp_path / "out.tif"
+    fb = RecordingFeedback(cancel_after_progress=True)
+    guard = backend.OutputGuard(files=[dst])
+    t0 = time.perf_counter()
+    with pytest.raises(backend.BackendCancelled, match="cancelled"):
+        backend.run_cli(["translate", "in.tif", str(dst)], fb, command=[str(fake_sar2opt)], guard=guard, grace_s=grace_s)
+    assert time.perf_counter() - t0 < grace_s + 5  # the fake alone would run 30 s
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_guard_after_failure_keeps_finished_outputs_and_drops_temporaries(tmp_path):
+    folder = tmp_path / "aoi_out"
+    folder.mkdir()
+    (folder / "earlier.tif").write_text("from an earlier run")
+    guard = backend.OutputGuard(folders=[folder])
+    (folder / "a.tif").write_text("finished crop")
+    (folder / ".b.tif.tmp-123").write_text("partial crop")
+    assert guard.cleanup(temporaries_only=True) == [folder / ".b.tif.tmp-123"]
+    assert sorted(p.name for p in folder.iterdir()) == ["a.tif", "earlier.tif"]
+    guard.cleanup()  # cancel: everything this run added goes, what was there stays
+    assert [p.name for p in folder.iterdir()] == ["earlier.tif"]
+
+
+def test_resolve_command_order_and_forms(tmp_path, monkeypatch, fake_sar2opt):
+    monkeypatch.setenv(backend.ENV_EXECUTABLE, str(fake_sar2opt))
+    assert backend.resolve_command("/configured/elsewhere") == [str(fake_sar2opt)]  # env wins
+    monkeypatch.delenv(backend.ENV_EXECUTABLE)
+    assert backend.resolve_command(sys.executable)[1:] == ["-m", "sar2opt_geo.cli.main"]
+    assert backend.resolve_command(str(ROOT / ".venv")) == [str(ROOT / ".venv" / "bin" / "sar2opt")]
+    with pytest.raises(backend.BackendError, match="does not exist"):
+        backend.resolve_command(str(tmp_path / "nowhere" / "sar2opt"))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(backend.BackendError, match="not found on PATH"):
+        backend.resolve_command("")
+
+
+def test_child_environment_drops_qgis_python_and_proj_paths():
+    env = backend.child_environment({"PATH": "/usr/bin", "PYTHONPATH": "/usr/share/qgis/python", "PROJ_LIB": "/x", "GDAL_DATA": "/y"})
+    assert env["PATH"] == "/usr/bin" and env["PYTHONUNBUFFERED"] == "1"
+    assert not {"PYTHONPATH", "PROJ_LIB", "GDAL_DATA"} & set(env)
+
+
+def test_python_interpreter_form_runs_the_real_cli(monkeypatch):
+    """``python -m sar2opt_geo.cli.main`` (the setting pointing at an interpreter) works."""
+    monkeypatch.delenv(backend.ENV_EXECUTABLE, raising=False)
+    python = ROOT / ".venv" / "bin" / "python"
+    if not python.exists():
+        _missing(f"{python} not found (make venv)")
+    with pytest.raises(backend.BackendError) as info:
+        backend.run_cli(["no-such-command"], RecordingFeedback(), configured=str(python))
+    assert "invalid choice" in str(info.value)
