@@ -337,3 +337,16 @@ def test_errors_name_the_value_and_the_fix(tiny_generator) -> None:
         run(Shrinks(), image, TilingConfig(tile_size=128, overlap=96))
     with pytest.raises(ValueError, match="height=0"):
         run_tiled(PixelModel(), lambda w: None, 0, 5, lambda w, a: None)
+
+
+def test_margin_below_the_models_receptive_margin_is_warned(caplog) -> None:
+    model = PixelModel()
+    model.receptive_margin = 47
+    image = np.zeros((1, 40, 40), dtype=np.float32)
+    with caplog.at_level("WARNING", logger="sar2opt_geo.engine.inference"):
+        run(model, image, TilingConfig(tile_size=64, overlap=32, margin=16))
+    assert "margin=16 px is below the model's receptive-field margin of 47 px" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="sar2opt_geo.engine.inference"):
+        run(model, image, TilingConfig(tile_size=128, overlap=96, margin=48))
+    assert "receptive-field margin" not in caplog.text

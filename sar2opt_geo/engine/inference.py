@@ -219,7 +219,9 @@ def run_tiled(
 
     Args:
         model: image-to-image generator, same output size as input; moved to ``device``.
-            Its ``downsampling`` attribute (default 16) sets the tile alignment.
+            Its ``downsampling`` attribute (default 16) sets the tile alignment; an optional
+            ``receptive_margin`` attribute (pixels) triggers a warning when ``config.margin``
+            is smaller.
         read: ``read(window) -> (bands, h, w)`` float32 in the model domain [-1, 1], NaN =
             nodata. Only called with full-width windows inside the raster, top to bottom
             (a window may go back up to one tile near the bottom edge, for the reflection).
@@ -258,6 +260,13 @@ def run_tiled(
         height, width, *grid.shape, *grid.tile_shape, config.stride, config.margin, config.blend_width,
         config.batch_size,
     )
+    needed = getattr(model, "receptive_margin", None)  # optional model attribute, pixels
+    if needed is not None and config.margin < needed:
+        logger.warning(
+            "margin=%d px is below the model's receptive-field margin of %d px: tiles will differ slightly near"
+            " their edges (the blend hides seams, but the result is not the whole-image one); use margin >= %d",
+            config.margin, needed, needed,
+        )
     model.to(dev)
     saved = _set_modes(model, stochastic)
     try:
