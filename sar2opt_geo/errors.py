@@ -18,6 +18,7 @@ __all__ = [
     "OutputExistsError",
     "CancelledError",
     "DatasetError",
+    "ConfigError",
 ]
 
 
@@ -62,3 +63,7 @@ class CancelledError(Sar2OptError):
 
 class DatasetError(Sar2OptError, ValueError):
     """Training or evaluation data is malformed (unmatched or mismatched pairs)."""
+
+
+class ConfigError(Sar2OptError, ValueError):
+    """An option value cannot work (tile size, overlap, margin, device ...); the message gives a valid value."""

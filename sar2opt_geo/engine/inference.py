@@ -46,7 +46,7 @@ import torch
 from rasterio.windows import Window
 from torch import nn
 
-from ..errors import CancelledError
+from ..errors import CancelledError, ConfigError
 from .blending import axis_weights
 from .tiling import TileGrid, TilingConfig, model_downsampling, reflect_index, tile_grid
 
@@ -243,16 +243,16 @@ def run_tiled(
         :class:`TilingStats`.
 
     Raises:
-        ValueError: bad configuration or sizes, or a ``read`` result of the wrong shape.
+        ConfigError: bad configuration or sizes (a ValueError), or a ``read`` result of the wrong shape.
         CancelledError: ``cancel()`` returned True.
     """
     t_start = time.perf_counter()
     dev = torch.device(device)
     if autocast and dev.type != "cuda":
-        raise ValueError(f"autocast is only supported on CUDA, not on device {str(dev)!r}; drop autocast or use a CUDA device")
+        raise ConfigError(f"autocast is only supported on CUDA, not on device {str(dev)!r}; drop autocast or use a CUDA device")
     for name, value in (("height", height), ("width", width)):
         if int(value) != value or value < 1:
-            raise ValueError(f"scene {name}={value!r} must be a positive whole number of pixels")
+            raise ConfigError(f"scene {name}={value!r} must be a positive whole number of pixels")
     height, width = int(height), int(width)
     grid = tile_grid(height, width, config, model_downsampling(model))
     logger.debug(

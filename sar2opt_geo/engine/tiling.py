@@ -39,6 +39,8 @@ from dataclasses import dataclass
 import numpy as np
 from torch import nn
 
+from ..errors import ConfigError
+
 __all__ = [
     "DEFAULT_DOWNSAMPLING",
     "AxisTiles",
@@ -95,7 +97,7 @@ class TilingConfig:
 
 
 def check_config(config: TilingConfig, downsampling: int = DEFAULT_DOWNSAMPLING) -> None:
-    """Raise ``ValueError`` (``TypeError`` for a non-integer) naming the value and the fix if ``config`` cannot work.
+    """Raise :class:`~sar2opt_geo.errors.ConfigError` (a ``ValueError``; ``TypeError`` for a non-integer) naming the value and the fix if ``config`` cannot work.
 
     Args:
         config: the tiling configuration.
@@ -114,24 +116,24 @@ def check_config(config: TilingConfig, downsampling: int = DEFAULT_DOWNSAMPLING)
     m = _int("margin", config.margin)
     b = _int("batch_size", config.batch_size)
     if d < 1:
-        raise ValueError(f"model downsampling factor {d} must be >= 1")
+        raise ConfigError(f"model downsampling factor {d} must be >= 1")
     if t < d or t % d:
         fix = max(d, math.ceil(t / d) * d)
-        raise ValueError(f"tile_size={t} is not a positive multiple of the model's downsampling factor {d}; use e.g. {fix}")
+        raise ConfigError(f"tile_size={t} is not a positive multiple of the model's downsampling factor {d}; use e.g. {fix}")
     if o < 0 or o % d:
         fix = max(0, math.ceil(o / d) * d)
-        raise ValueError(f"overlap={o} is not a non-negative multiple of the model's downsampling factor {d}; use e.g. {fix}")
+        raise ConfigError(f"overlap={o} is not a non-negative multiple of the model's downsampling factor {d}; use e.g. {fix}")
     if m < 0:
-        raise ValueError(f"margin={m} is negative; use 48 (the article's U-Net needs at least 47)")
+        raise ConfigError(f"margin={m} is negative; use 48 (the article's U-Net needs at least 47)")
     if o < 2 * m:
-        raise ValueError(
+        raise ConfigError(
             f"overlap={o} is smaller than 2 * margin={2 * m}: tiles would leave gaps; use overlap >= {2 * m}"
             f" (rounded to {d}: {math.ceil(2 * m / d) * d}) or a smaller margin"
         )
     if o >= t:
-        raise ValueError(f"overlap={o} must be smaller than tile_size={t}; use a larger tile_size or a smaller overlap")
+        raise ConfigError(f"overlap={o} must be smaller than tile_size={t}; use a larger tile_size or a smaller overlap")
     if b < 1:
-        raise ValueError(f"batch_size={b} must be >= 1")
+        raise ConfigError(f"batch_size={b} must be >= 1")
 
 
 def model_downsampling(model: nn.Module) -> int:
@@ -205,7 +207,7 @@ def axis_tiles(length: int, config: TilingConfig, downsampling: int = DEFAULT_DO
     downsampling factor (a 100-pixel scene is not run as a 512-pixel tile).
     """
     if length < 1:
-        raise ValueError(f"scene length {length} px must be >= 1")
+        raise ConfigError(f"scene length {length} px must be >= 1")
     d = downsampling
     m = config.margin
     pad = math.ceil(m / d) * d

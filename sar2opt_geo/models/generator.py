@@ -72,6 +72,7 @@ class UNetGenerator(nn.Module):
     """
 
     downsampling = 16  # avgpool 4 * 2 * 2: tile origins and sizes must be multiples of this
+    receptive_margin = 47  # px cropped on inner tile sides for exact tiles (measured, tests/test_inference.py)
 
     def __init__(
         self,

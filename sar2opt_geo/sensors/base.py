@@ -55,7 +55,7 @@ class Scene(abc.ABC):
     crs: CRS | None = None
     transform: Affine | None = None
     gcps: tuple[list[Any], CRS] | None = None
-    frequency_band: str | None = None  # radar band: "C" (Sentinel-1), "L" (PALSAR-2); None for optical
+    frequency_band: str | None = None  # radar band: "C" (Sentinel-1), "L" (PALSAR-2), "unknown" (SAR of unknown band); None for optical
     calibration: str = ""  # one-line human description of the calibration applied
     metadata: dict[str, Any] = field(default_factory=dict)  # reader-specific facts (acquisition time, mode ...)
 
@@ -67,7 +67,7 @@ class Scene(abc.ABC):
     def close(self) -> None:  # readers holding open datasets override this
         """Release open datasets."""
 
-    def __enter__(self) -> "Scene":
+    def __enter__(self) -> Scene:
         return self
 
     def __exit__(self, *exc: object) -> None:
