@@ -248,7 +248,7 @@ def test_algorithm_parameters_and_help(qgis):
     expected = {
         "sar2opt:translate": {"INPUT", "MODEL", "BANDS", "TILE_SIZE", "OVERLAP", "DEVICE", "TARGET_CRS", "MATCH_INPUT_GRID", "OUTPUT"},
         "sar2opt:translateaoi": {"INPUT", "AOI", "NAME_FIELD", "BUFFER", "MODEL", "BANDS", "TILE_SIZE", "OVERLAP", "DEVICE", "WORKERS", "OUTPUT"},
-        "sar2opt:composite": {"INPUT", "CO_POL", "CROSS_POL", "OUTPUT"},
+        "sar2opt:composite": {"INPUT", "CO_POL", "CROSS_POL", "STRETCH", "OUTPUT"},
         "sar2opt:info": {"INPUT"},
     }
     assert set(algs) == set(expected)
@@ -346,6 +346,82 @@ def test_info_reports_what_the_reader_sees(qgis, s1_db_tif):
         np.testing.assert_allclose(report["bounds"], list(src.bounds))
     assert results["SENSOR"] == "Sentinel-1" and results["BANDS"] == "VV"
     assert "VV" in proc.stdout  # the report is also logged
+
+
+@pytest.mark.qgis
+def test_composite_in_qgis_is_the_documented_db_stretch(qgis, data_dir, tmp_path):
+    require_subcommand("composite")
+    import rasterio
+
+    scene = data_dir / "pairs" / "sen12ms_cr" / "s1" / "ROIs1970_fall_139_p839.tif"  # VV, VH in dB
+    out = tmp_path / "composite.tif"
+    proc = qgis.process("run", "sar2opt:composite", "--", f"INPUT={scene}", f"OUTPUT={out}", "CO_POL=vv", "CROSS_POL=VH")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["composite.tif"]  # --no-quicklook, no leftovers
+    with rasterio.open(scene) as src, rasterio.open(out) as comp:
+        vv, vh = src.read().astype("float64")
+        assert comp.crs == src.crs and comp.transform.almost_equals(src.transform) and comp.count == 3
+        rgb = comp.read().astype("float64")
+    # the help's promise, computed independently: R -25..0 dB, G -32..-5 dB, B (co - cross) 0..15 dB
+    expected = [np.clip((vv + 25) / 25, 0, 1), np.clip((vh + 32) / 27, 0, 1), np.clip((vv - vh) / 15, 0, 1)]
+    for band, want in zip(rgb, expected):
+        np.testing.assert_allclose(band, 255 * want, atol=0.51)
+
+
+_AOI = _BOOT + """
+from qgis.core import QgsFeature, QgsGeometry, QgsVectorLayer
+layer = QgsVectorLayer("Polygon?crs=EPSG:4326&field=name:string", "aoi in memory", "memory")
+features = []
+for name, wkt in json.loads(sys.argv[3]).items():
+    f = QgsFeature(layer.fields())
+    f.setAttribute("name", name)
+    f.setGeometry(QgsGeometry.fromWkt(wkt))
+    features.append(f)
+layer.dataProvider().addFeatures(features)
+params = json.loads(sys.argv[2])
+params["AOI"] = layer
+from qgis.core import QgsProject
+context = QgsProcessingContext()
+context.setProject(QgsProject.instance())  # as in the QGIS GUI
+try:
+    results = processing.run("sar2opt:translateaoi", params, feedback=QgsProcessingFeedback(), context=context)
+    finish({"status": "ok", "results": results, "to_load": list(context.layersToLoadOnCompletion())})
+except QgsProcessingException as exc:
+    finish({"status": "error", "message": str(exc)})
+"""
+
+
+@pytest.mark.qgis
+def test_translateaoi_with_a_memory_layer(qgis, s1_db_tif, s1vv_model, tmp_path):
+    require_subcommand("batch")
+    import geopandas as gpd
+    import rasterio
+    from shapely.geometry import box
+
+    with rasterio.open(s1_db_tif) as src:
+        left, bottom, right, top = src.bounds
+        crs = src.crs
+    # two fields inside the scene, given to QGIS in lon/lat (the AOI CRS differs from the scene's)
+    boxes = {"north": box(left + 400, top - 1600, left + 2000, top - 400), "south": box(right - 2400, bottom + 400, right - 800, bottom + 1800)}
+    lonlat = gpd.GeoSeries(list(boxes.values()), crs=crs).to_crs(4326)
+    aois = {name: geom.wkt for name, geom in zip(boxes, lonlat)}
+    out_dir = tmp_path / "aoi_out"
+    params = {"INPUT": str(s1_db_tif), "NAME_FIELD": "name", "BUFFER": 40.0, "MODEL": str(s1vv_model),
+              "TILE_SIZE": 256, "OVERLAP": 96, "DEVICE": 1, "OUTPUT": str(out_dir)}
+    result = _result(qgis.python(_AOI, str(qgis.plugins), json.dumps(params), json.dumps(aois)))
+    assert result["status"] == "ok", result
+    summary_path = out_dir / "summary.gpkg"
+    assert result["results"]["SUMMARY"] == f"{summary_path}|layername=summary"
+    assert result["to_load"] == [result["results"]["SUMMARY"]]  # the summary goes onto the map
+    summary = gpd.read_file(summary_path, layer="summary")
+    assert sorted(summary["status"]) == ["done", "done"]
+    for name, geom in boxes.items():
+        with rasterio.open(out_dir / f"{name}.tif") as crop:
+            assert crop.count == 3 and crop.crs == crs
+            grown = box(*geom.buffer(40.0 + 2 * abs(crop.res[0])).bounds)  # buffered, plus pixel snapping
+            assert grown.contains(box(*crop.bounds)) and box(*crop.bounds).contains(geom.buffer(39.0))
+            inside = crop.dataset_mask() > 0
+            assert 0.8 < inside.mean() < 1  # masked to the buffered polygon (rounded corners are nodata)
 
 
 @pytest.mark.qgis
