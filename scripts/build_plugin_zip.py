@@ -20,7 +20,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-__all__ = ["PLUGIN_NAME", "plugin_version", "plugin_files", "build_folder", "build_zip", "main"]
+__all__ = ["PLUGIN_NAME", "build_folder", "build_zip", "main", "plugin_files", "plugin_version"]
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN_NAME = "sar2opt_qgis"

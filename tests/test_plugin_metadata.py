@@ -16,7 +16,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
-import build_plugin_zip  # noqa: E402
+import build_plugin_zip
 
 #: plugins.qgis.org PLUGIN_REQUIRED_METADATA (tracker included: uploads without it are rejected).
 REQUIRED = ("name", "description", "version", "qgisMinimumVersion", "author", "email", "about", "tracker", "repository")
@@ -48,7 +48,7 @@ def test_required_field_present_and_non_empty(metadata, key):
 def test_version_is_semantic_and_matches_the_package(metadata):
     assert re.fullmatch(r"\d+\.\d+\.\d+", metadata["version"]), metadata["version"]
     init = (ROOT / "sar2opt_geo" / "__init__.py").read_text(encoding="utf-8")
-    package_version = re.search(r'^__version__ = "([^"]+)"', init, re.M).group(1)
+    package_version = re.search(r'^__version__ = "([^"]+)"', init, re.MULTILINE).group(1)
     assert metadata["version"] == package_version
 
 

@@ -33,8 +33,8 @@ ALGORITHMS = ("sar2opt:translate", "sar2opt:translateaoi", "sar2opt:composite", 
 
 sys.path.insert(0, str(ROOT / "scripts"))
 sys.path.insert(0, str(ROOT / "plugin"))
-import build_plugin_zip  # noqa: E402
-from sar2opt_qgis import backend  # noqa: E402  (stdlib only: importable without QGIS)
+import build_plugin_zip
+from sar2opt_qgis import backend
 
 
 def _missing(message: str) -> None:
@@ -43,11 +43,11 @@ def _missing(message: str) -> None:
     pytest.skip(message)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _has_subcommand(name: str) -> bool:
     if not SAR2OPT.exists():
         return False
-    proc = subprocess.run([str(SAR2OPT), name, "--help"], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([str(SAR2OPT), name, "--help"], check=False, capture_output=True, text=True, timeout=120)
     return proc.returncode == 0
 
 
@@ -79,12 +79,12 @@ class Qgis:
 
     def process(self, *args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [QGIS_PROCESS, *args], capture_output=True, text=True, timeout=timeout, env={**self.env, **(env or {})}
+            [QGIS_PROCESS, *args], check=False, capture_output=True, text=True, timeout=timeout, env={**self.env, **(env or {})}
         )
 
     def python(self, script: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [QGIS_PYTHON, "-c", script, *args], capture_output=True, text=True, timeout=timeout, env=self.env
+            [QGIS_PYTHON, "-c", script, *args], check=False, capture_output=True, text=True, timeout=timeout, env=self.env
         )
 
 
@@ -113,16 +113,16 @@ def _save_model(tiny_generator, path: Path, input_domain: dict, width: float, se
 @pytest.fixture
 def s1vv_model(tiny_generator, tmp_path_factory) -> Path:
     """Tiny Sentinel-1 VV generator (dB clipped to -25..0, 20 m), for the S1 dB GeoTIFF."""
-    domain = dict(sensor="Sentinel-1", bands=("VV",), quantity="sigma0", normalisation="db_clip", units="db",
-                  db_range=(-25.0, 0.0), pixel_spacing_m=20.0, frequency_band="C")
+    domain = {"sensor": "Sentinel-1", "bands": ("VV",), "quantity": "sigma0", "normalisation": "db_clip", "units": "db",
+              "db_range": (-25.0, 0.0), "pixel_spacing_m": 20.0, "frequency_band": "C"}
     return _save_model(tiny_generator, tmp_path_factory.mktemp("models") / "s1vv.safetensors", domain, 0.125, seed=1)
 
 
 @pytest.fixture
 def gray_model(tiny_generator, tmp_path_factory) -> Path:
     """Half-width gray -> RGB generator for the Landsat-8 scene: slow enough to cancel mid-way."""
-    domain = dict(sensor="optical", bands=("gray",), quantity="gray", normalisation="percentile", percentile=99.0,
-                  gray_from=("red", "green", "blue"), gray_weights=(0.299, 0.587, 0.114), pixel_spacing_m=30.0)
+    domain = {"sensor": "optical", "bands": ("gray",), "quantity": "gray", "normalisation": "percentile", "percentile": 99.0,
+              "gray_from": ("red", "green", "blue"), "gray_weights": (0.299, 0.587, 0.114), "pixel_spacing_m": 30.0}
     return _save_model(tiny_generator, tmp_path_factory.mktemp("models") / "gray.safetensors", domain, 0.5)
 
 
@@ -285,7 +285,7 @@ def test_translate_in_qgis_matches_the_library(qgis, s1_db_tif, s1vv_model, tmp_
     assert str(out) in proc.stdout  # qgis_process reports the OUTPUT result
     cli = subprocess.run(
         [str(SAR2OPT), "translate", str(s1_db_tif), str(ref), "--model", str(s1vv_model), "--tile", "256", "--overlap", "96", "--device", "cpu", "--progress", "none"],
-        capture_output=True, text=True, timeout=300,
+        check=False, capture_output=True, text=True, timeout=300,
     )
     assert cli.returncode == 0, cli.stderr
     with rasterio.open(out) as a, rasterio.open(ref) as b, rasterio.open(s1_db_tif) as src:

@@ -6,7 +6,7 @@ from __future__ import annotations
 __all__ = ["classFactory"]
 
 
-def classFactory(iface):  # noqa: N802 - name required by QGIS
+def classFactory(iface):
     """Entry point QGIS calls with its ``QgisInterface`` (``None`` under qgis_process)."""
     from .plugin import Sar2OptPlugin
 

@@ -29,19 +29,20 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 __all__ = [
     "ENV_EXECUTABLE",
     "SETTING_EXECUTABLE",
-    "BackendError",
     "BackendCancelled",
-    "RunResult",
+    "BackendError",
     "OutputGuard",
-    "resolve_command",
+    "RunResult",
     "child_environment",
+    "resolve_command",
     "run_cli",
 ]
 

@@ -10,7 +10,7 @@ from qgis.PyQt.QtGui import QIcon
 from .algorithms import ALGORITHMS
 from .settings import register_settings, unregister_settings
 
-__all__ = ["Sar2OptProvider", "provider_icon", "ICON_PATH"]
+__all__ = ["ICON_PATH", "Sar2OptProvider", "provider_icon"]
 
 ICON_PATH = Path(__file__).with_name("icon.svg")
 

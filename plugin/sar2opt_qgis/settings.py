@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .backend import SETTING_EXECUTABLE
 
-__all__ = ["SETTING_EXECUTABLE", "register_settings", "unregister_settings", "configured_executable"]
+__all__ = ["SETTING_EXECUTABLE", "configured_executable", "register_settings", "unregister_settings"]
 
 
 def register_settings(group: str, icon=None) -> None:

@@ -7,6 +7,6 @@ from .info import InfoAlgorithm
 from .translate import TranslateAlgorithm
 from .translate_aoi import TranslateAoiAlgorithm
 
-__all__ = ["ALGORITHMS", "TranslateAlgorithm", "CompositeAlgorithm", "TranslateAoiAlgorithm", "InfoAlgorithm"]
+__all__ = ["ALGORITHMS", "CompositeAlgorithm", "InfoAlgorithm", "TranslateAlgorithm", "TranslateAoiAlgorithm"]
 
 ALGORITHMS = (TranslateAlgorithm, TranslateAoiAlgorithm, CompositeAlgorithm, InfoAlgorithm)

@@ -4,8 +4,9 @@ input parameter that takes a raster layer *or* a product path, and common parame
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from qgis.core import (
     QgsCoordinateReferenceSystem,
@@ -26,7 +27,7 @@ from qgis.PyQt.QtCore import QCoreApplication
 from .. import backend
 from ..settings import configured_executable
 
-__all__ = ["Sar2OptAlgorithm", "RasterOrProductParameter", "DEVICES"]
+__all__ = ["DEVICES", "RasterOrProductParameter", "Sar2OptAlgorithm"]
 
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -40,7 +41,7 @@ class RasterOrProductParameter(QgsProcessingParameterRasterLayer):
             return True
         return super().checkValueIsAcceptable(value, context)
 
-    def clone(self) -> "RasterOrProductParameter":
+    def clone(self) -> RasterOrProductParameter:
         optional = bool(self.flags() & QgsProcessingParameterDefinition.FlagOptional)
         copy = RasterOrProductParameter(self.name(), self.description(), self.defaultValue(), optional)
         copy.setFlags(self.flags())
@@ -65,7 +66,7 @@ class Sar2OptAlgorithm(QgsProcessingAlgorithm):
     def tr(self, text: str) -> str:
         return QCoreApplication.translate("Sar2Opt", text)
 
-    def createInstance(self) -> "Sar2OptAlgorithm":
+    def createInstance(self) -> Sar2OptAlgorithm:
         return type(self)()
 
     def group(self) -> str:
