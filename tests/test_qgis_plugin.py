@@ -332,7 +332,7 @@ def test_cancel_mid_run_removes_partial_output(qgis, landsat8_tif, gray_model, t
 
 
 @pytest.mark.qgis
-def test_info_reports_what_the_reader_sees(qgis, s1_db_tif):
+def test_info_reports_what_the_reader_sees(qgis, s1_db_tif, s1_safe):
     require_subcommand("info")
     proc = qgis.process("--json", "run", "sar2opt:info", "--", f"INPUT={s1_db_tif}")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -346,6 +346,13 @@ def test_info_reports_what_the_reader_sees(qgis, s1_db_tif):
         np.testing.assert_allclose(report["bounds"], list(src.bounds))
     assert results["SENSOR"] == "Sentinel-1" and results["BANDS"] == "VV"
     assert "VV" in proc.stdout  # the report is also logged
+    # a product folder, which QGIS itself cannot open as a layer, is a valid INPUT too
+    proc = qgis.process("--json", "run", "sar2opt:info", "--", f"INPUT={s1_safe}")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    results = json.loads(proc.stdout)["results"]
+    report = json.loads(results["INFO"])
+    assert (results["WIDTH"], results["HEIGHT"]) == (26102, 16705)  # the GRDH measurement size
+    assert results["CRS"] == "" and report["georeferencing"] == "gcps" and report["gcps"] > 0
 
 
 @pytest.mark.qgis
