@@ -269,6 +269,40 @@ def test_algorithm_parameters_and_help(qgis):
     assert {"INFO", "CRS", "WIDTH", "HEIGHT"} <= set(algs["sar2opt:info"]["outputs"])
 
 
+_LIFECYCLE = _BOOT + """
+from qgis.core import QgsApplication
+from processing.core.ProcessingConfig import ProcessingConfig
+registry = QgsApplication.processingRegistry()
+out = {"setting_default": ProcessingConfig.getSetting("SAR2OPT_EXECUTABLE")}
+# the provider setting, with no environment override, picks the executable
+os.environ.pop("SAR2OPT_EXECUTABLE", None)
+ProcessingConfig.setSettingValue("SAR2OPT_EXECUTABLE", sys.argv[2])
+os.environ["FAKE_MODE"] = "ok"
+res = processing.run("sar2opt:translate", {"INPUT": sys.argv[3], "OUTPUT": sys.argv[4]}, feedback=QgsProcessingFeedback())
+out["output"] = res["OUTPUT"]
+# GUI life cycle: unload removes the provider and its setting, initGui brings them back once
+plugin.unload()
+out["after_unload"] = [registry.providerById("sar2opt") is not None, ProcessingConfig.getSetting("SAR2OPT_EXECUTABLE")]
+again = sar2opt_qgis.classFactory(None)
+again.initGui()
+again.initGui()
+out["after_initgui"] = [p.id() for p in registry.providers()].count("sar2opt")
+out["algorithms"] = len(registry.providerById("sar2opt").algorithms())
+finish(out)
+"""
+
+
+@pytest.mark.qgis
+def test_provider_setting_and_plugin_lifecycle(qgis, fake_sar2opt, s1_db_tif, tmp_path):
+    out = tmp_path / "via_setting.tif"
+    result = _result(qgis.python(_LIFECYCLE, str(qgis.plugins), str(fake_sar2opt), str(s1_db_tif), str(out)))
+    assert result["setting_default"] in ("", None)  # default: sar2opt on PATH
+    assert result["output"] == str(out)
+    assert json.loads(out.read_text())[:3] == ["translate", str(s1_db_tif), str(out)]  # the fake wrote its argv
+    assert result["after_unload"] == [False, None]
+    assert result["after_initgui"] == 1 and result["algorithms"] == len(ALGORITHMS)
+
+
 @pytest.mark.qgis
 def test_translate_in_qgis_matches_the_library(qgis, s1_db_tif, s1vv_model, tmp_path):
     require_subcommand("translate")
