@@ -99,6 +99,7 @@ def test_unet_256_keys_and_shapes_match_upstream():
     assert ours == upstream_unet_shapes(3, 3, 8, 2)
     assert "model.model.1.model.3.model.3.model.3.model.3.model.3.model.3.model.1.weight" in ours  # innermost down
     assert net.downsampling == 256
+    assert net.receptive_margin == 511  # the tiling engine warns when its margin is smaller
 
 
 def test_resnet_keys_and_shapes_match_upstream():

@@ -168,6 +168,9 @@ class ReferenceUnetGenerator(_InputRepeat):
             raise ValueError(f"num_downs={num_downs}: the reference U-Net needs at least 5 levels")
         self._init_input(in_channels, in_channels if input_nc is None else input_nc)
         self.downsampling = 2**num_downs  # tile origins and sizes must be multiples of this
+        # receptive radius in px (measured by input gradients: 511 for unet_256): the tile margin
+        # the engine needs for seamless tiles; it warns when its margin is smaller
+        self.receptive_margin = 2 ** (num_downs + 1) - 1
         block = UnetSkipConnectionBlock(ngf * 8, ngf * 8, innermost=True, norm=norm)
         for _ in range(num_downs - 5):
             block = UnetSkipConnectionBlock(ngf * 8, ngf * 8, submodule=block, norm=norm, use_dropout=use_dropout)
@@ -226,6 +229,9 @@ class ReferenceResnetGenerator(_InputRepeat):
     ) -> None:
         super().__init__()
         self._init_input(in_channels, in_channels if input_nc is None else input_nc)
+        # receptive radius in px: 7x7 stem 3, two stride-2 convs 1 + 2, 8 per residual block
+        # (two 3x3 convs at 1/4 resolution), up-convs and 7x7 head ~6 (58 measured for 6 blocks)
+        self.receptive_margin = 10 + 8 * n_blocks
         nf = _norm(norm)
         use_bias = norm == "instance"
         layers: list[nn.Module] = [
