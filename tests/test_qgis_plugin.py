@@ -1,7 +1,7 @@
 """The QGIS plugin in a real QGIS 3.22 (``qgis_process.bin`` and ``/usr/bin/python3`` with
 ``qgis.core``), driving the real ``sar2opt`` CLI of this repository's ``.venv``.
 
-The plugin is built into a temporary folder (``QGIS_PLUGINPATH``) and QGIS runs with a
+The release zip is built and unpacked into a temporary folder (``QGIS_PLUGINPATH``) and QGIS runs with a
 temporary ``HOME`` so the user's profile is never touched. Tests skip when QGIS is absent,
 except under ``SAR2OPT_REQUIRE_DATA=1`` (CI), where they fail.
 
@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -61,7 +62,10 @@ class Qgis:
 
     def __init__(self, root: Path):
         self.plugins = root / "plugins"
-        self.plugin_dir = build_plugin_zip.build_folder(self.plugins)
+        # install what users get: the release zip, unpacked as QGIS's "Install from ZIP" does
+        with zipfile.ZipFile(build_plugin_zip.build_zip(root / "dist")) as zf:
+            zf.extractall(self.plugins)
+        self.plugin_dir = self.plugins / build_plugin_zip.PLUGIN_NAME
         home = root / "home"
         (home / "runtime").mkdir(parents=True)
         (home / "runtime").chmod(0o700)
@@ -149,8 +153,11 @@ def finish(result):
 """
 
 _CANCEL = _BOOT + """
+from qgis.core import QgsRasterLayer
 params = json.loads(sys.argv[2])
 out = params["OUTPUT"]
+params["INPUT"] = QgsRasterLayer(params["INPUT"], "scene layer")  # a layer, as chosen in the dialog
+assert params["INPUT"].isValid()
 
 class CancelAfterFirstProgress(QgsProcessingFeedback):
     '''isCanceled() turns true at the first progress line that comes while the output is
