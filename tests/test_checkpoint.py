@@ -55,7 +55,6 @@ def test_malicious_pickle_is_refused(tmp_path):
     with pytest.raises(CheckpointError):
         read_card(evil)
     # the training-state loader (torch.load(weights_only=True)) refuses it too
-    from sar2opt_geo.data import PairDataset
     from sar2opt_geo.training import TrainConfig, train
 
     (tmp_path / "run" / "checkpoints").mkdir(parents=True)

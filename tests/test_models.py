@@ -7,7 +7,12 @@ import time
 import pytest
 import torch
 
-from sar2opt_geo.models import GENERATORS, PatchDiscriminator, UNetGenerator, build_generator
+from sar2opt_geo.models import (
+    GENERATORS,
+    PatchDiscriminator,
+    UNetGenerator,
+    build_generator,
+)
 
 
 def _params(m: torch.nn.Module) -> int:

@@ -13,7 +13,8 @@ from sar2opt_geo.data import PairDataset, find_pairs
 from sar2opt_geo.models.checkpoint import load_model, read_card
 from sar2opt_geo.training import TrainConfig, card_for_dataset, train
 
-TINY = dict(width=0.125, crop_size=64, crops_per_image=2, batch_size=2, threads=1, checkpoint_every=1, seed=7)
+TINY = {"width": 0.125, "crop_size": 64, "crops_per_image": 2, "batch_size": 2, "threads": 1, "checkpoint_every": 1,
+        "seed": 7}
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +34,8 @@ def _run(tiny_data, out, epochs, resume=False):
 
 def test_one_epoch_writes_logs_samples_and_checkpoints(tiny_data, tmp_path):
     res = _run(tiny_data, tmp_path, epochs=1)
-    rows = list(csv.DictReader(open(tmp_path / "log.csv")))
+    with open(tmp_path / "log.csv") as f:
+        rows = list(csv.DictReader(f))
     assert [r["epoch"] for r in rows] == ["1"]
     for k in ("g_total", "g_adv", "g_l1", "d", "val_psnr", "val_ssim", "val_l1"):
         assert float(rows[0][k]) == pytest.approx(float(rows[0][k]))  # a number, not NaN
@@ -42,7 +44,7 @@ def test_one_epoch_writes_logs_samples_and_checkpoints(tiny_data, tmp_path):
     assert (tmp_path / "curves.png").exists()
     for name in ("best", "last", "epoch_0001"):
         assert (tmp_path / "checkpoints" / f"{name}.safetensors").exists()
-    g, card = load_model(res.best)
+    _, card = load_model(res.best)
     assert card.architecture_args == {"in_channels": 1, "out_channels": 3, "width": 0.125, "norm": "batch", "dropout": 0.5}
     assert card.input.bands == ("VH",) and card.input.pixel_spacing_m == 10.0
     assert card.training["command"] == "pytest" and card.training["recipe"]["lambda_l1"] == 100.0

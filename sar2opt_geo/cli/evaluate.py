@@ -51,8 +51,18 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..models.checkpoint import DEFAULT_MODELS, card_hash, default_model_path, load_model
-    from ..training import METRIC_NOTES, constant_baseline, evaluate_generator, resolve_device
+    from ..models.checkpoint import (
+        DEFAULT_MODELS,
+        card_hash,
+        default_model_path,
+        load_model,
+    )
+    from ..training import (
+        METRIC_NOTES,
+        constant_baseline,
+        evaluate_generator,
+        resolve_device,
+    )
     from .train import build_datasets
 
     model_path = default_model_path(args.model) if args.model in DEFAULT_MODELS else Path(args.model)
@@ -64,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         args.sar_bands = list(card.input.bands)
     if args.split == "none":
         args.val_fraction = 0.0
-    train_ds, val_ds, layout, desc = build_datasets(args, crop_size=None)
+    train_ds, val_ds, _layout, desc = build_datasets(args, crop_size=None)
     data = val_ds if args.split != "none" else train_ds
     if args.split == "none":  # whole images or centre crops, no randomness
         from ..data import PairDataset

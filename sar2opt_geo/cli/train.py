@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ._common import add_device, add_progress, add_verbosity, make_progress
 
-__all__ = ["add_parser", "run", "add_data_options", "build_datasets", "command_line"]
+__all__ = ["add_data_options", "add_parser", "build_datasets", "command_line", "run"]
 
 log = logging.getLogger(__name__)
 

@@ -8,16 +8,16 @@ from .pairs import LAYOUTS, BandSource, Pair, check_same_grid, detect_layout, fi
 from .splits import split_by_area, split_by_scene, split_pairs
 
 __all__ = [
-    "normalize",
-    "Pair",
-    "BandSource",
     "LAYOUTS",
-    "find_pairs",
-    "detect_layout",
-    "check_same_grid",
+    "BandSource",
+    "Pair",
     "PairDataset",
+    "check_same_grid",
+    "detect_layout",
+    "find_pairs",
+    "normalize",
     "read_unit",
-    "split_pairs",
     "split_by_area",
     "split_by_scene",
+    "split_pairs",
 ]

@@ -9,8 +9,8 @@ Call :meth:`PairDataset.set_epoch` at the start of every epoch.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -20,7 +20,7 @@ from ..errors import DatasetError
 from . import normalize
 from .pairs import BandSource, Pair
 
-__all__ = ["read_unit", "PairDataset"]
+__all__ = ["PairDataset", "read_unit"]
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def _read_raw(src: BandSource) -> tuple[np.ndarray, np.dtype]:
                     a = a[[b - 1 for b in src.bands]]
         except DatasetError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - PIL and rasterio raise many types for bad files
             raise DatasetError(f"{f}: cannot read image: {exc}") from None
         arrays.append(a)
     shapes = {a.shape[1:] for a in arrays}

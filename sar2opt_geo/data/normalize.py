@@ -25,24 +25,24 @@ Rules (all float32, NaN in -> NaN out):
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 __all__ = [
-    "SEN1_2_DB_RANGE",
+    "GRAY_WEIGHTS",
     "OPTICAL_DN_RANGE",
     "OPTICAL_DN_SCALE",
-    "GRAY_WEIGHTS",
+    "SEN1_2_DB_RANGE",
     "db_clip_to_unit",
+    "gray_from_rgb",
+    "model_to_unit",
     "percentile_scale",
     "percentile_to_unit",
     "quantize_unit",
-    "uint8_to_unit",
     "reflectance_to_unit",
+    "uint8_to_unit",
     "unit_to_model",
-    "model_to_unit",
-    "gray_from_rgb",
 ]
 
 #: dB range of the SEN1-2 8-bit SAR PNGs (0 -> -25 dB, 255 -> 0 dB).

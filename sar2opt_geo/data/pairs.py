@@ -24,27 +24,28 @@ Georeferenced pairs must share CRS, transform and size; a mismatch raises
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Literal
 
 from ..errors import DatasetError
 
 __all__ = [
-    "Layout",
-    "Scaling",
-    "BandSource",
-    "Pair",
     "LAYOUTS",
+    "BandSource",
+    "Layout",
+    "Pair",
+    "Scaling",
+    "check_same_grid",
     "detect_layout",
-    "find_pairs",
-    "find_sen1_2_pairs",
     "find_article_pairs",
-    "find_la_pairs",
-    "find_sen12ms_cr_pairs",
     "find_bigearthnet_pairs",
     "find_images",
-    "check_same_grid",
+    "find_la_pairs",
+    "find_pairs",
+    "find_sen1_2_pairs",
+    "find_sen12ms_cr_pairs",
 ]
 
 Layout = Literal["sen1-2", "article", "la", "sen12ms-cr", "bigearthnet", "images"]
@@ -267,7 +268,7 @@ def find_bigearthnet_pairs(root: str | Path, sar_bands: Sequence[str] = ("VH",))
     if not folders:
         raise DatasetError(f"{root}: no BigEarthNet patch folders (*_VH.tif, *_B04.tif) found")
     for d in folders:
-        def one(suffix: str) -> Path:
+        def one(suffix: str, d: Path = d) -> Path:
             hits = sorted(d.glob(f"*_{suffix}.tif"))
             if len(hits) != 1:
                 raise DatasetError(f"{d}: expected exactly one *_{suffix}.tif, found {len(hits)}; the patch is incomplete")

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from typing import Literal, Sequence
+from collections.abc import Sequence
+from typing import Literal
 
 from ..errors import DatasetError
 from .pairs import Pair
 
-__all__ = ["split_by_scene", "split_by_area", "split_pairs", "tile_centre_lonlat"]
+__all__ = ["split_by_area", "split_by_scene", "split_pairs", "tile_centre_lonlat"]
 
 Side = Literal["east", "west", "north", "south"]
 

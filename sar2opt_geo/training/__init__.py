@@ -9,18 +9,18 @@ from .metrics import l1, psnr, ssim
 from .trainer import TrainConfig, TrainResult, resolve_device, train
 
 __all__ = [
+    "METRIC_NOTES",
     "TrainConfig",
     "TrainResult",
-    "train",
-    "resolve_device",
     "card_for_dataset",
-    "evaluate_generator",
     "constant_baseline",
-    "METRIC_NOTES",
+    "discriminator_loss",
+    "evaluate_generator",
     "gan_loss",
     "generator_loss",
-    "discriminator_loss",
-    "psnr",
-    "ssim",
     "l1",
+    "psnr",
+    "resolve_device",
+    "ssim",
+    "train",
 ]

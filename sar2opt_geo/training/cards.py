@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from ..data.normalize import GRAY_WEIGHTS, SEN1_2_DB_RANGE
 from ..models.card import InputDomain, ModelCard, OutputSpec
 
-__all__ = ["card_for_dataset", "PERCENTILE_SCALING", "REFLECTANCE_SCALING", "PNG_SCALING"]
+__all__ = ["PERCENTILE_SCALING", "PNG_SCALING", "REFLECTANCE_SCALING", "card_for_dataset"]
 
 PERCENTILE_SCALING = "(y+1)/2 = band / scene 99th percentile, clipped"
 REFLECTANCE_SCALING = "(y+1)/2 = reflectance / 0.3, clipped (Sentinel-2 DN 0..3000 of x10000)"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 from ..data.normalize import model_to_unit
 from . import metrics
 
-__all__ = ["evaluate_generator", "constant_baseline", "METRIC_NOTES"]
+__all__ = ["METRIC_NOTES", "constant_baseline", "evaluate_generator"]
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["gan_loss", "generator_loss", "discriminator_loss"]
+__all__ = ["discriminator_loss", "gan_loss", "generator_loss"]
 
 
 def gan_loss(logits: torch.Tensor, real: bool) -> torch.Tensor:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["psnr", "ssim", "l1", "gaussian_window", "gaussian_window_1d", "SSIM_WINDOW", "SSIM_SIGMA"]
+__all__ = ["SSIM_SIGMA", "SSIM_WINDOW", "gaussian_window", "gaussian_window_1d", "l1", "psnr", "ssim"]
 
 SSIM_WINDOW = 11
 SSIM_SIGMA = 1.5

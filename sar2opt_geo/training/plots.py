@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
 from ..data.normalize import model_to_unit
 
-__all__ = ["save_sample_grid", "plot_curves"]
+__all__ = ["plot_curves", "save_sample_grid"]
 
 
 def _to_rgb8(t: torch.Tensor) -> np.ndarray:

@@ -32,11 +32,11 @@ import os
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
-import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
@@ -51,7 +51,7 @@ from . import plots
 from .evaluate import METRIC_NOTES, constant_baseline, evaluate_generator
 from .losses import discriminator_loss, generator_loss
 
-__all__ = ["TrainConfig", "TrainResult", "train", "resolve_device", "STATE_FILE"]
+__all__ = ["STATE_FILE", "TrainConfig", "TrainResult", "resolve_device", "train"]
 
 log = logging.getLogger(__name__)
 
@@ -216,7 +216,7 @@ def train(
             raise CheckpointError(f"{state_path}: no training state to resume from; start without --resume")
         try:
             state = torch.load(state_path, map_location="cpu", weights_only=True)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad or unsafe pickle
             raise CheckpointError(f"{state_path}: unreadable training state ({exc}); start without --resume") from None
         gen.load_state_dict(state["generator"])
         disc.load_state_dict(state["discriminator"])
@@ -271,7 +271,7 @@ def train(
             m.update({"validation": metrics, "epoch": epoch, "baseline_constant_colour": baseline, "notes": METRIC_NOTES})
         return card.replace(architecture="unet_article", architecture_args=arch_args, training=training, metrics=m,
                             library_version=__version__,
-                            created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+                            created=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"))
 
     if resume:  # restore the random streams last, so that nothing above draws from them
         torch.set_rng_state(state["rng_cpu"])
