@@ -66,6 +66,24 @@ def test_resume_continues_exactly(tiny_data, tmp_path):
         assert torch.equal(va, vb), k  # same weights as an uninterrupted run
 
 
+@pytest.mark.slow
+def test_torchrun_ddp_on_cpu(four_la_tiles, tmp_path):
+    """Two processes with DistributedDataParallel over Gloo: the global batch is split across ranks."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
+           "sar2opt_geo.cli.main", "train", str(four_la_tiles), str(out), "--width", "0.125", "--crop-size", "64",
+           "--crops-per-image", "4", "--epochs", "1", "--batch-size", "4", "--threads", "1", "--val-crop", "64",
+           "--progress", "none"]
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    history = json.loads((out / "log.json").read_text())
+    assert [(h["epoch"], h["steps"]) for h in history] == [(1, 3)]  # 12 crops, 2 per rank per step
+    assert read_card(out / "checkpoints" / "last.safetensors").training["distributed_world_size"] == 2
+
+
 def test_cli_help_states_units_and_defaults():
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")

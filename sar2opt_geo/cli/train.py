@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shlex
 import shutil
 from pathlib import Path
@@ -188,6 +189,8 @@ def run(args: argparse.Namespace) -> int:
                        data_description=desc, progress=progress)
     finally:
         close()
+    if os.environ.get("RANK", "0") != "0":  # torchrun: rank 0 writes and reports
+        return 0
     chosen = result.best or result.last
     if args.export:
         dst = Path(args.export)
