@@ -195,3 +195,15 @@ def test_scene_split_keeps_scenes_whole(tmp_path):
     assert split_by_scene(list(reversed(pairs)), 0.3)[1] == list(reversed(val))
     with pytest.raises(DatasetError, match="georeferenced"):
         split_by_area(pairs)
+
+
+def test_colourisation_images_read_band_order_from_metadata(data_dir, make_geotiff):
+    l7 = find_pairs(data_dir / "optical" / "landsat7_RGB.byte.tif", mode="colorize")
+    assert l7[0].condition is None and l7[0].target.bands == (1, 2, 3)  # colour interpretation red, green, blue
+    s = PairDataset(l7, crop_size=64, seed=0)[0]
+    assert s["condition"].shape == (1, 64, 64) and s["target"].shape == (3, 64, 64)
+    # a blue, green, red file with band descriptions: red is band 3
+    bgr = make_geotiff(np.arange(3 * 32 * 32, dtype=np.uint16).reshape(3, 32, 32) + 1, name="bgr.tif",
+                       descriptions=("B2", "B3", "B4"))
+    assert find_pairs(bgr, mode="colorize")[0].target.bands == (3, 2, 1)
+    assert find_pairs(bgr, mode="colorize", rgb_bands=(1, 2, 3))[0].target.bands == (1, 2, 3)

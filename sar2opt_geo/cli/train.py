@@ -44,6 +44,16 @@ Multi-GPU: torchrun --nproc_per_node=N -m sar2opt_geo.cli.main train ... (DDP).
 """
 
 
+def _rgb_bands(text: str) -> tuple[int, int, int]:
+    try:
+        bands = tuple(int(b) for b in text.split(","))
+    except ValueError:
+        bands = ()
+    if len(bands) != 3 or min(bands) < 1:
+        raise argparse.ArgumentTypeError(f"--rgb-bands wants three 1-based band indexes like 3,2,1, got {text!r}")
+    return bands  # type: ignore[return-value]
+
+
 def add_data_options(p: argparse.ArgumentParser) -> None:
     """Options that say which pairs to read and how to split them (shared with ``evaluate``)."""
     from ..data.pairs import LAYOUTS
@@ -55,6 +65,9 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
                         "0.299 R + 0.587 G + 0.114 B (default: sar)")
     p.add_argument("--sar-band", dest="sar_bands", action="append", metavar="POL",
                    help="SAR polarisation(s) fed to the model for GeoTIFF layouts, repeatable (default: VH)")
+    p.add_argument("--rgb-bands", type=_rgb_bands, default=None, metavar="R,G,B",
+                   help="1-based red,green,blue band indexes of optical GeoTIFFs in the images layout, e.g. 3,2,1 "
+                        "for a blue,green,red file (default: from colour interpretation/band descriptions, else 1,2,3)")
     p.add_argument("--split", default="auto", choices=("auto", "area", "scene", "none"),
                    help="hold-out rule: area (spatial block per scene, georeferenced tiles), scene (whole scenes), "
                         "none, or auto (area when possible, else scene) (default: auto)")
@@ -80,7 +93,7 @@ def build_datasets(args: argparse.Namespace, crop_size: int | None = None, crops
             if args.mode != "colorize":
                 raise
             layout = "images"
-    pairs = find_pairs(root, layout, args.mode, sar_bands)
+    pairs = find_pairs(root, layout, args.mode, sar_bands, getattr(args, "rgb_bands", None))
     train_pairs, val_pairs = split_pairs(pairs, args.split, args.val_fraction, seed)
     train_ds = PairDataset(train_pairs, crop_size, crops_per_image, random_crops=True, augment=augment, seed=seed)
     val_ds = PairDataset(val_pairs, args.val_crop, random_crops=False) if val_pairs else None

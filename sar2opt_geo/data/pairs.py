@@ -23,6 +23,7 @@ Georeferenced pairs must share CRS, transform and size; a mismatch raises
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -47,6 +48,8 @@ __all__ = [
     "find_sen1_2_pairs",
     "find_sen12ms_cr_pairs",
 ]
+
+log = logging.getLogger(__name__)
 
 Layout = Literal["sen1-2", "article", "la", "sen12ms-cr", "bigearthnet", "images"]
 LAYOUTS: tuple[str, ...] = ("sen1-2", "article", "la", "sen12ms-cr", "bigearthnet", "images")
@@ -334,6 +337,8 @@ def _rgb_order(path: Path) -> tuple[int, int, int]:
         found = [next((i + 1 for i, d in enumerate(desc) if d in n), None) for n in names]
         if all(found):
             return tuple(found)  # type: ignore[return-value]
+    log.warning("%s: band order not recorded (colour interpretation/descriptions); assuming bands 1, 2, 3 are "
+                "red, green, blue; pass rgb_bands (--rgb-bands) if not", path)
     return (1, 2, 3)
 
 
@@ -362,11 +367,13 @@ def find_pairs(
     layout: str = "auto",
     mode: Literal["sar", "colorize"] = "sar",
     sar_bands: Sequence[str] = ("VH",),
+    rgb_bands: tuple[int, int, int] | None = None,
 ) -> list[Pair]:
     """Find the pairs of a dataset folder.
 
     ``mode="colorize"`` turns any layout into (gray, RGB) pairs from its optical side
-    (the article's second generator).
+    (the article's second generator). ``rgb_bands``: 1-based red, green, blue band indexes
+    of optical GeoTIFFs in the ``images`` layout (default: from their metadata).
     """
     root = Path(root)
     if not root.exists():
@@ -379,7 +386,7 @@ def find_pairs(
                 raise
             layout = "images"  # colourisation: any folder of RGB images / optical GeoTIFFs
     if layout == "images":
-        return find_images(root)
+        return find_images(root, rgb_bands)
     finders = {
         "sen1-2": lambda: find_sen1_2_pairs(root),
         "article": lambda: find_article_pairs(root),
