@@ -97,3 +97,13 @@ def test_gray_model_combines_rgb_or_uses_single_band():
 def test_unknown_radar_band_is_not_a_mismatch():
     plan = plan_bands(scene(["VH"], sensor="SAR", freq="unknown"), sar_card())
     assert plan.bands == ("VH",) and plan.warnings == ()
+
+
+def test_gray_model_fed_a_requested_sar_band_warns_and_strict_refuses():
+    """Regression: the gray->RGB model on one chosen SAR band (the article's experiment) warned nothing."""
+    sc = scene(["HH", "HV"], sensor="ALOS-2 PALSAR-2", freq="L")
+    plan = plan_bands(sc, GRAY, ["HV"])
+    assert plan.bands == ("HV",) and not plan.gray
+    assert any("SAR band HV" in w for w in plan.warnings)
+    with pytest.raises(BandError):
+        plan_bands(sc, GRAY, ["HV"], strict=True)

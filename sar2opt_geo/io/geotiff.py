@@ -147,6 +147,9 @@ def write_cog(
     try:
         with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
             with rasterio.open(scratch, "w", **profile) as out:
+                # colour interpretation before any pixel is written: GDAL cannot change the TIFF
+                # PhotometricInterpretation tag once strips/tiles exist
+                out.colorinterp = [_COLORS.get(n.lower(), ColorInterp.undefined) for n in band_names]
                 for i, row in enumerate(range(0, height, BLOCK_SIZE)):
                     for col in range(0, width, col_step):
                         if cancel is not None and cancel():
@@ -160,7 +163,6 @@ def write_cog(
                             out.write_mask(mask, window=win)
                     if progress is not None:
                         progress((i + 1) / n_rows * 0.8, "encoding")
-                out.colorinterp = [_COLORS.get(n.lower(), ColorInterp.undefined) for n in band_names]
                 for b, name in enumerate(band_names, start=1):
                     out.set_band_description(b, name)
                 if tags:

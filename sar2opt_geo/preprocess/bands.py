@@ -160,6 +160,8 @@ def _plan_gray(scene: Any, card: ModelCard, requested: list[str] | None, warning
     gray_from = list(card.input.gray_from or ())
     if requested is not None:
         if len(requested) == 1:
+            if scene.is_sar:  # the article's gray->RGB-on-SAR experiment: allowed, but said
+                warnings.append(f"{_describe_card(card)} fed the SAR band {requested[0]} of a {_describe_scene(scene)}")
             return BandPlan(tuple(requested))
         if gray_from and len(requested) == len(gray_from):
             if [b.lower() for b in requested] != [b.lower() for b in gray_from]:
