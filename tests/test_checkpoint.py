@@ -35,6 +35,16 @@ def test_round_trip_keeps_outputs_and_card(tmp_path, tiny_generator):
     assert not g2.training
 
 
+def test_saved_checkpoint_has_umask_permissions(tmp_path, tiny_generator):
+    """Regression: safetensors' writer left 0600 files, unreadable by other users of shared weights."""
+    old = os.umask(0o022)
+    try:
+        path = save_generator(tiny_generator(), _card(), tmp_path / "g.safetensors")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644
+
+
 class _Payload:
     """Unpickling this object creates a folder: proof that code ran."""
 
