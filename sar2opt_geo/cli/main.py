@@ -40,14 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in SUBCOMMANDS:
-        try:
-            module = importlib.import_module(f".{name}", __package__)
-        except ModuleNotFoundError as exc:
-            if exc.name == f"{__package__}.{name}":
-                continue  # sub-command not built yet
-            raise
-        module.add_parser(sub)
+    for name in SUBCOMMANDS:  # modules import their heavy dependencies (torch, rasterio) inside run()
+        importlib.import_module(f".{name}", __package__).add_parser(sub)
     return parser
 
 
