@@ -26,6 +26,7 @@ qgis:
 	bash scripts/install_qgis.sh
 
 test: $(STAMP) qgis
+	$(VENV)/bin/ruff check sar2opt_geo plugin tests benchmarks scripts
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 plugin-zip:
@@ -35,7 +36,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_tiling.py
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check sar2opt_geo plugin tests
+	$(VENV)/bin/ruff check sar2opt_geo plugin tests benchmarks scripts
 
 clean:
 	rm -rf $(VENV) out build dist *.egg-info

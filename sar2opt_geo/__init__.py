@@ -10,7 +10,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "translate", "TranslateOptions", "Result", "open_scene", "load_model"]
+__all__ = ["Result", "TranslateOptions", "__version__", "load_model", "open_scene", "translate"]
 
 
 def __getattr__(name: str):  # lazy: importing the package must not import torch/rasterio

@@ -8,17 +8,17 @@ Subclasses also inherit the builtin they resemble so that callers catching
 from __future__ import annotations
 
 __all__ = [
-    "Sar2OptError",
-    "InputError",
-    "UnsupportedFormatError",
-    "GeoreferencingError",
     "BandError",
-    "NoValidDataError",
-    "CheckpointError",
-    "OutputExistsError",
     "CancelledError",
-    "DatasetError",
+    "CheckpointError",
     "ConfigError",
+    "DatasetError",
+    "GeoreferencingError",
+    "InputError",
+    "NoValidDataError",
+    "OutputExistsError",
+    "Sar2OptError",
+    "UnsupportedFormatError",
 ]
 
 

@@ -11,7 +11,7 @@ import enum
 
 import numpy as np
 
-__all__ = ["Quantity", "Scale", "to_db", "from_db", "amplitude_to_power"]
+__all__ = ["Quantity", "Scale", "amplitude_to_power", "from_db", "to_db"]
 
 
 class Quantity(str, enum.Enum):

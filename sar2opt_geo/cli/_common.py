@@ -15,9 +15,10 @@ import argparse
 import json
 import logging
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-__all__ = ["add_verbosity", "add_progress", "add_device", "make_progress", "emit_json", "JsonLogHandler"]
+__all__ = ["JsonLogHandler", "add_device", "add_progress", "add_verbosity", "emit_json", "make_progress"]
 
 
 def add_verbosity(p: argparse.ArgumentParser) -> None:
@@ -72,7 +73,7 @@ def make_progress(mode: str, desc: str = "") -> tuple[Callable[[float, str], Non
         bar = tqdm(total=1000, desc=desc, unit="‰", file=sys.stderr, bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}")
 
         def cb(fraction: float, message: str = "") -> None:
-            bar.n = int(round(1000 * min(max(fraction, 0.0), 1.0)))
+            bar.n = round(1000 * min(max(fraction, 0.0), 1.0))
             if message:
                 bar.set_postfix_str(message, refresh=False)
             bar.refresh()

@@ -8,7 +8,7 @@ import importlib
 import logging
 import signal
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import Sar2OptError

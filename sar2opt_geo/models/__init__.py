@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from torch import nn
 
@@ -11,12 +12,12 @@ from .discriminator import PatchDiscriminator
 from .generator import UNetGenerator
 
 __all__ = [
-    "UNetGenerator",
-    "PatchDiscriminator",
-    "ModelCard",
-    "InputDomain",
-    "OutputSpec",
     "GENERATORS",
+    "InputDomain",
+    "ModelCard",
+    "OutputSpec",
+    "PatchDiscriminator",
+    "UNetGenerator",
     "build_generator",
 ]
 

@@ -26,7 +26,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["InputDomain", "OutputSpec", "ModelCard"]
+__all__ = ["InputDomain", "ModelCard", "OutputSpec"]
 
 Normalisation = Literal["db_clip", "percentile"]
 
@@ -94,7 +94,7 @@ class ModelCard:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ModelCard":
+    def from_dict(cls, d: dict[str, Any]) -> ModelCard:
         d = dict(d)
         inp = dict(d.pop("input"))
         for k in ("bands", "db_range", "gray_from", "gray_weights"):
@@ -107,8 +107,8 @@ class ModelCard:
         return cls(input=InputDomain(**inp), output=OutputSpec(**out), **{k: v for k, v in d.items() if k in known})
 
     @classmethod
-    def from_json(cls, text: str) -> "ModelCard":
+    def from_json(cls, text: str) -> ModelCard:
         return cls.from_dict(json.loads(text))
 
-    def replace(self, **changes: Any) -> "ModelCard":
+    def replace(self, **changes: Any) -> ModelCard:
         return dataclasses.replace(self, **changes)

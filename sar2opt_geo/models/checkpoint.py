@@ -19,14 +19,14 @@ from ..errors import CheckpointError, InputError
 from .card import ModelCard
 
 __all__ = [
+    "DEFAULT_MODELS",
     "FORMAT",
-    "save_generator",
+    "card_hash",
+    "default_model_path",
     "load_checkpoint",
     "load_model",
     "read_card",
-    "card_hash",
-    "default_model_path",
-    "DEFAULT_MODELS",
+    "save_generator",
 ]
 
 FORMAT = "sar2opt_geo.generator"
@@ -72,7 +72,7 @@ def _header(path: Path) -> dict[str, str]:
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
-    except Exception as exc:  # safetensors raises several types for junk input
+    except Exception as exc:  # noqa: BLE001 - safetensors raises several types for junk input
         raise CheckpointError(
             f"{path}: not a sar2opt_geo checkpoint (expected a .safetensors file with a model card): {exc}"
         ) from None
@@ -87,7 +87,7 @@ def read_card(path: str | os.PathLike) -> ModelCard:
     meta = _header(path)
     try:
         return ModelCard.from_json(meta["card"])
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any malformed card is one CheckpointError
         raise CheckpointError(f"{path}: model card is malformed: {exc}") from None
 
 
@@ -114,7 +114,7 @@ def load_model(
     try:
         model = build_generator(card.architecture, **card.architecture_args)
         model.load_state_dict(state)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any mismatch is one CheckpointError naming the file
         raise CheckpointError(f"{path}: weights do not match the card's architecture {card.architecture!r}: {exc}") from None
     return model.to(device).eval(), card
 

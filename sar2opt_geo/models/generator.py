@@ -19,7 +19,7 @@ has 3,480,643 parameters. Input height and width must be multiples of
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn

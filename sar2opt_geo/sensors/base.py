@@ -18,7 +18,7 @@ import abc
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 from affine import Affine
@@ -67,7 +67,7 @@ class Scene(abc.ABC):
     def close(self) -> None:  # readers holding open datasets override this
         """Release open datasets."""
 
-    def __enter__(self) -> Scene:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
