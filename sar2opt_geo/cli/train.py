@@ -203,7 +203,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         close()
     if os.environ.get("RANK", "0") != "0":  # torchrun: rank 0 writes and reports
-        return 0
+        _leave_distributed()
     chosen = result.best or result.last
     if args.export:
         dst = Path(args.export)
@@ -221,4 +221,23 @@ def run(args: argparse.Namespace) -> int:
         emit_json({"event": "done", "outputs": {"OUTPUT": str(chosen)}, **summary})
     else:
         print(json.dumps(summary, indent=1))
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        _leave_distributed()
     return 0
+
+
+def _leave_distributed() -> None:
+    """End a torchrun worker once its work is written, skipping C++ static destructors.
+
+    A Gloo worker that exits normally can die with "terminate called without an active
+    exception" (SIGABRT) while torch tears down its communication threads, even after
+    ``destroy_process_group``; torchrun then reports the whole run as failed. Everything
+    this process owns is written and closed by now, so it leaves with ``os._exit(0)``.
+    """
+    import logging
+    import sys
+
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

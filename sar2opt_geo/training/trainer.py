@@ -185,7 +185,8 @@ def train(
     rank = int(os.environ.get("RANK", "0"))
     distributed = world > 1
     device = resolve_device(config.device)
-    if distributed and not torch.distributed.is_initialized():
+    own_group = distributed and not torch.distributed.is_initialized()
+    if own_group:
         torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
     if device.type == "cuda":
         torch.cuda.set_device(device)
@@ -375,6 +376,11 @@ def train(
             break
     if is_main and history:
         plots.plot_curves(history, out / "curves.png", baseline)
+    if own_group:
+        # every rank leaves together and tears the group down: a rank that exits with Gloo's threads
+        # still alive can die of SIGABRT in static destructors (seen as a flaky failure in CI)
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
     return TrainResult(out, (ckpt_dir / "best.safetensors") if best_epoch else None, ckpt_dir / "last.safetensors",
                        epoch, best_epoch, best_metrics, baseline, history)
 
