@@ -18,7 +18,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["JsonLogHandler", "add_device", "add_progress", "add_verbosity", "emit_json", "make_progress"]
+__all__ = ["JsonLogHandler", "add_device", "add_progress", "add_verbosity", "emit_json",
+    "emit_raster_done", "make_progress"]
 
 
 def add_verbosity(p: argparse.ArgumentParser) -> None:
@@ -46,6 +47,15 @@ def add_device(p: argparse.ArgumentParser) -> None:
 def emit_json(obj: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(obj) + "\n")
     sys.stdout.flush()
+
+
+def emit_raster_done(result: Any) -> None:
+    """The ``done`` event for a command that wrote one raster (``result.path``, optional
+    ``result.quicklook``, ``result.warnings``): ``OUTPUT`` and ``QUICKLOOK`` as absolute paths."""
+    outputs = {"OUTPUT": str(result.path.resolve())}
+    if result.quicklook is not None:
+        outputs["QUICKLOOK"] = str(result.quicklook.resolve())
+    emit_json({"event": "done", "outputs": outputs, "warnings": list(result.warnings)})
 
 
 class JsonLogHandler(logging.Handler):

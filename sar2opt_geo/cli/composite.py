@@ -7,7 +7,13 @@ import argparse
 import logging
 from pathlib import Path
 
-from ._common import add_device, add_progress, add_verbosity, emit_json, make_progress
+from ._common import (
+    add_device,
+    add_progress,
+    add_verbosity,
+    emit_raster_done,
+    make_progress,
+)
 
 __all__ = ["add_parser", "run"]
 
@@ -113,10 +119,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         close()
     if args.progress == "json":
-        outputs = {"OUTPUT": str(result.path.resolve())}
-        if result.quicklook is not None:
-            outputs["QUICKLOOK"] = str(result.quicklook.resolve())
-        emit_json({"event": "done", "outputs": outputs, "warnings": list(result.warnings)})
+        emit_raster_done(result)
     else:
         ranges = ", ".join(f"{lo:g}..{hi:g}" for lo, hi in result.ranges)
         print(f"{result.path}  ({result.kind}, {result.bands[0]}/{result.bands[1]}, stretch {result.stretch}: {ranges})")

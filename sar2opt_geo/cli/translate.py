@@ -7,7 +7,14 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from ._common import add_device, add_progress, add_verbosity, emit_json, make_progress
+from ._common import (
+    add_device,
+    add_progress,
+    add_verbosity,
+    emit_json,
+    emit_raster_done,
+    make_progress,
+)
 
 __all__ = ["add_parser", "default_output", "options_from_args", "run"]
 
@@ -148,10 +155,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         close()
     if args.progress == "json":
-        outputs = {"OUTPUT": str(result.path.resolve())}
-        if result.quicklook is not None:
-            outputs["QUICKLOOK"] = str(result.quicklook.resolve())
-        emit_json({"event": "done", "outputs": outputs, "warnings": list(result.warnings)})
+        emit_raster_done(result)
     else:
         print(f"{result.path}  ({result.width} x {result.height} px, {result.crs}, model {result.model_name})")
         if result.quicklook is not None:
