@@ -80,13 +80,14 @@ def make_progress(mode: str, desc: str = "") -> tuple[Callable[[float, str], Non
     if mode == "bar":
         from tqdm import tqdm
 
-        bar = tqdm(total=1000, desc=desc, unit="‰", file=sys.stderr, bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}")
+        # tqdm throttles redraws (update() honours mininterval); slower when stderr is a log file
+        bar = tqdm(total=1000, desc=desc, unit="‰", file=sys.stderr, mininterval=0.2 if sys.stderr.isatty() else 5.0,
+                   bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}")
 
         def cb(fraction: float, message: str = "") -> None:
-            bar.n = round(1000 * min(max(fraction, 0.0), 1.0))
             if message:
                 bar.set_postfix_str(message, refresh=False)
-            bar.refresh()
+            bar.update(round(1000 * min(max(fraction, 0.0), 1.0)) - bar.n)
 
         return cb, bar.close
     return (lambda fraction, message="": None), (lambda: None)

@@ -212,7 +212,7 @@ def open_linear_source(
     ratio = (dst_res / src_res) if src_res else 1.0
     win = _source_window(scene, grid, pad=4 + math.ceil(ratio))
     path = Path(work_dir) / f"calibrated-{os.getpid()}-{id(scene):x}.tif"
-    log.info("resampling %s (%s px of %d x %d) in linear power to %s at %.6g %s (%s)", scene.path,
+    log.info("resampling %s (%s px of %d x %d) in linear units (power for SAR, reflectance or DN for optical) to %s at %.6g %s (%s)", scene.path,
              f"{int(win.width)} x {int(win.height)}", scene.width, scene.height, grid.crs.to_string(), grid.res[0],
              "m" if not grid.crs.is_geographic else "deg", method.name)
     _write_temp(scene, bands, win, path, readers, cancel, progress)
