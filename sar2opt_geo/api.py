@@ -37,6 +37,7 @@ import numpy as np
 from . import __version__
 from .errors import (
     CheckpointError,
+    ConfigError,
     GeoreferencingError,
     NoValidDataError,
     OutputExistsError,
@@ -111,26 +112,26 @@ class TranslateOptions:
         elif self.bands is not None:
             object.__setattr__(self, "bands", tuple(str(b) for b in self.bands))
         if self.dtype not in ("uint8", "float32"):
-            raise ValueError(f"dtype must be 'uint8' or 'float32', got {self.dtype!r}")
+            raise ConfigError(f"dtype must be 'uint8' or 'float32', got {self.dtype!r}")
         if self.speckle_filter not in ("none", "lee"):
-            raise ValueError(f"speckle_filter must be 'none' or 'lee', got {self.speckle_filter!r}")
+            raise ConfigError(f"speckle_filter must be 'none' or 'lee', got {self.speckle_filter!r}")
         if self.speckle_filter == "lee" and (self.speckle_window < 3 or self.speckle_window % 2 == 0):
-            raise ValueError(f"speckle_window must be an odd number of pixels >= 3, got {self.speckle_window}")
+            raise ConfigError(f"speckle_window must be an odd number of pixels >= 3, got {self.speckle_window}")
         from rasterio.enums import Resampling
 
         if self.resampling not in Resampling.__members__:
-            raise ValueError(f"unknown resampling {self.resampling!r}; e.g. nearest, bilinear, cubic, average")
+            raise ConfigError(f"unknown resampling {self.resampling!r}; e.g. nearest, bilinear, cubic, average")
         if self.dst_res is not None and not self.dst_res > 0:
-            raise ValueError(f"dst_res must be a positive resolution in dst_crs units, got {self.dst_res}")
+            raise ConfigError(f"dst_res must be a positive resolution in dst_crs units, got {self.dst_res}")
         if self.match_input_grid and (self.dst_crs or self.dst_res):
-            raise ValueError("match_input_grid cannot be combined with dst_crs/dst_res; choose one")
+            raise ConfigError("match_input_grid cannot be combined with dst_crs/dst_res; choose one")
         from .engine import TilingConfig
 
         TilingConfig(tile_size=self.tile_size, overlap=self.overlap, batch_size=self.batch_size)  # checks sizes
         if self.bounds is not None:
             object.__setattr__(self, "bounds", tuple(float(v) for v in self.bounds))
             if len(self.bounds) != 4:
-                raise ValueError(f"bounds must be (left, bottom, right, top), got {self.bounds}")
+                raise ConfigError(f"bounds must be (left, bottom, right, top), got {self.bounds}")
 
     def replace(self, **changes: Any) -> TranslateOptions:
         """A copy with ``changes``; unknown names raise ``TypeError`` listing the valid ones."""
@@ -168,11 +169,11 @@ def resolve_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} asked for, but torch sees no CUDA GPU; use --device cpu or auto")
+        raise ConfigError(f"device {device!r} asked for, but torch sees no CUDA GPU; use --device cpu or auto")
     try:
         torch.device(device)
     except RuntimeError:
-        raise ValueError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
+        raise ConfigError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
     return device
 
 

@@ -51,7 +51,7 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
-from .errors import BandError, GeoreferencingError, NoValidDataError
+from .errors import BandError, ConfigError, GeoreferencingError, NoValidDataError
 from .radiometry import to_db
 
 __all__ = [
@@ -292,7 +292,7 @@ def plain_composite(
 
         fixed = tuple(tuple(map(float, r)) for r in db_ranges) if stretch_mode == "fixed" else None
         if stretch_mode not in ("fixed", "percentile"):
-            raise ValueError(f"stretch must be 'fixed' or 'percentile', got {stretch_mode!r}")
+            raise ConfigError(f"stretch must be 'fixed' or 'percentile', got {stretch_mode!r}")
         names = (f"{co_b} dB", f"{cross_b} dB", f"{co_b}-{cross_b} dB")
         tags = {
             "composite": "plain dual-pol: R = co-pol sigma0 dB, G = cross-pol sigma0 dB, B = co - cross dB",

@@ -26,7 +26,7 @@ from rasterio.control import GroundControlPoint
 from rasterio.crs import CRS
 from rasterio.windows import Window
 
-from ..errors import GeoreferencingError, NoValidDataError
+from ..errors import ConfigError, GeoreferencingError, NoValidDataError
 
 __all__ = [
     "SAME_SPACING_RTOL",
@@ -231,7 +231,7 @@ def crop_window(
 
     left, bottom, right, top = bounds
     if not (right > left and top > bottom):
-        raise ValueError(f"bounds {tuple(bounds)} must be (left, bottom, right, top) with right > left and top > bottom")
+        raise ConfigError(f"bounds {tuple(bounds)} must be (left, bottom, right, top) with right > left and top > bottom")
     if bounds_crs is not None and CRS.from_user_input(bounds_crs) != grid.crs:
         left, bottom, right, top = transform_bounds(CRS.from_user_input(bounds_crs), grid.crs, left, bottom, right, top,
                                                     densify_pts=21)

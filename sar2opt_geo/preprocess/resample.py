@@ -38,7 +38,7 @@ from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.windows import Window
 
-from ..errors import CancelledError, GeoreferencingError
+from ..errors import CancelledError, ConfigError, GeoreferencingError
 from .grid import Grid, clean_gcps, native_grid
 from .speckle import DEFAULT_ENL, filtered_read
 
@@ -58,7 +58,7 @@ def choose_resampling(src_res_m: float | None, dst_res_m: float, requested: str 
         return Resampling[requested]
     except KeyError:
         names = ", ".join(r.name for r in Resampling if r.value <= 14)
-        raise ValueError(f"unknown resampling {requested!r}; choose one of {names}") from None
+        raise ConfigError(f"unknown resampling {requested!r}; choose one of {names}") from None
 
 
 class LinearSource(contextlib.AbstractContextManager):

@@ -20,6 +20,8 @@ from collections.abc import Callable
 import numpy as np
 from rasterio.windows import Window
 
+from ..errors import ConfigError
+
 __all__ = ["DEFAULT_ENL", "filtered_read", "lee_filter"]
 
 #: Equivalent number of looks of Sentinel-1 IW GRDH (ESA product specification: about 4.4).
@@ -44,9 +46,9 @@ def lee_filter(power: np.ndarray, size: int = 7, enl: float = DEFAULT_ENL) -> np
     ``size`` is in pixels (odd, >= 3); ``enl`` is the equivalent number of looks of the data.
     """
     if size < 3 or size % 2 == 0:
-        raise ValueError(f"speckle window must be an odd number of pixels >= 3, got {size}")
+        raise ConfigError(f"speckle window must be an odd number of pixels >= 3, got {size}")
     if enl <= 0:
-        raise ValueError(f"equivalent number of looks must be positive, got {enl}")
+        raise ConfigError(f"equivalent number of looks must be positive, got {enl}")
     x = np.asarray(power, dtype=np.float32)
     valid = np.isfinite(x)
     x0 = np.where(valid, x, 0.0).astype(np.float64)
