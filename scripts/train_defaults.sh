@@ -4,6 +4,9 @@
 #   scripts/train_defaults.sh          full run: both models at once, 1 thread each, 38 min of training
 #                                      + the final validation (<= 45 min each)
 #   scripts/train_defaults.sh quick    a few minutes each (placeholder weights)
+#   scripts/train_defaults.sh resume   continue the SAR model of a finished full run for 35 more minutes
+#                                      on 2 threads (--resume: same config, exact continuation), export
+#                                      the best epoch (this is how the bundled s1vh_to_rgb was made)
 #
 # Data: the 40 co-registered Sentinel-1 VH / Sentinel-2 RGB pairs in
 # ../shared/data/pairs/s1vh_s2rgb_epsg3395 (8-bit, linear / scene p99, clipped; 10 m).
@@ -16,6 +19,19 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 MODE=${1:-full}
+if [ "$MODE" = resume ]; then
+  DATA=${SAR2OPT_DATA:-../shared/data}/pairs/s1vh_s2rgb_epsg3395
+  SAR2OPT=${SAR2OPT:-.venv/bin/sar2opt}
+  RUN=${RUN:-runs/defaults-resume/s1vh_to_rgb}
+  if [ ! -e "$RUN/checkpoints/state_last.pt" ]; then
+    mkdir -p "$(dirname "$RUN")" && cp -r runs/defaults-full/s1vh_to_rgb "$RUN"
+  fi
+  exec "$SAR2OPT" train "$DATA" "$RUN" --mode sar --sar-band VH --width 0.25 --crop-size 256 --batch-size 8 \
+    --epochs 100 --max-minutes 35 --crops-per-image 8 --augment --seed 0 --threads 2 --checkpoint-every 5 \
+    --best-metric psnr --device cpu --progress none --name s1vh_to_rgb \
+    --description "Sentinel-1 VH (linear sigma0 / scene p99) -> Sentinel-2 true colour; small CPU training on 32 Los Angeles/Texas tiles" \
+    --resume --export sar2opt_geo/models/weights/s1vh_to_rgb.safetensors
+fi
 DATA=${SAR2OPT_DATA:-../shared/data}/pairs/s1vh_s2rgb_epsg3395
 RUNS=${RUNS:-runs/defaults-$MODE}
 SAR2OPT=${SAR2OPT:-.venv/bin/sar2opt}
@@ -24,7 +40,7 @@ WEIGHTS=sar2opt_geo/models/weights
 case "$MODE" in
   quick) BUDGET="--epochs 100 --max-minutes 4 --crops-per-image 2" ;;
   full)  BUDGET="--epochs 100 --max-minutes 38 --crops-per-image 8" ;;
-  *) echo "usage: $0 [quick|full]" >&2; exit 2 ;;
+  *) echo "usage: $0 [quick|full|resume]" >&2; exit 2 ;;
 esac
 
 COMMON="--width 0.25 --crop-size 256 --batch-size 8 $BUDGET --augment --seed 0 --threads 1 \
