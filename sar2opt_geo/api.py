@@ -162,19 +162,10 @@ class Result:
 
 
 def resolve_device(device: str) -> str:
-    """``"auto"`` -> ``"cuda"`` if torch sees a GPU, else ``"cpu"``; others are checked and returned."""
-    import torch
+    """``"auto"`` -> ``"cuda"`` if torch sees a GPU, else ``"cpu"``; others are checked and returned (a string)."""
+    from .devices import resolve_device as _resolve
 
-    device = (device or "auto").strip().lower()
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r} asked for, but torch sees no CUDA GPU; use --device cpu or auto")
-    try:
-        torch.device(device)
-    except RuntimeError:
-        raise ConfigError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
-    return device
+    return str(_resolve(device))
 
 
 def _tensor_hash(module: Any, card: Any) -> str:

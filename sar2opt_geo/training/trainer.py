@@ -43,6 +43,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from .. import __version__
 from ..data.datasets import PairDataset
+from ..devices import resolve_device
 from ..errors import CheckpointError
 from ..models import PatchDiscriminator, UNetGenerator
 from ..models.card import ModelCard
@@ -98,15 +99,6 @@ class TrainResult:
     best_metrics: dict[str, float] | None
     baseline: dict[str, float] | None
     history: list[dict[str, Any]]
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    """``auto`` -> ``cuda`` when available (this rank's GPU under torchrun), else ``cpu``."""
-    if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        return torch.device("cpu")
-    return torch.device(device)
 
 
 def _autocast(device: torch.device, amp: str) -> tuple[torch.dtype | None, bool]:
@@ -188,7 +180,7 @@ def train(
     own_group = distributed and not torch.distributed.is_initialized()
     if own_group:
         torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    if device.type == "cuda":
+    if device.type == "cuda" and device.index is not None:  # torchrun: this rank's GPU
         torch.cuda.set_device(device)
     if config.threads:
         torch.set_num_threads(config.threads)
