@@ -10,6 +10,7 @@ from pathlib import Path
 from ._common import (
     add_device,
     add_progress,
+    add_tiling,
     add_verbosity,
     emit_raster_done,
     make_progress,
@@ -72,8 +73,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     g = p.add_argument_group("generator composite")
     g.add_argument("--keep-translations", action="store_true",
                    help="keep <OUTPUT stem>_<band>_rgb.tif, the two per-band translations")
-    g.add_argument("--tile", type=int, default=512, metavar="PX", help="tile size in pixels (default 512)")
-    g.add_argument("--overlap", type=int, default=128, metavar="PX", help="tile overlap in pixels (default 128)")
+    add_tiling(g)
     g.add_argument("--seed", type=int, default=0, metavar="N", help="seed (default 0)")
     p.add_argument("--calibration-factor", type=float, metavar="DB", help="PALSAR-2 calibration factor override, dB")
     p.add_argument("--quicklook", action=argparse.BooleanOptionalAction, default=True,
@@ -88,11 +88,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def _model_arg(model: str | None):
-    if model in ("sar", "gray"):
-        from ..models.checkpoint import default_model_path
+    if model is None:
+        return None
+    from ..models.checkpoint import resolve_model_path
 
-        return default_model_path(model)
-    return model
+    return resolve_model_path(model)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -51,12 +51,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..models.checkpoint import (
-        DEFAULT_MODELS,
-        card_hash,
-        default_model_path,
-        load_model,
-    )
+    from ..models.checkpoint import card_hash, load_model, resolve_model_path
     from ..training import (
         METRIC_NOTES,
         constant_baseline,
@@ -65,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     )
     from .train import build_datasets
 
-    model_path = default_model_path(args.model) if args.model in DEFAULT_MODELS else Path(args.model)
+    model_path = resolve_model_path(args.model)
     device = resolve_device(args.device)
     model, card = load_model(model_path, device)
     if args.mode is None:

@@ -26,6 +26,7 @@ __all__ = [
     "load_checkpoint",
     "load_model",
     "read_card",
+    "resolve_model_path",
     "save_generator",
 ]
 
@@ -46,6 +47,11 @@ def default_model_path(kind: str = "sar") -> Path:
         return WEIGHTS_DIR / DEFAULT_MODELS[kind]
     except KeyError:
         raise ValueError(f"unknown default model {kind!r}; choose one of {', '.join(DEFAULT_MODELS)}") from None
+
+
+def resolve_model_path(model: str | os.PathLike) -> Path:
+    """A bundled model's short name (``"sar"``, ``"gray"``) to its path; anything else is taken as a path."""
+    return default_model_path(str(model)) if str(model) in DEFAULT_MODELS else Path(model)
 
 
 def save_generator(model: nn.Module, card: ModelCard, path: str | os.PathLike) -> Path:
