@@ -18,8 +18,16 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["JsonLogHandler", "add_device", "add_progress", "add_verbosity", "emit_json",
-    "emit_raster_done", "make_progress"]
+__all__ = [
+    "JsonLogHandler",
+    "add_device",
+    "add_progress",
+    "add_tiling",
+    "add_verbosity",
+    "emit_json",
+    "emit_raster_done",
+    "make_progress",
+]
 
 
 def add_verbosity(p: argparse.ArgumentParser) -> None:
@@ -34,6 +42,19 @@ def add_progress(p: argparse.ArgumentParser) -> None:
         default="bar",
         help="progress display: a tqdm bar on stderr (default), JSON lines on stdout for programs, or nothing",
     )
+
+
+#: Tiling defaults of the CLI; equal to TranslateOptions' (checked in tests/test_cli_common.py)
+DEFAULT_TILE, DEFAULT_OVERLAP = 512, 128
+
+
+def add_tiling(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--tile`` and ``--overlap`` (pixels of the model grid), defined once for every command that translates."""
+    p.add_argument("--tile", type=int, default=DEFAULT_TILE, metavar="PX",
+                   help=f"tile size in pixels of the model grid, multiple of 16 (default {DEFAULT_TILE})")
+    p.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP, metavar="PX",
+                   help="overlap of neighbouring tiles in pixels, multiple of 16, >= 96 for seamless results "
+                        f"(default {DEFAULT_OVERLAP})")
 
 
 def add_device(p: argparse.ArgumentParser) -> None:

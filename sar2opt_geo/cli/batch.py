@@ -11,7 +11,14 @@ import functools
 import logging
 from pathlib import Path
 
-from ._common import add_device, add_progress, add_verbosity, emit_json, make_progress
+from ._common import (
+    add_device,
+    add_progress,
+    add_tiling,
+    add_verbosity,
+    emit_json,
+    make_progress,
+)
 
 __all__ = ["add_parser", "run"]
 
@@ -42,8 +49,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="Dask LocalCluster worker processes (default: CPU cores); 0 runs serially in this process")
     p.add_argument("--scheduler", metavar="ADDR", help="use an existing Dask cluster, e.g. tcp://10.0.0.5:8786")
     p.add_argument("--overwrite", action="store_true", help="redo every crop, even those already up to date")
-    p.add_argument("--tile", type=int, metavar="PX", help="tile size in pixels (multiple of 16)")
-    p.add_argument("--overlap", type=int, metavar="PX", help="tile overlap in pixels (multiple of 16)")
+    add_tiling(p)
     p.add_argument("--bands", metavar="B1,B2", help="scene bands fed to the model, comma-separated (default: the card's)")
     add_device(p)
     add_progress(p)
@@ -62,11 +68,7 @@ def _workers(text: str) -> int:
 def _options(args: argparse.Namespace):
     from ..api import TranslateOptions
 
-    kw: dict = {"device": args.device}
-    if args.tile is not None:
-        kw["tile_size"] = args.tile
-    if args.overlap is not None:
-        kw["overlap"] = args.overlap
+    kw: dict = {"device": args.device, "tile_size": args.tile, "overlap": args.overlap}
     if args.bands:
         kw["bands"] = tuple(b.strip() for b in args.bands.split(",") if b.strip())
     return TranslateOptions(**kw)

@@ -10,7 +10,14 @@ import shlex
 import sys
 from pathlib import Path
 
-from ._common import add_device, add_progress, add_verbosity, emit_json, make_progress
+from ._common import (
+    add_device,
+    add_progress,
+    add_tiling,
+    add_verbosity,
+    emit_json,
+    make_progress,
+)
 
 __all__ = ["add_parser", "run", "scene_specs"]
 
@@ -62,8 +69,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="stretch of the plain composite shown first (default: fixed dB ranges)")
     p.add_argument("--scene-crop", type=int, default=256, metavar="PX", help="scene crop side in panels (default 256)")
     p.add_argument("--scene-crops", type=int, default=2, metavar="N", help="crops per scene in panels (default 2)")
-    p.add_argument("--tile", type=int, default=512, metavar="PX", help="tile size for translations (default 512)")
-    p.add_argument("--overlap", type=int, default=128, metavar="PX", help="tile overlap (default 128)")
+    add_tiling(p)
     p.add_argument("--seed", type=int, default=0, metavar="N", help="seed of crops and samples (default 0)")
     add_device(p)
     add_progress(p)

@@ -10,6 +10,7 @@ from typing import Any
 from ._common import (
     add_device,
     add_progress,
+    add_tiling,
     add_verbosity,
     emit_json,
     emit_raster_done,
@@ -73,9 +74,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="scene bands fed to the model, comma-separated names (HH, VH, red ...) or 1-based "
                         "indices (default: the card's bands; a single-pol scene's only band)")
     g = p.add_argument_group("tiling")
-    g.add_argument("--tile", type=int, default=512, metavar="PX", help="tile size in pixels, multiple of 16 (default 512)")
-    g.add_argument("--overlap", type=int, default=128, metavar="PX",
-                   help="overlap of neighbouring tiles in pixels, multiple of 16, >= 96 (default 128)")
+    add_tiling(g)
     g.add_argument("--batch", type=int, default=4, metavar="N", help="tiles per forward pass (default 4)")
     g = p.add_argument_group("output grid")
     g.add_argument("--t-srs", metavar="CRS", help="reproject the result to this CRS, e.g. EPSG:4326 (default: model grid)")
