@@ -16,6 +16,7 @@ __all__ = [
     "GeoreferencingError",
     "InputError",
     "NoValidDataError",
+    "OptionTypeError",
     "OutputExistsError",
     "Sar2OptError",
     "UnsupportedFormatError",
@@ -67,3 +68,7 @@ class DatasetError(Sar2OptError, ValueError):
 
 class ConfigError(Sar2OptError, ValueError):
     """An option value cannot work (tile size, overlap, margin, device ...); the message gives a valid value."""
+
+
+class OptionTypeError(ConfigError, TypeError):
+    """An option has the wrong type or name (a non-integer tile size, an unknown option)."""

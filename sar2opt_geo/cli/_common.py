@@ -18,6 +18,9 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from ..options import DEFAULT_OVERLAP as DEFAULT_OVERLAP_PX
+from ..options import DEFAULT_TILE_SIZE
+
 __all__ = [
     "JsonLogHandler",
     "add_device",
@@ -44,25 +47,22 @@ def add_progress(p: argparse.ArgumentParser) -> None:
     )
 
 
-#: Tiling defaults of the CLI; equal to TranslateOptions' (checked in tests/test_cli_common.py)
-DEFAULT_TILE, DEFAULT_OVERLAP = 512, 128
+#: Tiling defaults of the CLI: TranslateOptions' (sar2opt_geo.options), defined there once
+DEFAULT_TILE, DEFAULT_OVERLAP = DEFAULT_TILE_SIZE, DEFAULT_OVERLAP_PX
 
 
 def add_tiling(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
-    """``--tile`` and ``--overlap`` (pixels of the model grid), defined once for every command that translates."""
-    p.add_argument("--tile", type=int, default=DEFAULT_TILE, metavar="PX",
-                   help=f"tile size in pixels of the model grid, multiple of 16 (default {DEFAULT_TILE})")
-    p.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP, metavar="PX",
-                   help="overlap of neighbouring tiles in pixels, multiple of 16, >= 96 for seamless results "
-                        f"(default {DEFAULT_OVERLAP})")
+    """``--tile`` and ``--overlap`` (pixels of the model grid), generated from the translate options."""
+    from ._options import add_translate_options
+
+    add_translate_options(p, only=("tile_size", "overlap"), groups=False)
 
 
-def add_device(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--device",
-        default="auto",
-        help="torch device: auto (CUDA if available, else CPU), cpu, cuda, cuda:1 ... (default: auto)",
-    )
+def add_device(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--device`` (torch device), generated from the translate options."""
+    from ._options import add_translate_options
+
+    add_translate_options(p, only=("device",), groups=False)
 
 
 def emit_json(obj: dict[str, Any]) -> None:

@@ -5,17 +5,15 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
-from typing import Any
 
 from ._common import (
-    add_device,
     add_progress,
-    add_tiling,
     add_verbosity,
     emit_json,
     emit_raster_done,
     make_progress,
 )
+from ._options import add_translate_options, translate_options_from_args
 
 __all__ = ["add_parser", "default_output", "options_from_args", "run"]
 
@@ -70,41 +68,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--model", metavar="PATH",
                    help="generator checkpoint (.safetensors with a model card); default: the bundled SAR model "
                         "for SAR scenes, the bundled gray model for optical scenes")
-    p.add_argument("--bands", metavar="B[,B]",
-                   help="scene bands fed to the model, comma-separated names (HH, VH, red ...) or 1-based "
-                        "indices (default: the card's bands; a single-pol scene's only band)")
-    g = p.add_argument_group("tiling")
-    add_tiling(g)
-    g.add_argument("--batch", type=int, default=4, metavar="N", help="tiles per forward pass (default 4)")
-    g = p.add_argument_group("output grid")
-    g.add_argument("--t-srs", metavar="CRS", help="reproject the result to this CRS, e.g. EPSG:4326 (default: model grid)")
-    g.add_argument("--tr", type=float, metavar="RES", help="output resolution in units of the output CRS")
-    g.add_argument("--match-input-grid", action="store_true",
-                   help="resample the result back onto the input's own grid (map-projected inputs only)")
-    g.add_argument("--resampling", default="bilinear", metavar="NAME",
-                   help="GDAL resampling for upsampling the input and reprojecting the output (default bilinear; "
-                        "downsampling the input always uses average)")
-    g.add_argument("--bounds", type=float, nargs=4, metavar=("LEFT", "BOTTOM", "RIGHT", "TOP"),
-                   help="write only this rectangle (data around it is read as context)")
-    g.add_argument("--bounds-crs", metavar="CRS", help="CRS of --bounds (default: --t-srs if given, else the input's)")
-    g = p.add_argument_group("radiometry")
-    g.add_argument("--speckle", choices=("none", "lee"), default="none",
-                   help="speckle filter on linear power before translation (default none)")
-    g.add_argument("--speckle-window", type=int, default=7, metavar="PX", help="Lee window in input pixels, odd (default 7)")
-    g.add_argument("--calibration-factor", type=float, metavar="DB",
-                   help="PALSAR-2 calibration factor in dB (default: from the product's LED file, else -83.0)")
-    g.add_argument("--thermal-noise-removal", action=argparse.BooleanOptionalAction, default=True,
-                   help="Sentinel-1 SAFE: subtract the thermal noise LUTs (default: on)")
-    g.add_argument("--strict", action="store_true", help="refuse a sensor/band mismatch with the model card")
-    g = p.add_argument_group("output")
-    g.add_argument("--dtype", choices=("uint8", "float32"), default="uint8",
-                   help="uint8 RGB with nodata mask (default) or float32 in [0, 1] with NaN nodata")
-    g.add_argument("--quicklook", action="store_true", help="also write <OUTPUT stem>.png (<= 1024 px, transparent nodata)")
-    g.add_argument("--overwrite", action=argparse.BooleanOptionalAction, default=True,
-                   help="replace an existing OUTPUT (default: yes; --no-overwrite refuses)")
-    g.add_argument("--stochastic", action="store_true", help="keep dropout on at inference (the article's mode)")
-    g.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the dropout masks with --stochastic (default 0)")
-    add_device(p)
+    add_translate_options(p)
     add_progress(p)
     add_verbosity(p)
     p.set_defaults(func=run)
@@ -120,23 +84,8 @@ def default_output(input_path: str) -> Path:
 
 
 def options_from_args(args: argparse.Namespace):
-    """The :class:`~sar2opt_geo.api.TranslateOptions` the flags ask for."""
-    from ..api import TranslateOptions
-
-    kw: dict[str, Any] = {
-        "tile_size": args.tile, "overlap": args.overlap, "batch_size": args.batch, "device": args.device,
-        "dst_crs": args.t_srs, "dst_res": args.tr, "match_input_grid": args.match_input_grid, "resampling": args.resampling,
-        "dtype": args.dtype, "speckle_filter": args.speckle, "speckle_window": args.speckle_window,
-        "calibration_factor_db": args.calibration_factor, "thermal_noise_removal": args.thermal_noise_removal,
-        "stochastic": args.stochastic, "seed": args.seed, "strict": args.strict, "quicklook": args.quicklook,
-        "overwrite": args.overwrite,
-    }
-    if args.bands:
-        kw["bands"] = tuple(b.strip() for b in args.bands.split(",") if b.strip())
-    if args.bounds:
-        kw["bounds"] = tuple(args.bounds)
-        kw["bounds_crs"] = args.bounds_crs
-    return TranslateOptions(**kw)
+    """The :class:`~sar2opt_geo.options.TranslateOptions` the flags ask for."""
+    return translate_options_from_args(args)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from .atomic import atomic_outputs, check_writable, temp_path_for, work_dir
 from .geotiff import ScratchRaster, encode_block, write_cog
+from .product import Product, open_product
 from .quicklook import quicklook_path, write_quicklook
 
 __all__ = [
+    "Product",
     "ScratchRaster",
     "atomic_outputs",
     "check_writable",
     "encode_block",
+    "open_product",
     "quicklook_path",
     "temp_path_for",
     "work_dir",

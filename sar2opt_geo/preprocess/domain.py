@@ -57,7 +57,7 @@ STATS_BLOCK = 512  # pixels per side of a statistics read
 _CACHE_SIZE = 64
 # Scene percentiles by (caller's scene key, band, q, max_pixels): crops of one scene (AOI batches)
 # share the full scene's statistics without reading it again in the same process.
-_PERCENTILES: dict[tuple, float] = {}
+_PERCENTILES: dict[tuple, tuple[float, int]] = {}
 
 
 def clear_statistics_cache() -> None:
@@ -76,6 +76,7 @@ class Normaliser:
     bands: tuple[str, ...]  # scene bands, in the order of the input array
     scales: tuple[float, ...] | None = None  # per-band scene percentile (linear units), for "percentile"
     gray_weights: tuple[float, ...] | None = None  # combine the bands to one gray band with these weights
+    valid_pixels: int | None = None  # fewest valid pixels the statistics of a band were computed from
 
     def __call__(self, linear: np.ndarray) -> np.ndarray:
         x = np.asarray(linear, dtype=np.float32)
@@ -205,7 +206,7 @@ def make_normaliser(
     if domain.normalisation == "db_clip":
         return Normaliser(domain, bands)
     q = float(domain.percentile if domain.percentile is not None else 99.0)
-    scales = []
+    scales, counts = [], []
     for k, band in enumerate(bands):
         def sub(f: float, msg: str, k: int = k) -> None:
             if progress is not None:
@@ -213,7 +214,9 @@ def make_normaliser(
 
         key = (cache_key, band, q, max_pixels) if cache_key is not None else None
         if key is not None and key in _PERCENTILES:
-            scales.append(_PERCENTILES[key])
+            value, n = _PERCENTILES[key]
+            scales.append(value)
+            counts.append(n)
             log.debug("%s: scene p%g of %s from cache", source, q, band)
             continue
         assert read_band is not None, "percentile normalisation needs read_band"
@@ -225,8 +228,9 @@ def make_normaliser(
                                    "check the input file, its nodata value and the calibration") from None
         log.info("%s: scene p%g of %s = %.6g (%d valid pixels sampled)", source, q, band, value, n)
         scales.append(value)
+        counts.append(n)
         if key is not None:
             if len(_PERCENTILES) >= _CACHE_SIZE:
                 _PERCENTILES.pop(next(iter(_PERCENTILES)))
-            _PERCENTILES[key] = value
-    return Normaliser(domain, bands, tuple(scales), weights)
+            _PERCENTILES[key] = (value, n)
+    return Normaliser(domain, bands, tuple(scales), weights, min(counts) if counts else None)

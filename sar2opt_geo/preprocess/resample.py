@@ -110,7 +110,7 @@ def _integer_offset(own: Grid, grid: Grid) -> tuple[int, int] | None:
     return col, row
 
 
-def _source_window(scene: Any, grid: Grid, pad: int) -> Window:
+def source_window(scene: Any, grid: Grid, pad: int) -> Window:
     """The part of the scene (native pixels) that ``grid`` needs, padded by ``pad`` pixels."""
     left, bottom, right, top = grid.bounds
     n = 21
@@ -210,7 +210,7 @@ def open_linear_source(
     dst_res = grid.res[0] * (grid.crs.linear_units_factor[1] if not grid.crs.is_geographic else 111_320.0)
     method = choose_resampling(src_res, dst_res, resampling)
     ratio = (dst_res / src_res) if src_res else 1.0
-    win = _source_window(scene, grid, pad=4 + math.ceil(ratio))
+    win = source_window(scene, grid, pad=4 + math.ceil(ratio))
     path = Path(work_dir) / f"calibrated-{os.getpid()}-{id(scene):x}.tif"
     log.info("resampling %s (%s px of %d x %d) in linear units (power for SAR, reflectance or DN for optical) to %s at %.6g %s (%s)", scene.path,
              f"{int(win.width)} x {int(win.height)}", scene.width, scene.height, grid.crs.to_string(), grid.res[0],

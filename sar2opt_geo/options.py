@@ -1,0 +1,182 @@
+"""Translate options, defined once: defaults, units, help texts, CLI flags and QGIS names.
+
+:class:`TranslateOptions` is the one definition of how a scene is translated. Each field
+carries its user-facing description in ``dataclasses.field(metadata=...)``:
+
+* ``help``: one sentence with units and the default, shown by ``--help`` and in QGIS;
+* ``flag``: the CLI flag(s) (``sar2opt translate``, ``batch``, ``composite`` ... generate
+  their options from these, :mod:`sar2opt_geo.cli._options`);
+* ``group``: the ``--help`` section;
+* ``qgis``: the QGIS Processing parameter name, where the plugin exposes the option;
+* ``kind``: how the CLI parses it (``"value"``, ``"flag"`` for ``store_true``,
+  ``"switch"`` for ``--x/--no-x``, ``"bands"`` for a comma list, ``"bounds"`` for four numbers).
+
+This module imports only the standard library, so QGIS's own Python (which has neither
+torch nor pip's rasterio) can read the defaults and names from it.
+
+Sizes are in pixels of the model grid; resolutions in units of the target CRS; bounds are
+``(left, bottom, right, top)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "DEFAULT_OVERLAP",
+    "DEFAULT_TILE_SIZE",
+    "RESAMPLING_METHODS",
+    "TranslateOptions",
+    "option_fields",
+    "parse_bands",
+]
+
+#: Tiling defaults (pixels of the model grid; tiles per forward pass).
+DEFAULT_TILE_SIZE = 512
+DEFAULT_OVERLAP = 128
+DEFAULT_BATCH_SIZE = 4
+#: GDAL resampling names (rasterio.enums.Resampling members; checked against rasterio in the tests).
+RESAMPLING_METHODS: tuple[str, ...] = (
+    "nearest", "bilinear", "cubic", "cubic_spline", "lanczos", "average", "mode", "gauss",
+    "max", "min", "med", "q1", "q3", "sum", "rms",
+)
+
+
+def parse_bands(value: Any) -> tuple[str, ...] | None:
+    """Band names from ``"HH, HV"``, ``("HH", "HV")``, ``2`` or None: a tuple of stripped names, or None."""
+    if value is None:
+        return None
+    if isinstance(value, (str, int)):
+        value = str(value).split(",")
+    names = tuple(str(b).strip() for b in value if str(b).strip())
+    return names or None
+
+
+def _opt(default: Any, help: str, *, flag: str | tuple[str, ...] | None = None, group: str = "",
+         qgis: str | None = None, kind: str = "value", metavar: str | None = None,
+         choices: tuple[str, ...] | None = None, cli: bool = True) -> Any:
+    """A dataclass field with its user-facing description (see the module docstring)."""
+    meta = {"help": help, "flag": (flag,) if isinstance(flag, str) else flag, "group": group, "qgis": qgis,
+            "kind": kind, "metavar": metavar, "choices": choices, "cli": cli}
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class TranslateOptions:
+    """How to translate a scene. Sizes are in pixels of the model grid; resolutions in CRS units.
+
+    Every field's ``metadata["help"]`` says what it means, its unit and its default; see
+    :func:`option_fields`. Invalid values raise :class:`~sar2opt_geo.errors.ConfigError`.
+    """
+
+    bands: tuple[str, ...] | None = _opt(
+        None, "scene bands fed to the model, comma-separated names (HH, VH, red ...) or 1-based indices "
+        "(default: the card's bands; a single-pol scene's only band)",
+        flag="--bands", group="", qgis="BANDS", kind="bands", metavar="B[,B]")
+    tile_size: int = _opt(
+        DEFAULT_TILE_SIZE, f"tile size in pixels of the model grid, multiple of 16 (default {DEFAULT_TILE_SIZE})",
+        flag="--tile", group="tiling", qgis="TILE_SIZE", metavar="PX")
+    overlap: int = _opt(
+        DEFAULT_OVERLAP, "overlap of neighbouring tiles in pixels, multiple of 16, >= 96 for seamless results "
+        f"(default {DEFAULT_OVERLAP})", flag="--overlap", group="tiling", qgis="OVERLAP", metavar="PX")
+    batch_size: int = _opt(
+        DEFAULT_BATCH_SIZE, f"tiles per forward pass (default {DEFAULT_BATCH_SIZE})",
+        flag="--batch", group="tiling", metavar="N")
+    device: str = _opt(
+        "auto", "torch device: auto (CUDA if available, else CPU), cpu, cuda, cuda:1 ... (default: auto)",
+        flag="--device", group="", qgis="DEVICE", metavar="DEVICE")
+    dst_crs: str | None = _opt(
+        None, "reproject the result to this CRS, e.g. EPSG:4326 (default: model grid)",
+        flag="--t-srs", group="output grid", qgis="TARGET_CRS", metavar="CRS")
+    dst_res: float | None = _opt(
+        None, "output resolution in units of the output CRS", flag="--tr", group="output grid", metavar="RES")
+    match_input_grid: bool = _opt(
+        False, "resample the result back onto the input's own grid (map-projected inputs only)",
+        flag="--match-input-grid", group="output grid", qgis="MATCH_INPUT_GRID", kind="flag")
+    resampling: str = _opt(
+        "bilinear", "GDAL resampling for upsampling the input and reprojecting the output (default bilinear; "
+        "downsampling the input always uses average)", flag="--resampling", group="output grid", metavar="NAME",
+        choices=RESAMPLING_METHODS)
+    bounds: tuple[float, float, float, float] | None = _opt(
+        None, "write only this rectangle (data around it is read as context)", flag="--bounds",
+        group="output grid", kind="bounds")
+    bounds_crs: str | None = _opt(
+        None, "CRS of --bounds (default: --t-srs if given, else the input's)", flag="--bounds-crs",
+        group="output grid", metavar="CRS")
+    speckle_filter: Literal["none", "lee"] = _opt(
+        "none", "speckle filter on linear power before translation (default none)", flag="--speckle",
+        group="radiometry", choices=("none", "lee"))
+    speckle_window: int = _opt(
+        7, "Lee window in input pixels, odd (default 7)", flag="--speckle-window", group="radiometry", metavar="PX")
+    calibration_factor_db: float | None = _opt(
+        None, "PALSAR-2 calibration factor in dB (default: from the product's LED file, else -83.0)",
+        flag="--calibration-factor", group="radiometry", metavar="DB")
+    thermal_noise_removal: bool = _opt(
+        True, "Sentinel-1 SAFE: subtract the thermal noise LUTs (default: on)", flag="--thermal-noise-removal",
+        group="radiometry", kind="switch")
+    strict: bool = _opt(
+        False, "refuse a sensor/band mismatch with the model card", flag="--strict", group="radiometry", kind="flag")
+    dtype: Literal["uint8", "float32"] = _opt(
+        "uint8", "uint8 RGB with nodata mask (default) or float32 in [0, 1] with NaN nodata", flag="--dtype",
+        group="output", choices=("uint8", "float32"))
+    quicklook: bool = _opt(
+        False, "also write <OUTPUT stem>.png (<= 1024 px, transparent nodata)", flag="--quicklook", group="output",
+        kind="flag")
+    overwrite: bool = _opt(
+        True, "replace an existing OUTPUT (default: yes; --no-overwrite refuses)", flag="--overwrite",
+        group="output", kind="switch")
+    stochastic: bool = _opt(
+        False, "keep dropout on at inference (the article's mode)", flag="--stochastic", group="output", kind="flag")
+    seed: int = _opt(
+        0, "seed of the dropout masks with --stochastic (default 0)", flag="--seed", group="output", metavar="N")
+    aoi: object | None = _opt(None, "a shapely geometry: pixels outside it become nodata (unless keep_rectangle)",
+                              cli=False)
+    aoi_crs: str | None = _opt(None, "CRS of aoi (default: dst_crs if set, else the input's)", cli=False)
+    keep_rectangle: bool = _opt(False, "with aoi: keep the whole bounding rectangle, no polygon mask", cli=False)
+
+    def __post_init__(self) -> None:
+        from .errors import ConfigError
+
+        object.__setattr__(self, "bands", parse_bands(self.bands))
+        if self.dtype not in ("uint8", "float32"):
+            raise ConfigError(f"dtype must be 'uint8' or 'float32', got {self.dtype!r}")
+        if self.speckle_filter not in ("none", "lee"):
+            raise ConfigError(f"speckle_filter must be 'none' or 'lee', got {self.speckle_filter!r}")
+        if self.speckle_filter == "lee" and (self.speckle_window < 3 or self.speckle_window % 2 == 0):
+            raise ConfigError(f"speckle_window must be an odd number of pixels >= 3, got {self.speckle_window}")
+        if self.resampling not in RESAMPLING_METHODS:
+            raise ConfigError(f"unknown resampling {self.resampling!r}; e.g. nearest, bilinear, cubic, average")
+        if self.dst_res is not None and not self.dst_res > 0:
+            raise ConfigError(f"dst_res must be a positive resolution in dst_crs units, got {self.dst_res}")
+        if self.match_input_grid and (self.dst_crs or self.dst_res):
+            raise ConfigError("match_input_grid cannot be combined with dst_crs/dst_res; choose one")
+        from .engine.tiling import (
+            TilingConfig,  # torch is imported only when options are built
+        )
+
+        TilingConfig(tile_size=self.tile_size, overlap=self.overlap, batch_size=self.batch_size)  # checks sizes
+        if self.bounds is not None:
+            object.__setattr__(self, "bounds", tuple(float(v) for v in self.bounds))
+            if len(self.bounds) != 4:
+                raise ConfigError(f"bounds must be (left, bottom, right, top), got {self.bounds}")
+
+    def replace(self, **changes: Any) -> TranslateOptions:
+        """A copy with ``changes``; unknown names raise :class:`~sar2opt_geo.errors.OptionTypeError` (a
+        ``TypeError``) listing the valid ones."""
+        from .errors import OptionTypeError
+
+        known = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise OptionTypeError(
+                f"unknown translate option(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
+        return dataclasses.replace(self, **changes)
+
+
+def option_fields(cli_only: bool = False) -> list[dataclasses.Field]:
+    """The fields of :class:`TranslateOptions` in declaration order (``cli_only``: those with a CLI flag)."""
+    fields = dataclasses.fields(TranslateOptions)
+    return [f for f in fields if f.metadata.get("cli", True)] if cli_only else list(fields)
