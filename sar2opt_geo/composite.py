@@ -52,6 +52,7 @@ import rasterio
 from rasterio.windows import Window
 
 from .errors import BandError, ConfigError, GeoreferencingError, NoValidDataError
+from .preprocess.histogram import StreamingHistogram
 from .radiometry import to_db
 
 __all__ = [
@@ -151,46 +152,31 @@ def stretch(values: np.ndarray, ranges: tuple[tuple[float, float], ...]) -> np.n
     return out
 
 
-class _Histograms:
-    """One fixed-bin histogram per band, filled window by window; percentiles from the CDF."""
-
-    def __init__(self, bands: int, lo: float, hi: float, bins: int) -> None:
-        self.lo, self.hi, self.bins = lo, hi, bins
-        self.counts = np.zeros((bands, bins), dtype=np.int64)
-
-    def add(self, values: np.ndarray) -> None:
-        scale = self.bins / (self.hi - self.lo)
-        for i, band in enumerate(values):
-            v = band[np.isfinite(band)]
-            if v.size:
-                idx = np.clip(((v - self.lo) * scale).astype(np.int64), 0, self.bins - 1)
-                self.counts[i] += np.bincount(idx, minlength=self.bins)
-
-    def percentiles(self, q: tuple[float, float]) -> tuple[tuple[float, float], ...]:
-        width = (self.hi - self.lo) / self.bins
-        out = []
-        for counts in self.counts:
-            total = int(counts.sum())
-            if total == 0:
-                raise NoValidDataError("composite: no valid pixel in the scene to compute a percentile stretch from")
-            cdf = np.cumsum(counts)
-            lo_hi = []
-            for p in q:
-                k = int(np.searchsorted(cdf, p / 100.0 * total, side="left"))
-                lo_hi.append(self.lo + (min(k, self.bins - 1) + 0.5) * width)  # bin centre
-            lo, hi = lo_hi
-            out.append((round(float(lo), 4), round(float(hi if hi > lo else lo + width), 4)))
-        return tuple(out)
+def _percentile_ranges(read3: Callable[[Window], np.ndarray], wins: list[Window], percentiles: tuple[float, float],
+                       hist: tuple[float, float, int], progress: ProgressFn | None) -> tuple[tuple[float, float], ...]:
+    """Per band ``(lo, hi)`` at ``percentiles`` of the valid pixels, from one streaming histogram per band."""
+    hists = [StreamingHistogram(*hist) for _ in range(3)]
+    for i, w in enumerate(wins):
+        for h, band in zip(hists, read3(w)):
+            h.add(band)
+        if progress:
+            progress(0.4 * (i + 1) / len(wins), "percentiles")
+    width = (hist[1] - hist[0]) / hist[2]
+    ranges = []
+    for h in hists:
+        try:
+            lo, hi = (h.percentile(p, method="bin_centre") for p in percentiles)
+        except NoValidDataError:
+            raise NoValidDataError("composite: no valid pixel in the scene to compute a percentile stretch from") from None
+        ranges.append((round(float(lo), 4), round(float(hi if hi > lo else lo + width), 4)))
+    return tuple(ranges)
 
 
 def _write_composite(
     read3: Callable[[Window], np.ndarray],
     *,
     dst: Path,
-    crs: Any,
-    transform: Any,
-    width: int,
-    height: int,
+    grid: Any,
     ranges: tuple[tuple[float, float], ...] | None,
     percentiles: tuple[float, float],
     hist: tuple[float, float, int],
@@ -202,44 +188,35 @@ def _write_composite(
     progress: ProgressFn | None,
 ) -> tuple[tuple[tuple[float, float], ...], int, Path | None]:
     """Two windowed passes (histograms if ``ranges`` is None, then stretch and write) -> COG + PNG."""
-    from .io import ScratchRaster, atomic_outputs, work_dir, write_cog, write_quicklook
-    from .io.quicklook import quicklook_path
+    from .io import open_product
 
-    wins = list(windows(height, width, block))
+    wins = list(windows(grid.height, grid.width, block))
     if ranges is None:
-        h = _Histograms(3, *hist)
+        ranges = _percentile_ranges(read3, wins, percentiles, hist, progress)
+    with open_product(dst, grid, 3, quicklook=quicklook, overwrite=overwrite) as product:
         for i, w in enumerate(wins):
-            h.add(read3(w))
+            product.write(w, stretch(read3(w), ranges))
             if progress:
-                progress(0.4 * (i + 1) / len(wins), "percentiles")
-        ranges = h.percentiles(percentiles)
-    png = quicklook_path(dst) if quicklook else None
-    with atomic_outputs(dst, png, overwrite=overwrite) as (tmp, tmp_png), work_dir(dst) as scratch_dir:
-        scratch_path = scratch_dir / "composite_unit.tif"
-        with ScratchRaster(scratch_path, crs=crs, transform=transform, width=width, height=height, count=3) as sr:
-            for i, w in enumerate(wins):
-                sr.write(w, stretch(read3(w), ranges))
-                if progress:
-                    progress(0.4 + 0.4 * (i + 1) / len(wins), "stretching")
-        with rasterio.open(scratch_path) as src:
-            valid = write_cog(src, tmp, dtype="uint8", band_names=band_names, tags={**tags, "stretch_ranges": json.dumps(ranges)},
-                              scratch_dir=scratch_dir)
+                progress(0.4 + 0.4 * (i + 1) / len(wins), "stretching")
+        valid = product.finish(dtype="uint8", band_names=band_names, tags={**tags, "stretch_ranges": json.dumps(ranges)})
         if valid == 0:
             raise NoValidDataError(f"{dst}: the composite holds no valid pixel (both polarisations are nodata everywhere)")
-        if tmp_png is not None:
-            write_quicklook(tmp, tmp_png)
     if progress:
         progress(1.0, "written")
-    return ranges, valid, png
+    return ranges, valid, product.quicklook
 
 
-def _map_grid(scene: Any) -> tuple[Any, Any]:
-    if scene.crs is None or scene.transform is None or scene.transform.is_identity:
+def _map_grid(scene: Any) -> Any:
+    """The scene's own map grid (:class:`~sar2opt_geo.preprocess.Grid`); GCP-only scenes are refused."""
+    from .preprocess import native_grid
+
+    grid = native_grid(scene)
+    if grid is None:
         raise GeoreferencingError(
             f"{scene.path}: composites are written on the scene's map grid, and this scene has only GCPs or no "
             "georeferencing; terrain-correct it first (e.g. sar2opt translate --t-srs, or SNAP/GDAL)"
         )
-    return scene.crs, scene.transform
+    return grid
 
 
 def _open(src: Any, **kwargs: Any) -> tuple[Any, bool]:
@@ -284,7 +261,7 @@ def plain_composite(
     t0 = time.perf_counter()
     scene, opened = _open(src, **(scene_options or {}))
     try:
-        crs, transform = _map_grid(scene)
+        grid = _map_grid(scene)
         co_b, cross_b = dual_pol_bands(scene, co, cross)
 
         def read3(w: Window) -> np.ndarray:
@@ -300,7 +277,7 @@ def plain_composite(
             "stretch": stretch_mode if fixed else f"percentile {percentiles[0]}-{percentiles[1]} % of valid pixels",
         }
         ranges, valid, png = _write_composite(
-            read3, dst=Path(dst), crs=crs, transform=transform, width=scene.width, height=scene.height,
+            read3, dst=Path(dst), grid=grid,
             ranges=fixed, percentiles=percentiles, hist=_HIST_DB, tags=tags, band_names=names,
             quicklook=quicklook, overwrite=overwrite, block=block, progress=progress,
         )
@@ -363,9 +340,9 @@ def generator_composite(
     dst = Path(dst)
     scene, opened = _open(src)
     try:
-        crs, transform = _map_grid(scene)
+        grid = _map_grid(scene)
         co_b, cross_b = dual_pol_bands(scene, co, cross)
-        width, height, path = scene.width, scene.height, scene.path
+        width, height, path = grid.width, grid.height, scene.path
     finally:
         if opened:
             scene.close()
@@ -403,7 +380,7 @@ def generator_composite(
             }
             sub = (lambda f, m: progress(0.6 + 0.4 * f, m)) if progress else None
             ranges, valid, png = _write_composite(
-                read3, dst=dst, crs=crs, transform=transform, width=width, height=height, ranges=None,
+                read3, dst=dst, grid=grid, ranges=None,
                 percentiles=percentiles, hist=_HIST_UNIT, tags=tags,
                 band_names=(f"L {co_b}", f"L {cross_b}", f"L {co_b} - L {cross_b}"),
                 quicklook=quicklook, overwrite=overwrite, block=block, progress=sub,

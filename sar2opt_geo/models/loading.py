@@ -28,8 +28,8 @@ import torch
 from torch import nn
 
 from ..errors import CheckpointError
-from .card import ModelCard
 from . import checkpoint
+from .card import ModelCard
 from .checkpoint import DEFAULT_MODELS, card_hash, load_model
 
 __all__ = ["LoadedModel", "ModelSpec", "load", "load_model_cached", "resolve_model_path"]

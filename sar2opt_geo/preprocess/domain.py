@@ -38,6 +38,7 @@ from ..data.normalize import (
 from ..errors import CancelledError, NoValidDataError
 from ..models.card import InputDomain
 from ..radiometry import to_db
+from .histogram import StreamingHistogram
 
 __all__ = [
     "HIST_BINS",
@@ -107,21 +108,6 @@ class Normaliser:
         return f"linear / scene p{d.percentile:g} ({scales}), clipped to [0, 1]{gray}{q} -> [-1, 1]"
 
 
-def _percentile_from_hist(counts: np.ndarray, q: float, lo: float, hi: float) -> float:
-    """``q``-th percentile (numpy's linear rule) from a log10 histogram; exact min/max clamp it."""
-    n = int(counts.sum())
-    rank = q / 100.0 * (n - 1)
-    cum = np.cumsum(counts)
-    i = int(np.searchsorted(cum, rank, side="right"))
-    i = min(i, len(counts) - 1)
-    before = cum[i - 1] if i > 0 else 0
-    frac = (rank - before + 0.5) / max(int(counts[i]), 1)
-    lo_edge, hi_edge = HIST_LOG10_RANGE
-    width = (hi_edge - lo_edge) / len(counts)
-    value = 10.0 ** (lo_edge + (i + min(max(frac, 0.0), 1.0)) * width)
-    return float(min(max(value, lo), hi))
-
-
 def scene_percentile(
     read: Callable[[Window], np.ndarray],
     height: int,
@@ -152,24 +138,14 @@ def scene_percentile(
     chosen = windows[step // 2 :: step] if step > 1 else windows
     if step > 1:
         log.info("scene statistics from %d of %d blocks (%d x %d px)", len(chosen), len(windows), block, block)
-    counts = np.zeros(HIST_BINS, dtype=np.int64)
-    lo_edge, hi_edge = HIST_LOG10_RANGE
-    vmin, vmax = math.inf, -math.inf
+    hist = StreamingHistogram(*HIST_LOG10_RANGE, HIST_BINS, log10=True)
     for i, win in enumerate(chosen):
         if cancel is not None and cancel():
             raise CancelledError("cancelled while computing scene statistics; nothing was written")
-        a = np.asarray(read(win), dtype=np.float32)
-        v = a[np.isfinite(a) & (a > 0)]
-        if v.size:
-            vmin, vmax = min(vmin, float(v.min())), max(vmax, float(v.max()))
-            idx = ((np.log10(v) - lo_edge) / (hi_edge - lo_edge) * HIST_BINS).astype(np.int64)
-            counts += np.bincount(np.clip(idx, 0, HIST_BINS - 1), minlength=HIST_BINS)
+        hist.add(read(win))
         if progress is not None:
             progress((i + 1) / len(chosen), "scene statistics")
-    n = int(counts.sum())
-    if n == 0:
-        raise NoValidDataError("no valid (finite, positive) pixel")
-    return _percentile_from_hist(counts, q, vmin, vmax), n
+    return hist.percentile(q), hist.total
 
 
 def make_normaliser(
