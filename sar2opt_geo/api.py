@@ -188,6 +188,7 @@ def _run(scene: Any, loaded: Any, plan: Any, opts: TranslateOptions, product: An
         stats = run_tiled(
             loaded.module, read, ctx.height, ctx.width, write, plan.tiling, device=device,
             progress=_sub(progress, 0.15, 0.9), cancel=cancel, stochastic=opts.stochastic, seed=opts.seed,
+            fill_value=loaded.card.input.nodata_fill,
         )
     return stats, source.description
 

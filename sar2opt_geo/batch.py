@@ -45,6 +45,7 @@ from shapely.geometry.base import BaseGeometry
 
 from . import aoi as aoi_mod
 from .errors import GeoreferencingError, InputError, NoValidDataError, Sar2OptError
+from .models.loading import load_model_cached
 
 __all__ = [
     "SUMMARY_LAYER",
@@ -270,7 +271,7 @@ def plan_batch(
     options: Any = None,
     buffer_m: float = 0.0,
     keep_rectangle: bool = False,
-    overwrite: bool = False,
+    redo: bool = False,
     previous: dict[str, dict[str, Any]] | None = None,
 ) -> tuple[list[CropTask], list[Record]]:
     """Split the batch into crops to run and rows already decided (skipped or failed at planning).
@@ -279,6 +280,7 @@ def plan_batch(
     maps output paths to rows of an earlier summary (:func:`read_summary`).
     """
     from .models.checkpoint import default_model_path
+    from .models.loading import resolve_model_path
 
     output_dir = Path(output_dir).resolve()
     previous = previous or {}
@@ -320,10 +322,11 @@ def plan_batch(
             if overlap.is_empty or overlap.area == 0:
                 decided.append(Record(**base, status="skipped", reason="does not overlap the scene", finished=_now()))
                 continue
-            model_path = str(Path(model).resolve()) if model is not None else str(default_model_path("sar" if info.is_sar else "gray"))
+            model_path = str(resolve_model_path(model).resolve() if model is not None
+                             else default_model_path("sar" if info.is_sar else "gray"))
             h = input_hash(info, prepared, model_path, options, keep_rectangle)
             prev = previous.get(str(out))
-            if not overwrite and prev is not None and prev.get("input_hash") == h:
+            if not redo and prev is not None and prev.get("input_hash") == h:
                 if prev.get("status") in ("done", "skipped") and _output_matches(prev, out):
                     decided.append(Record(**base, status="skipped", reason="up to date (same inputs as the earlier run)",
                                           input_hash=h, output_size=int(prev["output_size"]),
@@ -350,26 +353,6 @@ def _stamp(path: str) -> tuple[int, int] | None:
     except OSError:
         return None
     return st.st_size, st.st_mtime_ns
-
-
-@functools.lru_cache(maxsize=4)
-def _load_model(path: str, device: str, stamp: tuple[int, int] | None) -> tuple[Any, Any, str]:
-    from .models.checkpoint import load_model
-
-    log.info("loading model %s on %s (pid %d)", path, device, os.getpid())
-    module, card = load_model(path, device)
-    return module, card, _card_hash(path)
-
-
-def load_model_cached(path: str, device: str = "cpu") -> tuple[Any, Any, str]:
-    """``(module, card, card_hash)`` of a checkpoint, loaded once per process (per Dask worker),
-    keyed by model path, device and the file's size and mtime; the form
-    :func:`sar2opt_geo.translate` accepts as ``model``. ``cache_info()``/``cache_clear()`` as lru_cache."""
-    return _load_model(path, device, _stamp(path))
-
-
-load_model_cached.cache_info = _load_model.cache_info  # type: ignore[attr-defined]
-load_model_cached.cache_clear = _load_model.cache_clear  # type: ignore[attr-defined]
 
 
 def run_task(task: CropTask, translate: Callable[..., Any] | None = None) -> Record:
@@ -508,7 +491,7 @@ def run_batch(
     name_field: str | None = None,
     buffer_m: float = 0.0,
     keep_rectangle: bool = False,
-    overwrite: bool = False,
+    redo: bool = False,
     client: Any = None,
     translate: Callable[..., Any] | None = None,
     progress: Callable[[float, str], None] | None = None,
@@ -521,7 +504,7 @@ def run_batch(
     :class:`sar2opt_geo.TranslateOptions`; ``client`` a Dask ``Client``, or a zero-argument
     callable returning a context manager that yields one (or None for serial), entered only when
     some crop must run (e.g. ``functools.partial(dask_client, 2)``: a rerun with nothing to do
-    starts no cluster); None runs serially in this process; ``translate`` defaults to :func:`sar2opt_geo.translate`. Without ``overwrite``,
+    starts no cluster); None runs serially in this process; ``translate`` defaults to :func:`sar2opt_geo.translate`. Without ``redo``,
     crops whose output is complete with the same input hash are skipped; failed or partial ones
     are redone. ``progress(fraction, message)`` is called after each crop.
     """
@@ -532,7 +515,7 @@ def run_batch(
     gdf = aoi if isinstance(aoi, gpd.GeoDataFrame) else aoi_mod.read_aoi(aoi, layer=layer, name_field=name_field)
     tasks, records = plan_batch(
         scenes, gdf, output_dir, model=model, options=options, buffer_m=buffer_m, keep_rectangle=keep_rectangle,
-        overwrite=overwrite, previous=read_summary(summary_path),
+        redo=redo, previous=read_summary(summary_path),
     )
     total = len(tasks) + len(records)
     log.info("batch: %d crop(s) to run, %d decided at planning", len(tasks), len(records))
@@ -578,7 +561,7 @@ def _run_dask(client: Any, tasks: list[CropTask], translate: Callable[..., Any] 
               finished: Callable[[Record], None]) -> None:
     from distributed import as_completed
 
-    token = uuid.uuid4().hex[:8]  # fresh keys: a rerun with --overwrite must not reuse earlier results
+    token = uuid.uuid4().hex[:8]  # fresh keys: a rerun with --redo must not reuse earlier results
     futures = client.map(run_task, tasks, translate=translate, pure=False,
                          key=[f"sar2opt-crop-{token}-{t.order}" for t in tasks])
     by_key = {f.key: t for f, t in zip(futures, tasks)}

@@ -24,7 +24,7 @@ RGB images are combined with this rule, chosen so that the result is directly co
 band by band with the plain composite:
 
 * ``L_co``, ``L_cross`` = luminance of each generated image on the unit scale
-  (``0.299 R + 0.587 G + 0.114 B``, BT.601, :func:`sar2opt_geo.data.normalize.gray_from_rgb`);
+  (``0.299 R + 0.587 G + 0.114 B``, BT.601, :func:`sar2opt_geo.normalize.gray_from_rgb`);
 * R = ``L_co``, G = ``L_cross``, B = ``L_co - L_cross``;
 * each band stretched by its scene-wide 2-98 % percentiles (fixed dB ranges mean nothing
   for luminance; the percentile stretch is the same as the plain composite's
@@ -333,8 +333,8 @@ def generator_composite(
         translate_options: more :class:`sar2opt_geo.api.TranslateOptions` fields (tile_size, device, seed...).
     """
     from .api import translate
-    from .data.normalize import gray_from_rgb
     from .io import work_dir
+    from .normalize import gray_from_rgb
 
     t0 = time.perf_counter()
     dst = Path(dst)

@@ -105,14 +105,13 @@ def optical_partner(scene_path: Path) -> Path | None:
 
 
 def _load(path: Path | None, kind: str, device: str) -> dict[str, Any]:
-    from .models.checkpoint import card_hash, default_model_path, load_model
+    from .models.loading import load, resolve_model_path
 
-    path = Path(path) if path is not None else default_model_path(kind)
-    if not path.exists():
+    if path is not None and not resolve_model_path(path).exists():
         raise InputError(f"{path}: {kind} model not found; pass --{kind}-model PATH (a .safetensors checkpoint)")
-    module, card = load_model(path, device)
-    n_params = sum(p.numel() for p in module.parameters())
-    return {"path": path, "module": module, "card": card, "hash": card_hash(path), "params": n_params}
+    m = load(path, device, kind=kind)
+    n_params = sum(p.numel() for p in m.module.parameters())
+    return {"path": m.path, "module": m.module, "card": m.card, "hash": m.card_hash, "params": n_params}
 
 
 def _model_info(m: dict[str, Any]) -> dict[str, Any]:
@@ -132,8 +131,8 @@ def _model_info(m: dict[str, Any]) -> dict[str, Any]:
 def _paired(cfg: ExperimentConfig, sar: dict[str, Any], gray: dict[str, Any]) -> dict[str, Any]:
     """Metrics on the held-out paired data, and the samples the panels show."""
     from .data import PairDataset, find_pairs, split_pairs
-    from .data.normalize import model_to_unit
     from .data.pairs import Pair
+    from .normalize import model_to_unit
     from .training.evaluate import METRIC_NOTES, constant_baseline, evaluate_generator
 
     root = Path(cfg.paired_data)  # type: ignore[arg-type]

@@ -14,7 +14,7 @@ import numpy as np
 __all__ = ["Quantity", "Scale", "amplitude_to_power", "from_db", "to_db"]
 
 
-class Quantity(str, enum.Enum):
+class Quantity(enum.StrEnum):
     """What a band measures."""
 
     SIGMA0 = "sigma0"  # backscatter normalised to ground area
@@ -26,7 +26,7 @@ class Quantity(str, enum.Enum):
     GRAY = "gray"  # single-band panchromatic-like brightness
 
 
-class Scale(str, enum.Enum):
+class Scale(enum.StrEnum):
     """How a quantity is expressed."""
 
     LINEAR = "linear"  # power / intensity

@@ -207,11 +207,11 @@ def test_rerun_skips_complete_outputs_and_redoes_failed_and_partial(tmp_path, la
     assert {r.name: r.status for r in third.records} == {"rect": "skipped", "triangle": "done"}
     with rasterio.open(tri) as ds:
         assert ds.count == 3 and ds.dataset_mask().any()
-    # changed options (a buffer) invalidate the hash; --overwrite redoes up-to-date outputs
+    # changed options (a buffer) invalidate the hash; --redo redoes up-to-date outputs
     fourth = run_batch([landsat8_tif], aoi_path, out, translate=_translate(), buffer_m=30.0, **args)
     assert [r.status for r in fourth.records] == ["done", "done"]
     assert len({r.input_hash for r in fourth.records} | {r.input_hash for r in third.records}) == 4
-    fifth = run_batch([landsat8_tif], aoi_path, out, translate=_translate(), buffer_m=30.0, overwrite=True, **args)
+    fifth = run_batch([landsat8_tif], aoi_path, out, translate=_translate(), buffer_m=30.0, redo=True, **args)
     assert [r.status for r in fifth.records] == ["done", "done"]
 
 

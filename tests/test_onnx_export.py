@@ -9,11 +9,11 @@ import pytest
 import rasterio
 from rasterio.windows import Window
 
-from sar2opt_geo.data.normalize import uint8_to_unit, unit_to_model
 from sar2opt_geo.models import InputDomain, ModelCard
 from sar2opt_geo.models.checkpoint import save_generator
 from sar2opt_geo.models.onnx_export import compare_onnx, export_onnx, read_onnx_card
 from sar2opt_geo.models.reference import ReferenceResnetGenerator
+from sar2opt_geo.normalize import uint8_to_unit, unit_to_model
 
 LA_DOMAIN = InputDomain(
     sensor="Sentinel-1", bands=("VH",), quantity="sigma0", normalisation="percentile",

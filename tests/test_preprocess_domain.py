@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sar2opt_geo.data import normalize
+from sar2opt_geo import normalize
 from sar2opt_geo.errors import CancelledError, NoValidDataError
 from sar2opt_geo.models.card import InputDomain
 from sar2opt_geo.preprocess.domain import make_normaliser, scene_percentile
@@ -20,7 +20,7 @@ def test_streaming_percentile_matches_numpy(q):
     rng = np.random.default_rng(1)
     a = (rng.gamma(4.4, 0.05 / 4.4, size=(700, 900)) * rng.lognormal(0, 1, size=(700, 900))).astype(np.float32)
     a[:100] = np.nan  # nodata
-    a[100:110] = 0.0  # non-positive values are not valid pixels (as in data.normalize.percentile_scale)
+    a[100:110] = 0.0  # non-positive values are not valid pixels (as in sar2opt_geo.normalize.percentile_scale)
     value, n = scene_percentile(_reader(a), 700, 900, q, block=128)
     valid = a[np.isfinite(a) & (a > 0)]
     assert n == valid.size

@@ -100,14 +100,14 @@ def test_crop_of_a_full_size_safe_calibrates_only_its_part(s1_safe, tmp_path):
     """Real S1 GRD SAFE (26102 x 16705, GCPs): a 256 px crop of the model grid reads a few hundred pixels."""
     from rasterio.windows import Window
 
-    from sar2opt_geo.preprocess.resample import _source_window
+    from sar2opt_geo.preprocess.resample import source_window
 
     with open_scene(s1_safe) as s:
         assert s.gcps and (s.width, s.height) == (26102, 16705)
         grid = model_grid(s, 10.0)
         assert grid.crs.to_epsg() == 32633 and grid.res == (10.0, 10.0)
         crop = grid.window_grid(Window(col_off=14000, row_off=10000, width=256, height=256))
-        win = _source_window(s, crop, pad=4)
+        win = source_window(s, crop, pad=4)
         assert 256 <= win.width < 600 and 256 <= win.height < 600
         with open_linear_source(s, list(s.bands), crop, work_dir=tmp_path) as src:
             x = src.read(crop.full_window())

@@ -24,6 +24,7 @@ from ..options import DEFAULT_TILE_SIZE
 __all__ = [
     "JsonLogHandler",
     "add_device",
+    "add_model",
     "add_progress",
     "add_tiling",
     "add_verbosity",
@@ -63,6 +64,20 @@ def add_device(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     from ._options import add_translate_options
 
     add_translate_options(p, only=("device",), groups=False)
+
+
+MODEL_HELP = ("generator checkpoint (.safetensors with a model card) or a bundled model: 'sar' (Sentinel-1 VH -> "
+              "RGB) or 'gray' (gray -> RGB)")
+
+
+def add_model(p: argparse.ArgumentParser | argparse._ArgumentGroup, default_help: str = "", *,
+              positional: bool = False) -> None:
+    """The model argument of every command that runs a generator: a path or a bundled short name,
+    resolved by :func:`sar2opt_geo.models.loading.load`."""
+    if positional:
+        p.add_argument("model", metavar="MODEL", help=MODEL_HELP)
+    else:
+        p.add_argument("--model", metavar="PATH|sar|gray", help=MODEL_HELP + (f"; {default_help}" if default_help else ""))
 
 
 def emit_json(obj: dict[str, Any]) -> None:

@@ -11,18 +11,15 @@ import functools
 import logging
 from pathlib import Path
 
-from ._common import (
-    add_device,
-    add_progress,
-    add_tiling,
-    add_verbosity,
-    emit_json,
-    make_progress,
-)
+from ._common import add_model, add_progress, add_verbosity, emit_json, make_progress
+from ._options import add_translate_options, translate_options_from_args
 
 __all__ = ["add_parser", "run"]
 
 log = logging.getLogger(__name__)
+
+#: Translate options the batch sets per crop itself (the crop bounds; outdated outputs are always replaced).
+BATCH_DECIDES = ("bounds", "bounds_crs", "overwrite")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -44,14 +41,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="grow (or, negative, shrink) each polygon by this many metres (default 0)")
     p.add_argument("--keep-rectangle", action="store_true", help="keep the whole bounding rectangle, no polygon mask")
     p.add_argument("--output-dir", "-o", required=True, type=Path, metavar="DIR", help="folder for outputs and summary.gpkg")
-    p.add_argument("--model", metavar="PATH", help="generator checkpoint (default: bundled model for the scene type)")
+    add_model(p, "default: the bundled model for the scene type")
     p.add_argument("--workers", type=_workers, default=None, metavar="N",
                    help="Dask LocalCluster worker processes (default: CPU cores); 0 runs serially in this process")
     p.add_argument("--scheduler", metavar="ADDR", help="use an existing Dask cluster, e.g. tcp://10.0.0.5:8786")
-    p.add_argument("--overwrite", action="store_true", help="redo every crop, even those already up to date")
-    add_tiling(p)
-    p.add_argument("--bands", metavar="B1,B2", help="scene bands fed to the model, comma-separated (default: the card's)")
-    add_device(p)
+    p.add_argument("--redo", action="store_true",
+                   help="redo every crop, even those already up to date (outdated, partial or failed crops are "
+                        "always redone; outputs are replaced)")
+    add_translate_options(p, exclude=BATCH_DECIDES)
     add_progress(p)
     add_verbosity(p)
     p.set_defaults(func=run)
@@ -65,19 +62,10 @@ def _workers(text: str) -> int:
     return n
 
 
-def _options(args: argparse.Namespace):
-    from ..api import TranslateOptions
-
-    kw: dict = {"device": args.device, "tile_size": args.tile, "overlap": args.overlap}
-    if args.bands:
-        kw["bands"] = tuple(b.strip() for b in args.bands.split(",") if b.strip())
-    return TranslateOptions(**kw)
-
-
 def run(args: argparse.Namespace) -> int:
     from ..batch import dask_client, run_batch
 
-    options = _options(args)
+    options = translate_options_from_args(args)
     if not args.verbose:  # Dask (cluster start/stop) and pyogrio ("Created N records") log at INFO
         for name in ("distributed", "pyogrio"):
             logging.getLogger(name).setLevel(logging.WARNING)
@@ -86,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         summary = run_batch(
             args.scenes, args.aoi, args.output_dir, model=args.model, options=options, layer=args.layer,
             name_field=args.name_field, buffer_m=args.buffer, keep_rectangle=args.keep_rectangle,
-            overwrite=args.overwrite, client=functools.partial(dask_client, args.workers, args.scheduler),
+            redo=args.redo, client=functools.partial(dask_client, args.workers, args.scheduler),
             progress=progress,
         )
     finally:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ._common import (
     add_device,
+    add_model,
     add_progress,
     add_tiling,
     add_verbosity,
@@ -54,9 +55,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     p.add_argument("input", metavar="INPUT", help="dual-pol scene (PALSAR-2 L2.1 folder, Sentinel-1 VV+VH GeoTIFF, ...)")
     p.add_argument("output", metavar="OUTPUT", type=Path, help="output GeoTIFF")
-    p.add_argument("--model", metavar="PATH",
-                   help="make the generator composite with this checkpoint ('sar' / 'gray': the bundled ones); "
-                        "default: plain composite")
+    add_model(p, "makes the generator composite; default: plain composite")
     p.add_argument("--co", metavar="BAND", help="co-pol band (default: HH, else VV)")
     p.add_argument("--cross", metavar="BAND", help="cross-pol band (default: HV, else VH)")
     g = p.add_argument_group("stretch (plain composite)")
@@ -87,14 +86,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return p
 
 
-def _model_arg(model: str | None):
-    if model is None:
-        return None
-    from ..models.checkpoint import resolve_model_path
-
-    return resolve_model_path(model)
-
-
 def run(args: argparse.Namespace) -> int:
     from .. import composite
 
@@ -111,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             extra = {"calibration_factor_db": args.calibration_factor} if args.calibration_factor else {}
             result = composite.generator_composite(
-                args.input, args.output, _model_arg(args.model), co=args.co, cross=args.cross,
+                args.input, args.output, args.model, co=args.co, cross=args.cross,
                 percentiles=tuple(args.percentiles), keep_translations=args.keep_translations,
                 quicklook=args.quicklook, overwrite=args.overwrite, progress=progress, tile_size=args.tile,
                 overlap=args.overlap, seed=args.seed, device=args.device, **extra,

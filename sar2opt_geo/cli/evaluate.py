@@ -51,7 +51,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..models.checkpoint import card_hash, load_model, resolve_model_path
+    from ..models.loading import load
     from ..training import (
         METRIC_NOTES,
         constant_baseline,
@@ -60,9 +60,9 @@ def run(args: argparse.Namespace) -> int:
     )
     from .train import build_datasets
 
-    model_path = resolve_model_path(args.model)
     device = resolve_device(args.device)
-    model, card = load_model(model_path, device)
+    loaded = load(args.model, device)
+    model, card, model_path = loaded.module, loaded.card, loaded.path
     if args.mode is None:
         args.mode = "colorize" if card.input.quantity == "gray" else "sar"
     if args.sar_bands is None and args.mode == "sar":
@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     baseline = constant_baseline(colour, data)
     result = {
         "model": str(model_path),
-        "card_hash": card_hash(model_path),
+        "card_hash": loaded.card_hash,
         "model_name": card.name,
         "data": {k: desc[k] for k in ("root", "layout", "mode", "split")},
         "pairs": [p.key for p in data.pairs],

@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 from ._common import (
+    add_model,
     add_progress,
     add_verbosity,
     emit_json,
@@ -65,9 +66,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("input", metavar="INPUT", help="scene file or product folder")
     p.add_argument("output", metavar="OUTPUT", nargs="?", type=Path,
                    help="output GeoTIFF (default: ./<INPUT name>_rgb.tif)")
-    p.add_argument("--model", metavar="PATH",
-                   help="generator checkpoint (.safetensors with a model card); default: the bundled SAR model "
-                        "for SAR scenes, the bundled gray model for optical scenes")
+    add_model(p, "default: the bundled SAR model for SAR scenes, the bundled gray model for optical scenes")
     add_translate_options(p)
     add_progress(p)
     add_verbosity(p)

@@ -1,8 +1,7 @@
-"""Training data: pairs on disk, normalisation (defined once), datasets, splits."""
+"""Training data: pairs on disk, datasets, splits (normalisation: :mod:`sar2opt_geo.normalize`)."""
 
 from __future__ import annotations
 
-from . import normalize
 from .datasets import PairDataset, read_unit
 from .pairs import LAYOUTS, BandSource, Pair, check_same_grid, detect_layout, find_pairs
 from .splits import split_by_area, split_by_scene, split_pairs
@@ -15,7 +14,6 @@ __all__ = [
     "check_same_grid",
     "detect_layout",
     "find_pairs",
-    "normalize",
     "read_unit",
     "split_by_area",
     "split_by_scene",

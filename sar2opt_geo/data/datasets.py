@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .. import normalize
 from ..errors import DatasetError
-from . import normalize
 from .pairs import BandSource, Pair
 
 __all__ = ["PairDataset", "read_unit"]
@@ -64,8 +64,8 @@ def _read_raw(src: BandSource) -> tuple[np.ndarray, np.dtype]:
 
 
 def read_unit(src: BandSource, db_range: tuple[float, float] = normalize.SEN1_2_DB_RANGE,
-              percentile: float = 99.0, quantize_levels: int | None = 255) -> np.ndarray:
-    """Read ``src`` and scale it to [0, 1] by its ``scaling`` rule; ``(C, H, W)`` float32, NaN -> 0."""
+              percentile: float = 99.0, quantize_levels: int | None = 255, fill: float = 0.0) -> np.ndarray:
+    """Read ``src`` and scale it to [0, 1] by its ``scaling`` rule; ``(C, H, W)`` float32, NaN -> ``fill``."""
     raw, dtype = _read_raw(src)
     if src.scaling == "uint8":
         if dtype != np.uint8:
@@ -81,7 +81,7 @@ def read_unit(src: BandSource, db_range: tuple[float, float] = normalize.SEN1_2_
         unit = normalize.percentile_to_unit(raw, scale, quantize_levels=quantize_levels)
     else:  # pragma: no cover - Literal guards this
         raise DatasetError(f"{src.files[0]}: unknown scaling {src.scaling!r}")
-    return np.nan_to_num(unit, nan=0.0).astype(np.float32)
+    return np.nan_to_num(unit, nan=fill).astype(np.float32)
 
 
 class PairDataset(Dataset):
@@ -97,6 +97,8 @@ class PairDataset(Dataset):
         seed: base of the per-sample random streams.
         cache: keep every image in memory after its first read (as float16 [0, 1]).
         gray_weights: weights of red, green, blue for colourisation pairs (condition None).
+        nodata_fill: model-domain value of nodata (NaN) condition pixels: the card's
+            ``input.nodata_fill``, the same value the inference engine feeds (targets' NaN -> 0).
     """
 
     def __init__(
@@ -109,6 +111,7 @@ class PairDataset(Dataset):
         seed: int = 0,
         cache: bool = True,
         gray_weights: Sequence[float] = normalize.GRAY_WEIGHTS,
+        nodata_fill: float = normalize.DEFAULT_NODATA_FILL,
     ) -> None:
         if not pairs:
             raise DatasetError("no training pairs: the dataset (or this split of it) is empty")
@@ -122,6 +125,7 @@ class PairDataset(Dataset):
         self.seed = int(seed)
         self.cache = cache
         self.gray_weights = tuple(gray_weights)
+        self.nodata_fill = float(nodata_fill)
         self.epoch = 0
         self._store: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
@@ -144,7 +148,7 @@ class PairDataset(Dataset):
                 raise DatasetError(f"{pair.target.files[0]}: colourisation needs 3 bands (red, green, blue)")
             cond = normalize.gray_from_rgb(target[0], target[1], target[2], self.gray_weights)[None]
         else:
-            cond = read_unit(pair.condition)
+            cond = read_unit(pair.condition, fill=(self.nodata_fill + 1.0) / 2.0)
         if cond.shape[1:] != target.shape[1:]:
             raise DatasetError(
                 f"{pair.condition.files[0] if pair.condition else ''} and {pair.target.files[0]}: sizes differ "

@@ -53,7 +53,7 @@ log = logging.getLogger(__name__)
 
 Layout = Literal["sen1-2", "article", "la", "sen12ms-cr", "bigearthnet", "images"]
 LAYOUTS: tuple[str, ...] = ("sen1-2", "article", "la", "sen12ms-cr", "bigearthnet", "images")
-#: How raw values become [0, 1]; see :mod:`sar2opt_geo.data.normalize`.
+#: How raw values become [0, 1]; see :mod:`sar2opt_geo.normalize`.
 Scaling = Literal["uint8", "db_clip", "reflectance", "percentile"]
 
 _SEN12_S1 = re.compile(r"^(?P<roi>ROIs\d+_[A-Za-z]+)_s1_(?P<scene>\d+)_p(?P<patch>\d+)\.png$")

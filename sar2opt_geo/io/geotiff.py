@@ -34,7 +34,7 @@ from rasterio.io import DatasetReader, DatasetWriter
 from rasterio.shutil import copy as rio_copy
 from rasterio.windows import Window
 
-from ..errors import CancelledError
+from ..errors import CancelledError, ConfigError
 
 __all__ = ["BLOCK_SIZE", "OutputDType", "ScratchRaster", "encode_block", "write_cog"]
 
@@ -100,7 +100,7 @@ def encode_block(unit: np.ndarray, dtype: OutputDType) -> tuple[np.ndarray, np.n
         data = np.clip(unit, 0.0, 1.0).astype(np.float32)
         data[:, ~valid] = np.nan
     else:
-        raise ValueError(f"output dtype must be 'uint8' or 'float32', got {dtype!r}")
+        raise ConfigError(f"output dtype must be 'uint8' or 'float32', got {dtype!r}")
     return data, mask
 
 

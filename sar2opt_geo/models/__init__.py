@@ -7,9 +7,11 @@ from typing import Any
 
 from torch import nn
 
+from ..errors import CheckpointError
 from .card import InputDomain, ModelCard, OutputSpec
 from .discriminator import PatchDiscriminator
 from .generator import UNetGenerator
+from .reference import ReferenceResnetGenerator, ReferenceUnetGenerator
 
 __all__ = [
     "GENERATORS",
@@ -21,13 +23,16 @@ __all__ = [
     "build_generator",
 ]
 
-#: Generator constructors by architecture name (the card's ``architecture``).
-GENERATORS: dict[str, Callable[..., nn.Module]] = {"unet_article": UNetGenerator}
-from .reference import register as _register_reference; _register_reference(GENERATORS)  # noqa: I001
+#: Generator constructors by architecture name (the card's ``architecture``), listed here explicitly.
+GENERATORS: dict[str, Callable[..., nn.Module]] = {
+    "unet_article": UNetGenerator,
+    "pix2pix_unet": ReferenceUnetGenerator,
+    "pix2pix_resnet": ReferenceResnetGenerator,
+}
 
 
 def build_generator(architecture: str, **kwargs: Any) -> nn.Module:
     """Build a generator by name with the card's ``architecture_args``."""
     if architecture not in GENERATORS:
-        raise ValueError(f"unknown generator architecture {architecture!r}; known: {', '.join(sorted(GENERATORS))}")
+        raise CheckpointError(f"unknown generator architecture {architecture!r}; known: {', '.join(sorted(GENERATORS))}")
     return GENERATORS[architecture](**kwargs)

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import CheckpointError, InputError
+from ..errors import CheckpointError, ConfigError, InputError
 from .card import ModelCard
 
 __all__ = [
@@ -26,7 +26,6 @@ __all__ = [
     "load_checkpoint",
     "load_model",
     "read_card",
-    "resolve_model_path",
     "save_generator",
 ]
 
@@ -46,12 +45,7 @@ def default_model_path(kind: str = "sar") -> Path:
     try:
         return WEIGHTS_DIR / DEFAULT_MODELS[kind]
     except KeyError:
-        raise ValueError(f"unknown default model {kind!r}; choose one of {', '.join(DEFAULT_MODELS)}") from None
-
-
-def resolve_model_path(model: str | os.PathLike) -> Path:
-    """A bundled model's short name (``"sar"``, ``"gray"``) to its path; anything else is taken as a path."""
-    return default_model_path(str(model)) if str(model) in DEFAULT_MODELS else Path(model)
+        raise ConfigError(f"unknown default model {kind!r}; choose one of {', '.join(DEFAULT_MODELS)}") from None
 
 
 def save_generator(model: nn.Module, card: ModelCard, path: str | os.PathLike) -> Path:

@@ -24,6 +24,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from ..errors import ConfigError
+
 __all__ = ["UNetGenerator", "norm_layer"]
 
 NormFactory = Callable[[int], nn.Module]
@@ -37,7 +39,7 @@ def norm_layer(name: str = "batch") -> NormFactory:
         return lambda c: nn.InstanceNorm2d(c, affine=False, track_running_stats=False)
     if name == "none":
         return lambda c: nn.Identity()
-    raise ValueError(f"unknown norm layer {name!r}; choose batch, instance or none")
+    raise ConfigError(f"unknown norm layer {name!r}; choose batch, instance or none")
 
 
 def _enc(cin: int, cout: int, k: int, norm: NormFactory, pool: int) -> nn.Sequential:

@@ -1,6 +1,6 @@
 """Calibrated values -> the model's input domain, as the checkpoint's card says.
 
-The arithmetic lives in :mod:`sar2opt_geo.data.normalize` (shared with training); this
+The arithmetic lives in :mod:`sar2opt_geo.normalize` (shared with training); this
 module decides which rule applies and computes the scene statistics the rules need:
 
 * ``"db_clip"``: linear power -> dB -> clipped to ``card.input.db_range`` -> [-1, 1].
@@ -28,15 +28,15 @@ from dataclasses import dataclass
 import numpy as np
 from rasterio.windows import Window
 
-from ..data.normalize import (
+from ..errors import CancelledError, ConfigError, NoValidDataError
+from ..models.card import InputDomain
+from ..normalize import (
     GRAY_WEIGHTS,
     db_clip_to_unit,
     percentile_to_unit,
     quantize_unit,
     unit_to_model,
 )
-from ..errors import CancelledError, NoValidDataError
-from ..models.card import InputDomain
 from ..radiometry import to_db
 from .histogram import StreamingHistogram
 
@@ -128,7 +128,7 @@ def scene_percentile(
     ``max_pixels`` pixels only every k-th block is read (k = ceil(pixels / max_pixels)).
     """
     if not 0.0 <= q <= 100.0:
-        raise ValueError(f"percentile must be within 0..100, got {q}")
+        raise ConfigError(f"percentile must be within 0..100, got {q}")
     windows = [
         Window(col_off=c, row_off=r, width=min(block, width - c), height=min(block, height - r))
         for r in range(0, height, block)
@@ -177,7 +177,7 @@ def make_normaliser(
     if gray and len(bands) > 1:
         w = gray_weights or domain.gray_weights or (GRAY_WEIGHTS if len(bands) == 3 else [1.0 / len(bands)] * len(bands))
         if len(w) != len(bands):
-            raise ValueError(f"{len(w)} gray weights for {len(bands)} bands {bands}")
+            raise ConfigError(f"{len(w)} gray weights for {len(bands)} bands {bands}")
         weights = tuple(float(v) for v in w)
     if domain.normalisation == "db_clip":
         return Normaliser(domain, bands)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..data.normalize import GRAY_WEIGHTS, SEN1_2_DB_RANGE
 from ..models.card import InputDomain, ModelCard, OutputSpec
+from ..normalize import GRAY_WEIGHTS, SEN1_2_DB_RANGE
 
 __all__ = ["PERCENTILE_SCALING", "PNG_SCALING", "REFLECTANCE_SCALING", "card_for_dataset"]
 

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from ..data.normalize import model_to_unit
+from ..normalize import model_to_unit
 from . import metrics
 
 __all__ = ["METRIC_NOTES", "constant_baseline", "evaluate_generator"]

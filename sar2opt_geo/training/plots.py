@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..data.normalize import model_to_unit
+from ..normalize import model_to_unit
 
 __all__ = ["plot_curves", "save_sample_grid"]
 

@@ -2,7 +2,8 @@
 
 The generator sees values in [-1, 1] and emits ``tanh`` values in [-1, 1]. Every path
 into that domain goes through two steps, so that training (``sar2opt_geo.data``) and
-inference (``sar2opt_geo.preprocess``) share the exact same arithmetic:
+inference (``sar2opt_geo.preprocess``) share the exact same arithmetic. This module
+needs numpy only (no torch, no rasterio):
 
 1. raw -> unit [0, 1], by one of the rules below (the model card's ``normalisation``);
 2. :func:`unit_to_model`: ``x * 2 - 1``; back with :func:`model_to_unit`: ``(y + 1) / 2``.
@@ -29,7 +30,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .errors import ConfigError
+
 __all__ = [
+    "DEFAULT_NODATA_FILL",
     "GRAY_WEIGHTS",
     "OPTICAL_DN_RANGE",
     "OPTICAL_DN_SCALE",
@@ -51,6 +55,9 @@ SEN1_2_DB_RANGE: tuple[float, float] = (-25.0, 0.0)
 OPTICAL_DN_RANGE: tuple[float, float] = (0.0, 3000.0)
 #: Sentinel-2 L1C/L2A scale: DN = reflectance x 10000.
 OPTICAL_DN_SCALE: float = 10000.0
+#: Model-domain value the generator sees where its input is nodata (the centre of [-1, 1]); the
+#: card's ``input.nodata_fill`` default, used by training datasets and the inference engine alike.
+DEFAULT_NODATA_FILL: float = 0.0
 #: ITU-R BT.601 luma weights for (red, green, blue).
 GRAY_WEIGHTS: tuple[float, float, float] = (0.299, 0.587, 0.114)
 
@@ -62,7 +69,7 @@ def _f32(x: np.ndarray) -> np.ndarray:
 def db_clip_to_unit(db: np.ndarray, lo: float = SEN1_2_DB_RANGE[0], hi: float = SEN1_2_DB_RANGE[1]) -> np.ndarray:
     """Backscatter in dB -> [0, 1]: clip to ``(lo, hi)`` dB, then ``(db - lo) / (hi - lo)``. NaN stays NaN."""
     if not hi > lo:
-        raise ValueError(f"db range must have hi > lo, got ({lo}, {hi})")
+        raise ConfigError(f"db range must have hi > lo, got ({lo}, {hi})")
     db = _f32(db)
     return ((np.clip(db, lo, hi) - np.float32(lo)) / np.float32(hi - lo)).astype(np.float32)
 
@@ -137,6 +144,6 @@ def gray_from_rgb(
 ) -> np.ndarray:
     """Weighted sum of three unit-scaled bands (default BT.601 luma ``0.299 R + 0.587 G + 0.114 B``)."""
     if len(weights) != 3:
-        raise ValueError(f"gray_from_rgb needs 3 weights, got {tuple(weights)}")
+        raise ConfigError(f"gray_from_rgb needs 3 weights, got {tuple(weights)}")
     wr, wg, wb = (np.float32(w) for w in weights)
     return (wr * _f32(r) + wg * _f32(g) + wb * _f32(b)).astype(np.float32)
