@@ -198,3 +198,12 @@ def test_level_31_is_refused_bug(tmp_path: Path):
     folder = write_synthetic_palsar2_l21(tmp_path / "l31", size=32, level="3.1")
     with pytest.raises(UnsupportedFormatError, match=r"Level 3\.1 .* Level 1\.5/2\.1"):
         open_scene(folder)
+
+
+def test_truncated_img_file_is_one_input_error_bug(tmp_path: Path):
+    folder = write_synthetic_palsar2_l21(tmp_path / "prod", size=300)  # > one 256-row block
+    img = _img(folder, "HV")
+    img.write_bytes(img.read_bytes()[: img.stat().st_size // 2])
+    with pytest.raises(InputError, match=rf"{img.name}.*truncated or damaged") as info:
+        open_scene(folder)
+    assert "\n" not in str(info.value)

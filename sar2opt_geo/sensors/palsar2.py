@@ -46,7 +46,7 @@ from rasterio.windows import Window
 
 from ..errors import GeoreferencingError, InputError, UnsupportedFormatError
 from ..radiometry import Quantity, Scale
-from ._raster import LazyDataset, open_raster, to_float
+from ._raster import LazyDataset, check_readable, open_raster, to_float
 from .base import BandInfo, Scene
 
 __all__ = [
@@ -209,6 +209,8 @@ def open_palsar2(path: str | Path, *, calibration_factor_db: float | None = None
     finally:
         ds.close()
     for tif in tifs:
+        with open_raster(str(tif)) as img:  # a truncated IMG file fails here, not mid-translation
+            check_readable(img, str(tif))
         pol = IMG_NAME.match(tif.name).group(1).upper()
         files[pol] = LazyDataset(str(tif))
         bands[pol] = BandInfo(
