@@ -42,6 +42,9 @@ def _import(args: argparse.Namespace) -> int:
     from ..models.card import InputDomain
     from ..models.reference import import_reference_checkpoint
 
+    if args.normalisation == "db_clip" and not args.db_range:
+        args.import_parser.error("--normalisation db_clip needs --db-range LO HI, the dB range the net was trained on "
+                                 "(e.g. --db-range -25 0 for SEN1-2)")
     quantity = args.quantity or ("gray" if args.bands == ["gray"] else "sigma0")
     domain = InputDomain(
         sensor=args.sensor,
@@ -100,11 +103,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     g.add_argument("--quantity", help="sigma0, gamma0, reflectance, gray (default: sigma0, or gray for --band gray)")
     g.add_argument("--normalisation", choices=("db_clip", "percentile"), required=True,
                    help="db_clip: dB clipped to --db-range; percentile: linear / scene --percentile")
-    g.add_argument("--db-range", type=float, nargs=2, metavar=("LO", "HI"), help="dB range for db_clip, e.g. -25 0")
+    g.add_argument("--db-range", type=float, nargs=2, metavar=("LO", "HI"), help="dB range for db_clip (required with it), e.g. -25 0")
     g.add_argument("--percentile", type=float, default=99.0, help="scene percentile for percentile (default: 99)")
     g.add_argument("--quantize-levels", type=int, default=None, help="255 when trained on 8-bit data (default: none)")
     g.add_argument("--pixel-spacing", type=float, default=10.0, help="training pixel spacing in metres (default: 10)")
     g.add_argument("--frequency-band", choices=("C", "L", "X"), help="radar band of the training data")
     add_verbosity(q)
-    q.set_defaults(func=_import)
+    q.set_defaults(func=_import, import_parser=q)
     return p
