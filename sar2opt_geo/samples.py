@@ -6,9 +6,11 @@
   (-15 dB), bright urban blocks with point scatterers (about -6 dB, up to +5 dB), multiplicative
   speckle (gamma, ENL 4.4 as in IW GRDH), and a nodata wedge at the swath edge.
 * :func:`write_synthetic_palsar2_l21`: an ALOS-2 PALSAR-2 Level 2.1 product folder with the
-  real naming and layout (``IMG-HH-/IMG-HV-ALOS2...-FBDR2.1GUD.tif`` uint16 amplitude DN,
-  ``summary.txt`` with the keys of a real product, optionally a minimal CEOS ``LED-`` file with
-  the calibration factor), georeferenced in UTM. DN encode the same kind of landscape.
+  real naming and layout of JAXA's GeoTIFF products (``IMG-HH-/IMG-HV-ALOS2...-FBDR2.1GUD.tif``
+  uint16 amplitude DN, ``LUT-<pol>-...txt`` files, ``summary.txt`` with the keys of a real
+  product listing the IMG files first, then the LUT files), optionally a minimal CEOS ``LED-``
+  file with the calibration factor, georeferenced in UTM (or polar stereographic). DN encode
+  the same kind of landscape.
 
 Everything is deterministic given ``seed`` and written block by block (bounded memory),
 atomically (temporary name, then rename).
@@ -180,7 +182,6 @@ def write_sample_scene(path: str | Path, size: int = 1024, seed: int = 0) -> Pat
 # -- ALOS-2 PALSAR-2 Level 2.1 ----------------------------------------------------------
 
 _SCENE_ID = "ALOS2123452750-200105"  # orbit 12345, frame 2750, 2020-01-05 (synthetic)
-_PRODUCT = "FBDR2.1GUD"
 
 
 def write_ceos_leader(path: str | Path, calibration_factor_db: float) -> Path:
@@ -216,21 +217,38 @@ def write_synthetic_palsar2_l21(
     utm_zone: int = 54,
     south: bool = False,
     pixel_spacing: float = 6.25,
+    level: str = "2.1",
+    map_projection: str = "U",
 ) -> Path:
     """Write a **synthetic** PALSAR-2 L2.1 product folder; returns the folder.
 
     DN are ``round(sqrt(10^((sigma0_dB - CF)/10)))`` (uint16, DN 0 = nodata in a border wedge)
     of the sample landscape (HV; HH = HV + 7 dB). ``crs_in_tif=False`` / ``transform_in_tif=False``
     drop the GeoTIFF's CRS / geotransform to exercise the ``summary.txt`` fallbacks.
+
+    Layout as in JAXA's GeoTIFF products: ``summary.txt`` lists the ``IMG-<pol>-...tif`` files
+    first (``Pdi_L21ProductFileName01`` is the first image), then one ``LUT-<pol>-...txt`` per
+    polarisation. The LUT files are placeholders that say they are synthetic (JAXA's LUT content is
+    not reproduced; the reader does not use them). ``write_led`` adds a minimal CEOS leader (not
+    listed in summary.txt) carrying ``calibration_factor_db``, which the reader prefers to -83 dB.
+    ``level`` and ``map_projection`` (the product id letter: ``"U"`` UTM in ``utm_zone``, ``"P"``
+    polar stereographic, written as EPSG:3031 south / EPSG:3413 north) make other product ids.
     """
     import rasterio
     from pyproj import Transformer
 
+    if map_projection not in ("U", "P"):
+        raise ValueError(f"map_projection must be 'U' (UTM) or 'P' (polar stereographic), got {map_projection!r}")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    epsg = (32700 if south else 32600) + utm_zone
-    lon0 = -183 + 6 * utm_zone + 0.05  # a little east of the zone's central meridian
-    lat0 = -36.0 if south else 36.0
+    product = f"FBDR{level}G{map_projection}D"
+    if map_projection == "U":
+        epsg = (32700 if south else 32600) + utm_zone
+        lat0 = -36.0 if south else 36.0
+    else:
+        epsg = 3031 if south else 3413
+        lat0 = -75.0 if south else 75.0
+    lon0 = -183 + 6 * utm_zone + 0.05  # a little east of the UTM zone's central meridian
     x0, y0 = Transformer.from_crs("EPSG:4326", f"EPSG:{epsg}", always_xy=True).transform(lon0, lat0)
     x0, y0 = round(x0 / pixel_spacing) * pixel_spacing, round(y0 / pixel_spacing) * pixel_spacing
     transform = Affine(pixel_spacing, 0.0, x0, 0.0, -pixel_spacing, y0)
@@ -243,9 +261,9 @@ def write_synthetic_palsar2_l21(
     }
     land = _Landscape(size, seed)
     gain = {"HV": 0.0, "HH": 7.0, "VV": 6.0, "VH": 0.0}
-    names = []
+    names, luts = [], []
     for p_i, pol in enumerate(polarisations):
-        name = f"IMG-{pol}-{_SCENE_ID}-{_PRODUCT}.tif"
+        name = f"IMG-{pol}-{_SCENE_ID}-{product}.tif"
         names.append(name)
         profile = {"driver": "GTiff", "width": size, "height": size, "count": 1, "dtype": "uint16", "nodata": None}
         if transform_in_tif:
@@ -265,15 +283,24 @@ def write_synthetic_palsar2_l21(
                         dn = np.clip(np.rint(dn), 1, 65535).astype(np.uint16)
                         dn[land.nodata(row0, n)] = 0
                         dst.write(dn, 1, window=rasterio.windows.Window(col_off=0, row_off=row0, width=size, height=n))
+        lut = f"LUT-{pol}-{_SCENE_ID}-{product}.txt"
+        luts.append(lut)
+        with _atomic(folder / lut) as tmp:
+            tmp.write_text("# SYNTHETIC placeholder written by sar2opt_geo.samples.write_synthetic_palsar2_l21: "
+                           "not a JAXA LUT (its content is not reproduced here; sar2opt does not read LUT files)\n",
+                           encoding="ascii")
     lines = [
         "# SYNTHETIC product written by sar2opt_geo.samples.write_synthetic_palsar2_l21 (not a JAXA product)",
         f'Odi_SceneId="SYNTHETIC-{seed:08d}"',
         'Odi_SiteDateTime="PROCESS:SYNTHETIC sar2opt_geo.samples"',
         f'Scs_SceneID="{_SCENE_ID}"',
         'Scs_SceneShift="0"',
-        f'Pds_ProductID="{_PRODUCT}"',
+        f'Pds_ProductID="{product}"',
         'Pds_ResamplingMethod="BL"',
-        f'Pds_UTM_ZoneNo="{utm_zone}"',
+    ]
+    if map_projection == "U":
+        lines.append(f'Pds_UTM_ZoneNo="{utm_zone}"')
+    lines += [
         'Pds_MapDirection="MapNorth"',
         f'Pds_PixelSpacing="{pixel_spacing:.6f}"',
         'Img_SceneCenterDateTime="20200105 02:45:10.000"',
@@ -284,12 +311,12 @@ def write_synthetic_palsar2_l21(
         for corner, (lon, lat) in corners.items():
             lines.append(f'Img_{kind}Scene{corner}Latitude="{lat:.3f}"')
             lines.append(f'Img_{kind}Scene{corner}Longitude="{lon:.3f}"')
+    listed = names + luts
     lines += [
         'Img_OffNadirAngle="32.5"',
-        f'Pdi_CntOfL21ProductFileName="{len(names) + 1}"',
+        f'Pdi_CntOfL21ProductFileName="{len(listed)}"',
     ]
-    led_name = f"LED-{_SCENE_ID}-{_PRODUCT}"
-    for i, n in enumerate([led_name] + names, 1):
+    for i, n in enumerate(listed, 1):
         lines.append(f'Pdi_L21ProductFileName{i:02d}="{n}"')
     lines += [
         'Pdi_BitPixel="16"',
@@ -298,7 +325,7 @@ def write_synthetic_palsar2_l21(
         'Pdi_ProductFormat="GeoTIFF"',
         'Lbi_Satellite="ALOS2"',
         'Lbi_Sensor="SAR"',
-        'Lbi_ProcessLevel="2.1"',
+        f'Lbi_ProcessLevel="{level}"',
         'Lbi_ProcessFacility="SYNTHETIC"',
         'Lbi_ObservationDate="20200105"',
         'Synthetic="yes"',
@@ -306,5 +333,5 @@ def write_synthetic_palsar2_l21(
     with _atomic(folder / "summary.txt") as tmp:
         tmp.write_text("\n".join(lines) + "\n", encoding="ascii")
     if write_led:
-        write_ceos_leader(folder / led_name, calibration_factor_db)
+        write_ceos_leader(folder / f"LED-{_SCENE_ID}-{product}", calibration_factor_db)
     return folder

@@ -58,3 +58,33 @@ def test_info_missing_band_is_one_line_error(sample: Path, capsys):
 def test_info_missing_file(tmp_path: Path, capsys):
     assert main(["info", str(tmp_path / "nope.tif")]) == 1
     assert "no such file" in capsys.readouterr().err
+
+
+def test_info_of_a_truncated_geotiff_exits_non_zero_bug(tmp_path: Path, capsys):
+    """``sar2opt info`` printed a truncated COG's metadata and exited 0."""
+    from rasterio.shutil import copy as rio_copy
+
+    cog = tmp_path / "sample_cog.tif"
+    rio_copy(write_sample_scene(tmp_path / "sample256.tif", size=256), cog, driver="COG", blocksize=128, overviews="none")
+    cut = tmp_path / "cut.tif"
+    cut.write_bytes(cog.read_bytes()[: cog.stat().st_size * 2 // 3])
+    assert main(["info", str(cut)]) == 1
+    captured = capsys.readouterr()
+    assert "Input:" not in captured.out and "Bands:" not in captured.out  # no description printed
+    assert f"sar2opt: error: {cut}: GDAL cannot read band 1" in captured.err and "truncated or damaged" in captured.err
+
+
+def test_info_bounds_of_a_rotated_raster_use_four_corners(tmp_path: Path, capsys):
+    import numpy as np
+    import rasterio
+    from affine import Affine
+
+    t = Affine.translation(500000.0, 4800000.0) * Affine.rotation(30) * Affine.scale(10.0, -10.0)
+    path = tmp_path / "rotated_vh_db.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=40, height=20, count=1, dtype="float32", crs="EPSG:32631",
+                       transform=t) as dst:
+        dst.write(np.full((20, 40), -15.0, np.float32), 1)
+    assert main(["info", str(path), "--json", "--units", "db"]) == 0
+    left, bottom, right, top = json.loads(capsys.readouterr().out)["bounds"]
+    xs, ys = zip(*(t @ (c, r) for c, r in ((0, 0), (40, 0), (0, 20), (40, 20))))
+    assert (left, bottom, right, top) == pytest.approx((min(xs), min(ys), max(xs), max(ys)))

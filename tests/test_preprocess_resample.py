@@ -116,3 +116,55 @@ def test_crop_of_a_full_size_safe_calibrates_only_its_part(s1_safe, tmp_path):
             with rasterio.open(temp) as t:
                 assert win.width <= t.width <= win.width + 8 and win.height <= t.height <= win.height + 8
                 assert len(t.gcps[0]) == 210
+
+
+# -- regressions of issue 12 (georeferencing) ---------------------------------------------
+
+
+def test_gcp_crop_context_has_no_nan_inside_the_footprint_bug(s1_safe, tmp_path):
+    """Real S1B GCPs: a 256 px model-grid crop around GCP (pixel 14366, line 2005) read 17 % NaN
+    (the polynomial GCP fit chose too small a source window); with the thin-plate spline none.
+    The SAFE's measurement is an all-zero placeholder, so the scene reads a constant instead."""
+    from rasterio.warp import transform as warp_transform
+    from rasterio.windows import Window
+
+    with open_scene(s1_safe) as s:
+        gcp = next(g for g in s.gcps[0] if (g.col, g.row) == (14366.0, 2005.0))
+        s.read = lambda band, window=None: np.full((int(window.height), int(window.width)), 0.05, np.float32)
+        grid = model_grid(s, 10.0)
+        (x,), (y,) = warp_transform(CRS.from_epsg(4326), grid.crs, [gcp.x], [gcp.y])
+        col, row = ~grid.transform @ (x, y)
+        crop = grid.window_grid(Window(col_off=int(col) - 128, row_off=int(row) - 128, width=256, height=256))
+        with open_linear_source(s, list(s.bands), crop, work_dir=tmp_path) as src:
+            out = src.read(crop.full_window())
+    assert np.isfinite(out).all()
+    np.testing.assert_allclose(out, 0.05, rtol=1e-5)
+
+
+def test_gcp_scene_across_the_antimeridian_is_warped_whole(tmp_path):
+    """GCPs from 179.99 E to -179.99: GDAL maps destination pixels back to longitudes in [-180, 180],
+    missing GCPs unwrapped past 180; before the fix 36 % of the grid was valid (in a UTM zone of the
+    Atlantic), now the footprint is whole and the bright east half starts where it should."""
+    h, w = 300, 200
+    power = np.full((h, w), 0.01, np.float32)
+    power[:, w // 2:] = 0.1
+    gcps = [GroundControlPoint(row=r, col=c, x=(179.99 + c * 1e-4 + 180.0) % 360.0 - 180.0, y=-16.0 - r * 1e-4, z=0.0)
+            for r in range(0, h + 1, 50) for c in range(0, w + 1, 50)]
+    path = tmp_path / "antimeridian_linear.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=w, height=h, count=1, dtype="float32",
+                       nodata=float("nan"), gcps=gcps, crs=CRS.from_epsg(4326)) as ds:
+        ds.write(power, 1)
+        ds.set_band_description(1, "VV")
+        ds.update_tags(UNITS="linear", SENSOR="Sentinel-1")
+    with open_scene(path) as s:
+        grid = model_grid(s, 10.0)
+        assert grid.crs.to_epsg() in (32760, 32701)
+        with open_linear_source(s, list(s.bands), grid, work_dir=tmp_path) as src:
+            x = src.read(grid.full_window())[0]
+    valid = np.isfinite(x)
+    assert valid.mean() > 0.9
+    # 0.01 deg of longitude at 16 S is about 1070 m: the bright half starts about 107 px in
+    bright = (valid & (x > 0.05)).sum(axis=0) / np.maximum(valid.sum(axis=0), 1)
+    edge = int(np.argmax(bright > 0.5))
+    assert 100 <= edge <= 120
+    assert np.nanmax(x) == pytest.approx(0.1, rel=1e-3) and np.nanmin(x) == pytest.approx(0.01, rel=1e-3)

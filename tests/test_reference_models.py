@@ -196,3 +196,18 @@ def test_cli_import_pix2pix(tmp_path, capsys):
     assert card.input.db_range == (-25.0, 0.0) and card.input.frequency_band == "C" and card.name == "latest_net_G"
     assert main(args[:-1] + ["resnet_6blocks"]) == 1  # wrong --net: one-line error, exit 1
     assert "not resnet_6blocks" in capsys.readouterr().err
+
+
+def test_cli_import_db_clip_without_db_range_is_an_argparse_error_bug(tmp_path, capsys):
+    """``--normalisation db_clip`` without ``--db-range`` ended in a ValueError traceback from the card."""
+    from sar2opt_geo.cli.main import main
+
+    pth = tmp_path / "latest_net_G.pth"
+    torch.save(random_state(upstream_unet_shapes(3, 3, 8, 2)), pth)
+    dst = tmp_path / "imported.safetensors"
+    with pytest.raises(SystemExit) as info:
+        main(["import-pix2pix", str(pth), str(dst), "--sensor", "Sentinel-1", "--band", "VV", "--normalisation", "db_clip"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "import-pix2pix: error: --normalisation db_clip needs --db-range LO HI" in err and "Traceback" not in err
+    assert not dst.exists()

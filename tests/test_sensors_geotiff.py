@@ -203,3 +203,63 @@ def test_gcp_georeferenced_raster(tmp_path: Path):
     assert scene.transform is None and len(scene.gcps[0]) == 4 and scene.gcps[1].to_epsg() == 4326
     assert scene.georeferenced and 79 < scene.pixel_spacing_m() < 111  # 1e-3 deg: 79 m east-west, 111 m north-south at 45N
     assert scene.read("VV", Window(col_off=0, row_off=0, width=3, height=2)).shape == (2, 3)
+
+
+# -- truncated and damaged files (issue 12): one line naming the file, at open time where possible ----
+
+
+def _cog(path: Path, size: int = 256) -> Path:
+    """A deflate-compressed, tiled float32 dB GeoTIFF with GDAL's COG layout (header first, pixels after)."""
+    from rasterio.shutil import copy as rio_copy
+
+    rng = np.random.default_rng(0)
+    src = path.with_name("plain_" + path.name)
+    with rasterio.open(src, "w", driver="GTiff", width=size, height=size, count=1, dtype="float32", crs="EPSG:32631",
+                       transform=Affine(10, 0, 500000, 0, -10, 4600000)) as dst:
+        dst.write(rng.uniform(-25, -5, (size, size)).astype(np.float32), 1)
+        dst.set_band_description(1, "VH")
+    rio_copy(src, path, driver="COG", blocksize=64, compress="deflate", overviews="none")
+    return path
+
+
+def test_truncated_geotiff_is_one_input_error_at_open_bug(tmp_path: Path):
+    """A truncated COG opened fine and failed mid-translation with a RasterioIOError traceback."""
+    path = _cog(tmp_path / "s1_vh_db.tif")
+    data = path.read_bytes()
+    cut = tmp_path / "cut_s1_vh_db.tif"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match=r"cut_s1_vh_db\.tif: GDAL cannot read band 1 .* truncated or damaged") as info:
+        open_scene(cut)
+    assert "\n" not in str(info.value)
+    # cut inside the header: GDAL cannot open it at all; still "truncated", not "unknown format"
+    head = tmp_path / "head_s1_vh_db.tif"
+    head.write_bytes(data[:200])
+    with pytest.raises(InputError, match=r"head_s1_vh_db\.tif: a TIFF file GDAL cannot open .* truncated or damaged"):
+        open_scene(head)
+
+
+def test_damaged_block_mid_file_is_an_input_error_on_read(tmp_path: Path):
+    path = _cog(tmp_path / "s1_vh_db.tif")
+    with rasterio.open(path) as ds:
+        offset = int(ds.get_tag_item("BLOCK_OFFSET_1_1", "TIFF", bidx=1))
+    data = bytearray(path.read_bytes())
+    data[offset: offset + 64] = b"\xff" * 64  # garbage deflate stream in one inner tile
+    path.write_bytes(bytes(data))
+    scene = open_scene(path)  # the last block is intact: opening works
+    assert scene.read("VH", Window(col_off=128, row_off=128, width=64, height=64)).shape == (64, 64)
+    with pytest.raises(InputError, match=r"s1_vh_db\.tif: GDAL cannot read band 1, window cols 64\.\.128, rows 64\.\.128"):
+        scene.read("VH", Window(col_off=64, row_off=64, width=64, height=64))
+
+
+def test_translate_of_a_truncated_geotiff_is_one_line_and_writes_nothing_bug(tmp_path: Path, capsys):
+    from sar2opt_geo.cli.main import main
+
+    path = _cog(tmp_path / "s1_vh_db.tif")
+    cut = tmp_path / "cut_s1_vh_db.tif"
+    cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    out = tmp_path / "out" / "rgb.tif"
+    assert main(["translate", str(cut), str(out), "--progress", "none", "-q"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("sar2opt: error: ") and "cut_s1_vh_db.tif" in err[-1] and "truncated" in err[-1]
+    assert "Traceback" not in "\n".join(err)
+    assert not out.exists() and not list(out.parent.glob(".*")) if out.parent.exists() else True

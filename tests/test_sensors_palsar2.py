@@ -146,3 +146,64 @@ def test_ceos_image_files_are_refused(tmp_path: Path, alos2_metadata: Path):
     (folder / "IMG-HH-ALOS2015976960-140909-FBDR1.5GUA").write_bytes(b"\0" * 720)
     with pytest.raises(UnsupportedFormatError, match="Level 2.1 GeoTIFF"):
         open_scene(folder)
+
+
+# -- regressions of issue 12 --------------------------------------------------------------
+
+
+def test_synthetic_l21_layout_matches_real_summary(tmp_path: Path, alos2_metadata: Path):
+    """Real summary.txt lists the product files (IMG first) and has no map-projection key; so does ours."""
+    real = read_summary(alos2_metadata / "summary.txt")
+    assert "Pds_MapProjection" not in real
+    assert real["Pdi_L15ProductFileName03"].startswith("IMG-HH-ALOS2")
+    folder = write_synthetic_palsar2_l21(tmp_path / "prod", size=32)
+    summary = read_summary(folder / "summary.txt")
+    assert "Pds_MapProjection" not in summary
+    listed = [summary[f"Pdi_L21ProductFileName{i:02d}"] for i in range(1, int(summary["Pdi_CntOfL21ProductFileName"]) + 1)]
+    assert listed[0] == _img(folder, "HH").name and listed[0].endswith(".tif")
+    assert [n for n in listed if n.startswith("LUT-")] == [
+        "LUT-HH-ALOS2123452750-200105-FBDR2.1GUD.txt", "LUT-HV-ALOS2123452750-200105-FBDR2.1GUD.txt"]
+    assert all((folder / n).is_file() for n in listed)
+    assert "SYNTHETIC" in (folder / listed[-1]).read_text()
+
+
+def test_product_id_letters():
+    from sar2opt_geo.sensors.palsar2 import PRODUCT_ID
+
+    real = PRODUCT_ID.match("FBDR1.5GUA")  # the real L1.5 product here
+    assert (real["mode"], real["look"], real["level"], real["projection"], real["orbit"]) == ("FBD", "R", "1.5", "U", "A")
+    assert PRODUCT_ID.match("UBSR2.1GPD")["projection"] == "P"
+
+
+def test_projection_from_product_id_letter_not_pds_mapprojection_bug(tmp_path: Path):
+    """The reader looked for a Pds_MapProjection key (absent from real summaries) and otherwise assumed UTM:
+    a polar stereographic product without a CRS in its GeoTIFF got a UTM CRS from Pds_UTM_ZoneNo."""
+    from sar2opt_geo.errors import GeoreferencingError
+
+    ps = write_synthetic_palsar2_l21(tmp_path / "ps", size=32, map_projection="P", south=True)
+    scene = open_scene(ps)
+    assert scene.product_id.endswith("FBDR2.1GPD") and scene.metadata["map_projection"] == "PS"
+    assert scene.crs.to_epsg() == 3031  # the GeoTIFF's own CRS
+    bare = write_synthetic_palsar2_l21(tmp_path / "ps_bare", size=32, map_projection="P", south=True, crs_in_tif=False)
+    with open(bare / "summary.txt", "a", encoding="ascii") as fh:
+        fh.write('Pds_UTM_ZoneNo="54"\n')  # a UTM zone the product is not in
+    with pytest.raises(GeoreferencingError, match=r"FBDR2\.1GPD is in polar stereographic .*gdal_edit\.py -a_srs"):
+        open_scene(bare)
+    utm = open_scene(write_synthetic_palsar2_l21(tmp_path / "utm", size=32, crs_in_tif=False))
+    assert utm.metadata["map_projection"] == "UTM" and utm.crs.to_epsg() == 32654
+
+
+def test_level_31_is_refused_bug(tmp_path: Path):
+    """JAXA's sigma0 = 10 log10(DN^2) + CF is for Level 1.5/2.1; Level 3.1 DN were read as if it held."""
+    folder = write_synthetic_palsar2_l21(tmp_path / "l31", size=32, level="3.1")
+    with pytest.raises(UnsupportedFormatError, match=r"Level 3\.1 .* Level 1\.5/2\.1"):
+        open_scene(folder)
+
+
+def test_truncated_img_file_is_one_input_error_bug(tmp_path: Path):
+    folder = write_synthetic_palsar2_l21(tmp_path / "prod", size=300)  # > one 256-row block
+    img = _img(folder, "HV")
+    img.write_bytes(img.read_bytes()[: img.stat().st_size // 2])
+    with pytest.raises(InputError, match=rf"{img.name}.*truncated or damaged") as info:
+        open_scene(folder)
+    assert "\n" not in str(info.value)

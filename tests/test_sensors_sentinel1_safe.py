@@ -249,3 +249,16 @@ def test_ipf_version_from_manifest(s1_safe: Path):
 
     assert ipf_version((s1_safe / "manifest.safe").read_bytes()) == "003.40"
     assert ipf_version(b"<xfdu/>") is None
+
+
+def test_truncated_measurement_is_one_input_error_bug(s1_safe: Path, tmp_path: Path):
+    """The SAFE opened (only XML is read) and a truncated measurement tiff failed mid-run with a traceback."""
+    root = tmp_path / s1_safe.name
+    (root / "measurement").mkdir(parents=True)
+    (root / "annotation").symlink_to(s1_safe / "annotation", target_is_directory=True)
+    (root / "manifest.safe").symlink_to(s1_safe / "manifest.safe")
+    real = (s1_safe / "measurement" / f"{STEM}.tiff").read_bytes()
+    (root / "measurement" / f"{STEM}.tiff").write_bytes(real[: len(real) // 2])
+    with pytest.raises(InputError, match=rf"{STEM}\.tiff.*truncated or damaged") as info:
+        open_scene(root)
+    assert "\n" not in str(info.value)

@@ -33,7 +33,10 @@ one band repeated three times.
 def _export(args: argparse.Namespace) -> int:
     from ..models.onnx_export import export_onnx
 
-    dst = export_onnx(args.model, args.output, io_range=args.io_range, opset=args.opset)
+    if args.target == "deepness" and args.io_range != "model":
+        args.export_parser.error("--io-range applies to --target generic only; the Deepness export fixes its ranges")
+    dst = export_onnx(args.model, args.output, io_range=args.io_range, opset=args.opset, target=args.target,
+                      tile_size=args.tile_size)
     print(dst)
     return 0
 
@@ -42,6 +45,9 @@ def _import(args: argparse.Namespace) -> int:
     from ..models.card import InputDomain
     from ..models.reference import import_reference_checkpoint
 
+    if args.normalisation == "db_clip" and not args.db_range:
+        args.import_parser.error("--normalisation db_clip needs --db-range LO HI, the dB range the net was trained on "
+                                 "(e.g. --db-range -25 0 for SEN1-2)")
     quantity = args.quantity or ("gray" if args.bands == ["gray"] else "sigma0")
     domain = InputDomain(
         sensor=args.sensor,
@@ -65,21 +71,30 @@ def _import(args: argparse.Namespace) -> int:
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "export-onnx",
-        help="export a generator to ONNX (dynamic H/W, model card in metadata_props)",
+        help="export a generator to ONNX (generic: dynamic H/W; deepness: a file the Deepness QGIS plugin runs)",
         description=(
-            "Export a .safetensors generator to ONNX: input 'input' (N, C, H, W), output 'output', dynamic batch, "
-            "height and width (multiples of the model's downsampling). metadata_props carry Deepness-style keys "
-            "(model_type, class_names, resolution in cm/px, tiles_size, tiles_overlap) and the full card (sar2opt_card)."
+            "Export a .safetensors generator to ONNX with its model card in metadata_props (sar2opt_card). "
+            "--target generic (default): input 'input' (N, C, H, W), output 'output', dynamic batch, height and width "
+            "(multiples of the model's downsampling), for ONNX Runtime driven by your own code. "
+            "--target deepness: for the Deepness QGIS plugin: static square input of --tile-size px, one output per "
+            "band (model type Regressor), metadata Deepness reads (resolution in cm/px, tile_size, tiles_overlap "
+            "covering the receptive field, standardization 0.5/0.5 so that raster/255 becomes the model's [-1, 1], "
+            "reg_output_scaling 255). Deepness feeds raster values / 255: give it an 8-bit raster prepared as the "
+            "card says (see docs/EXPERIMENT.md)."
         ),
     )
     p.add_argument("model", type=Path, help="generator checkpoint (.safetensors with a model card)")
     p.add_argument("output", type=Path, help="ONNX file to write")
+    p.add_argument("--target", choices=("generic", "deepness"), default="generic",
+                   help="generic: dynamic H/W for your own runtime; deepness: for the Deepness QGIS plugin (default: generic)")
+    p.add_argument("--tile-size", type=int, default=512, metavar="PX",
+                   help="--target deepness: static input side in pixels, a multiple of the model's downsampling (default: 512)")
     p.add_argument("--io-range", choices=("model", "unit"), default="model",
-                   help="model: input/output in [-1, 1] as the card defines; unit: [0, 1] in and out, "
-                        "as Deepness feeds 8-bit rasters (default: model)")
+                   help="--target generic: model = input/output in [-1, 1] as the card defines; unit = [0, 1] in and out "
+                        "(default: model)")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default: 17)")
     add_verbosity(p)
-    p.set_defaults(func=_export)
+    p.set_defaults(func=_export, export_parser=p)
 
     q = subparsers.add_parser(
         "import-pix2pix",
@@ -100,11 +115,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     g.add_argument("--quantity", help="sigma0, gamma0, reflectance, gray (default: sigma0, or gray for --band gray)")
     g.add_argument("--normalisation", choices=("db_clip", "percentile"), required=True,
                    help="db_clip: dB clipped to --db-range; percentile: linear / scene --percentile")
-    g.add_argument("--db-range", type=float, nargs=2, metavar=("LO", "HI"), help="dB range for db_clip, e.g. -25 0")
+    g.add_argument("--db-range", type=float, nargs=2, metavar=("LO", "HI"), help="dB range for db_clip (required with it), e.g. -25 0")
     g.add_argument("--percentile", type=float, default=99.0, help="scene percentile for percentile (default: 99)")
     g.add_argument("--quantize-levels", type=int, default=None, help="255 when trained on 8-bit data (default: none)")
     g.add_argument("--pixel-spacing", type=float, default=10.0, help="training pixel spacing in metres (default: 10)")
     g.add_argument("--frequency-band", choices=("C", "L", "X"), help="radar band of the training data")
     add_verbosity(q)
-    q.set_defaults(func=_import)
+    q.set_defaults(func=_import, import_parser=q)
     return p

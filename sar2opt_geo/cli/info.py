@@ -51,9 +51,11 @@ def _describe(args: argparse.Namespace) -> dict[str, Any]:
         d["georeferencing"] = "gcps" if scene.gcps else ("transform" if scene.georeferenced else "none")
         if scene.gcps:
             d["gcp_crs"] = scene.gcps[1].to_string() if scene.gcps[1] else None
-        if scene.crs is not None and scene.transform is not None:
-            t = scene.transform
-            d["bounds"] = [t.c, t.f + t.e * scene.height, t.c + t.a * scene.width, t.f]
+        t = scene.transform
+        if scene.crs is not None and t is not None and not t.is_identity:
+            # the envelope of all four corners (rotated and south-up rasters too)
+            xs, ys = zip(*(t @ (c, r) for c in (0, scene.width) for r in (0, scene.height)))
+            d["bounds"] = [min(xs), min(ys), max(xs), max(ys)]
     return d
 
 

@@ -55,6 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     level = logging.INFO - 10 * (getattr(args, "verbose", 0) or 0) + 10 * (getattr(args, "quiet", 0) or 0)
     logging.basicConfig(level=level, format="%(levelname)s: %(message)s", stream=sys.stderr)
     signal.signal(signal.SIGTERM, _sigterm)
+    if hasattr(signal, "SIGHUP"):  # a closed terminal or ssh session cleans up like kill (not on Windows)
+        signal.signal(signal.SIGHUP, _sigterm)
     try:
         return int(args.func(args) or 0)
     except Sar2OptError as exc:

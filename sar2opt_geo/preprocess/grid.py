@@ -12,6 +12,17 @@ units per pixel. The *model grid* of a scene has the model's pixel spacing
   in radar geometry): the WGS 84 UTM zone of the scene centre (pyproj), with pixel
   edges on multiples of the spacing (like ``gdalwarp -tap``) so that neighbouring
   crops line up.
+
+GCP scenes use GDAL's thin-plate-spline GCP transformer (``SRC_METHOD=GCP_TPS``) everywhere
+(the model grid here, source windows and warping in :mod:`.resample`): it passes exactly
+through every GCP, whereas GDAL's default polynomial fit misses the real Sentinel-1 geolocation
+grid by up to 0.017 deg (about 1.5 km) and cut 732 m off the far-range corner of the model
+grid. The scene centre takes the circular mean of GCP longitudes, and GCPs across the
+antimeridian are warped in the model grid's CRS (:func:`warp_gcps`), so such a scene gets the
+UTM zone of its real centre and one continuous footprint.
+
+Sizes are checked before any work (:func:`check_grid_size`): a side over GDAL's limit of
+2**31 - 1 pixels is a :class:`~sar2opt_geo.errors.ConfigError` naming the resolution to use.
 """
 
 from __future__ import annotations
@@ -29,18 +40,25 @@ from rasterio.windows import Window
 from ..errors import ConfigError, GeoreferencingError, NoValidDataError
 
 __all__ = [
+    "GDAL_MAX_SIDE",
     "SAME_SPACING_RTOL",
     "Grid",
+    "check_grid_size",
+    "circular_mean_lon",
     "clean_gcps",
     "crop_window",
+    "crosses_antimeridian",
+    "gcp_transformer_options",
     "model_grid",
     "native_grid",
     "reprojected_grid",
     "scene_center_lonlat",
     "utm_crs_for",
+    "warp_gcps",
 ]
 
 SAME_SPACING_RTOL = 0.005  # spacings within 0.5 % count as equal: no resampling
+GDAL_MAX_SIDE = 2**31 - 1  # GDAL raster sizes are C ints
 
 
 @dataclass(frozen=True)
@@ -54,11 +72,10 @@ class Grid:
 
     @property
     def bounds(self) -> tuple[float, float, float, float]:
-        """``(left, bottom, right, top)`` in CRS units."""
+        """``(left, bottom, right, top)`` in CRS units: the envelope of all four corners (rotated grids too)."""
         t = self.transform
-        left, top = t.c, t.f
-        right, bottom = t @ (self.width, self.height)
-        return (min(left, right), min(top, bottom), max(left, right), max(top, bottom))
+        xs, ys = zip(*(t @ (c, r) for c, r in ((0, 0), (self.width, 0), (0, self.height), (self.width, self.height))))
+        return (min(xs), min(ys), max(xs), max(ys))
 
     @property
     def res(self) -> tuple[float, float]:
@@ -94,6 +111,79 @@ def clean_gcps(gcps: Sequence[Any]) -> list[GroundControlPoint]:
     ]
 
 
+def circular_mean_lon(lons: Sequence[float]) -> float:
+    """Mean longitude in degrees (-180, 180] on the circle: 179.5 and -179.5 average to 180, not 0."""
+    sx = sum(math.cos(math.radians(v)) for v in lons)
+    sy = sum(math.sin(math.radians(v)) for v in lons)
+    if abs(sx) < 1e-12 and abs(sy) < 1e-12:  # spread all round the globe: no meaningful mean
+        return float(sum(lons) / len(lons))
+    mean = math.degrees(math.atan2(sy, sx))
+    return 180.0 if mean <= -180.0 else mean
+
+
+def _wrap_near(lon: float, ref: float) -> float:
+    """``lon`` plus a multiple of 360 so that it lies within 180 degrees of ``ref``."""
+    return lon + 360.0 * round((ref - lon) / 360.0)
+
+
+def gcp_transformer_options(gcps: Sequence[Any]) -> dict[str, str]:
+    """GDAL transformer options for warping by ``gcps``: the thin-plate spline (``GCP_TPS``) from 3 GCPs on.
+
+    One place so that the model grid, the source windows and the warp use the same transform.
+    """
+    return {"SRC_METHOD": "GCP_TPS"} if len(gcps) >= 3 else {}
+
+
+def crosses_antimeridian(gcps: Sequence[Any], gcp_crs: CRS | None) -> bool:
+    """True for geographic GCPs whose longitudes, taken around their circular mean, pass +-180 degrees."""
+    if gcp_crs is not None and not gcp_crs.is_geographic or not gcps:
+        return False
+    ref = circular_mean_lon([g.x for g in gcps])
+    return any(abs(_wrap_near(g.x, ref)) > 180.0 for g in gcps)
+
+
+def warp_gcps(
+    gcps: Sequence[Any], gcp_crs: CRS | None, dst_crs: CRS | None = None
+) -> tuple[list[GroundControlPoint], CRS]:
+    """``(gcps, crs)`` ready for GDAL's warper: ``z`` filled in, CRS defaulted to EPSG:4326.
+
+    Geographic GCPs across the antimeridian are projected into ``dst_crs`` (the model grid's CRS,
+    e.g. UTM zone 60 or 1), where their footprint is continuous: GDAL maps destination pixels back
+    to longitudes in [-180, 180], which would miss GCPs on the other side of 180 degrees (half the
+    scene came out empty). All other GCPs, and their CRS, come back unchanged.
+    """
+    crs = gcp_crs or CRS.from_epsg(4326)
+    out = clean_gcps(gcps)
+    if dst_crs is None or not crosses_antimeridian(out, crs):
+        return out, crs
+    from rasterio.warp import transform as warp_transform
+
+    dst = CRS.from_user_input(dst_crs)
+    xs, ys = warp_transform(crs, dst, [g.x for g in out], [g.y for g in out])
+    return [GroundControlPoint(row=g.row, col=g.col, x=x, y=y, z=g.z, id=g.id, info=g.info)
+            for g, x, y in zip(out, xs, ys)], dst
+
+
+def check_grid_size(
+    width: int, height: int, res: float, crs: CRS, what: str = "output grid", typical: float | None = None
+) -> None:
+    """Raise :class:`ConfigError` if a ``width`` x ``height`` grid exceeds GDAL's size limit (per side).
+
+    Called where grids are made, before any pixel is read, so that a tiny ``--tr`` fails at once.
+    ``typical``: a sensible resolution to suggest (CRS units), e.g. the model grid's spacing there.
+    """
+    side = max(width, height)
+    if side <= GDAL_MAX_SIDE:
+        return
+    units = "deg" if crs.is_geographic else "CRS units"
+    needed = res * side / GDAL_MAX_SIDE
+    example = f", e.g. --tr {typical:.6g} (about the model's pixel spacing)" if typical and typical > needed else ""
+    raise ConfigError(
+        f"{what} would be {width:,} x {height:,} px at a resolution of {res:g} {units} ({crs.to_string()}), "
+        f"over GDAL's limit of {GDAL_MAX_SIDE:,} px per side; use a coarser --tr (dst_res), at least {needed:.3g}{example}"
+    )
+
+
 def utm_crs_for(lon: float, lat: float) -> CRS:
     """The WGS 84 UTM zone CRS (EPSG:326xx / 327xx) containing ``(lon, lat)`` degrees, chosen by pyproj."""
     from pyproj.aoi import AreaOfInterest
@@ -119,13 +209,15 @@ def _lonlat(crs: CRS, xs: Sequence[float], ys: Sequence[float]) -> tuple[list[fl
 
 
 def scene_center_lonlat(scene: Any) -> tuple[float, float]:
-    """Longitude and latitude (degrees) of the scene centre, from its transform or its GCPs."""
+    """Longitude and latitude (degrees) of the scene centre, from its transform or its GCPs.
+
+    For GCPs: the circular mean of their longitudes (a scene across the antimeridian is centred
+    near 180 degrees, not near 0) and the mean of their latitudes.
+    """
     if scene.gcps and scene.gcps[0]:
         gcps, gcp_crs = scene.gcps
-        xs = [g.x for g in gcps]
-        ys = [g.y for g in gcps]
-        lon, lat = _lonlat(gcp_crs or CRS.from_epsg(4326), [sum(xs) / len(xs)], [sum(ys) / len(ys)])
-        return lon[0], lat[0]
+        lon, lat = _lonlat(gcp_crs or CRS.from_epsg(4326), [g.x for g in gcps], [g.y for g in gcps])
+        return circular_mean_lon(lon), sum(lat) / len(lat)
     x, y = scene.transform @ (scene.width / 2, scene.height / 2)
     lon, lat = _lonlat(scene.crs, [x], [y])
     return lon[0], lat[0]
@@ -189,18 +281,19 @@ def model_grid(scene: Any, spacing_m: float, dst_crs: CRS | str | None = None) -
         return Grid(crs, Affine(res, 0.0, left, 0.0, -res, top), width, height)
 
     if own is not None:
-        kw: dict[str, Any] = dict(zip(("left", "bottom", "right", "top"), own.bounds))
+        kw: dict[str, Any] = dict(zip(("left", "bottom", "right", "top"), own.bounds))  # all four corners
         src_crs = own.crs
-    else:
-        gcps, gcp_crs = scene.gcps
-        kw = {"gcps": clean_gcps(gcps)}
-        src_crs = gcp_crs or CRS.from_epsg(4326)
+    else:  # thin-plate spline through the GCPs, as the warp in resample uses
+        gcps, src_crs = warp_gcps(*scene.gcps, crs)
+        kw = {"gcps": gcps, **gcp_transformer_options(gcps)}
     transform, width, height = calculate_default_transform(
         src_crs, crs, scene.width, scene.height, resolution=res, **kw
     )
     left, top = transform.c, transform.f
     right, bottom = transform @ (width, height)
-    return _aligned(crs, res, (left, bottom, right, top))
+    grid = _aligned(crs, res, (left, bottom, right, top))
+    check_grid_size(grid.width, grid.height, res, crs, f"{scene.path}: model grid")
+    return grid
 
 
 def _cells(length: float, res: float) -> int:
@@ -232,9 +325,13 @@ def crop_window(
     left, bottom, right, top = bounds
     if not (right > left and top > bottom):
         raise ConfigError(f"bounds {tuple(bounds)} must be (left, bottom, right, top) with right > left and top > bottom")
-    if bounds_crs is not None and CRS.from_user_input(bounds_crs) != grid.crs:
-        left, bottom, right, top = transform_bounds(CRS.from_user_input(bounds_crs), grid.crs, left, bottom, right, top,
-                                                    densify_pts=21)
+    src = CRS.from_user_input(bounds_crs) if bounds_crs is not None else grid.crs
+    if src.is_geographic and not (-360.0 <= left and right <= 360.0 and -90.0 <= bottom and top <= 90.0):
+        raise _bounds_crs_error(grid, bounds, src, "are not longitude/latitude degrees")
+    if src != grid.crs:
+        left, bottom, right, top = transform_bounds(src, grid.crs, left, bottom, right, top, densify_pts=21)
+        if not all(math.isfinite(v) for v in (left, bottom, right, top)):
+            raise _bounds_crs_error(grid, bounds, src, f"cannot be transformed to {grid.crs.to_string()}")
     inv = ~grid.transform
     cols, rows = zip(*(inv @ (x, y) for x, y in ((left, top), (right, top), (left, bottom), (right, bottom))))
     c0, c1 = max(0, math.floor(min(cols) + 1e-6)), min(grid.width, math.ceil(max(cols) - 1e-6))
@@ -247,19 +344,41 @@ def crop_window(
     return Window(col_off=c0, row_off=r0, width=c1 - c0, height=r1 - r0)
 
 
+def _bounds_crs_error(grid: Grid, bounds: Sequence[float], src: CRS, problem: str) -> GeoreferencingError:
+    """One line naming the bounds, their CRS and ``--bounds-crs`` (bounds in metres given as lon/lat ...)."""
+    shown = tuple(round(float(v), 6) for v in bounds)
+    hint = f"e.g. --bounds-crs {grid.crs.to_string()} for the model grid's CRS"
+    left, bottom, right, top = grid.bounds
+    if bounds[0] < right and bounds[2] > left and bounds[1] < top and bounds[3] > bottom:
+        hint = f"they fall inside the scene in {grid.crs.to_string()}: pass --bounds-crs {grid.crs.to_string()}"
+    return GeoreferencingError(
+        f"bounds {shown} in {src.to_string()} {problem}; give --bounds in that CRS, or name the CRS they are "
+        f"in with --bounds-crs (bounds_crs=): {hint}"
+    )
+
+
 def reprojected_grid(grid: Grid, dst_crs: CRS | str | None = None, dst_res: float | None = None) -> Grid:
-    """The grid ``grid``'s footprint gets in ``dst_crs`` at ``dst_res`` (CRS units; default: GDAL's choice)."""
+    """The grid ``grid``'s footprint gets in ``dst_crs`` at ``dst_res`` (CRS units; default: GDAL's choice).
+
+    Raises :class:`ConfigError` (size and the resolution to use) when the result would exceed
+    GDAL's size limit: call it before the work, not after.
+    """
     from rasterio.warp import calculate_default_transform
 
     crs = CRS.from_user_input(dst_crs) if dst_crs is not None else grid.crs
     kw = {"resolution": dst_res} if dst_res else {}
     left, bottom, right, top = grid.bounds
     if crs == grid.crs and dst_res:
-        return Grid(crs, Affine(dst_res, 0.0, left, 0.0, -dst_res, top), _cells(right - left, dst_res),
-                    _cells(top - bottom, dst_res))
+        width, height = _cells(right - left, dst_res), _cells(top - bottom, dst_res)
+        check_grid_size(width, height, dst_res, crs, typical=grid.res[0])
+        return Grid(crs, Affine(dst_res, 0.0, left, 0.0, -dst_res, top), width, height)
     if crs == grid.crs:
         return grid
     transform, width, height = calculate_default_transform(
         grid.crs, crs, grid.width, grid.height, left=left, bottom=bottom, right=right, top=top, **kw
     )
+    if max(width, height) > GDAL_MAX_SIDE:
+        typical = abs(calculate_default_transform(grid.crs, crs, grid.width, grid.height, left=left, bottom=bottom,
+                                                  right=right, top=top)[0].a)  # GDAL's own choice
+        check_grid_size(width, height, dst_res or abs(transform.a), crs, typical=typical)
     return Grid(crs, transform, width, height)

@@ -12,8 +12,10 @@ float32 ``(C, h, w)`` with NaN = nodata:
   warper: a ``rasterio.vrt.WarpedVRT`` for map-projected scenes, and
   ``rasterio.warp.reproject`` per window for GCP-georeferenced scenes (rasterio's WarpedVRT
   ignores GCPs when given an explicit destination grid: it builds its transformer from the
-  geotransform only). GCP scenes with 10 or more GCPs use GDAL's thin-plate-spline
-  transformer (``SRC_METHOD=GCP_TPS``), accurate on Sentinel-1 geolocation grids.
+  geotransform only). GCP scenes use GDAL's thin-plate-spline transformer
+  (``SRC_METHOD=GCP_TPS``, :func:`~.grid.gcp_transformer_options`) both to find the part of
+  the scene a crop needs and to warp it, the same transform the model grid was made with;
+  GCPs across the antimeridian are warped in the target CRS (:func:`~.grid.warp_gcps`).
 
 Resampling: ``average`` when the target pixels are more than 1.5 x the source pixels
 (downsampling), else the caller's choice (default ``bilinear``). The optional Lee speckle
@@ -34,12 +36,11 @@ import numpy as np
 import rasterio
 from affine import Affine
 from rasterio.control import GroundControlPoint
-from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.windows import Window
 
 from ..errors import CancelledError, ConfigError, GeoreferencingError
-from .grid import Grid, clean_gcps, native_grid
+from .grid import Grid, gcp_transformer_options, native_grid, warp_gcps
 from .speckle import DEFAULT_ENL, filtered_read
 
 __all__ = ["LinearSource", "choose_resampling", "open_linear_source"]
@@ -126,11 +127,11 @@ def source_window(scene: Any, grid: Grid, pad: int) -> Window:
         inv = ~own.transform
         cols, rows = zip(*(inv @ (x, y) for x, y in zip(sx, sy)))
     else:
-        gcps, gcp_crs = scene.gcps
-        sx, sy = warp_transform(grid.crs, gcp_crs or CRS.from_epsg(4326), px, py)
+        gcps, gcp_crs = warp_gcps(*scene.gcps, grid.crs)
+        sx, sy = warp_transform(grid.crs, gcp_crs, px, py)
         from rasterio.transform import GCPTransformer
 
-        with GCPTransformer(clean_gcps(gcps)) as t:
+        with GCPTransformer(gcps, tps=bool(gcp_transformer_options(gcps))) as t:
             rows, cols = t.rowcol(sx, sy, op=float)
         pad += _GCP_PAD
     finite = [(c, r) for c, r in zip(cols, rows) if math.isfinite(c) and math.isfinite(r)]
@@ -147,7 +148,7 @@ def source_window(scene: Any, grid: Grid, pad: int) -> Window:
 
 def _write_temp(
     scene: Any, bands: Sequence[str], win: Window, path: Path, readers: list[Callable[[Window], np.ndarray]],
-    cancel: Callable[[], bool] | None, progress: Callable[[float, str], None] | None,
+    cancel: Callable[[], bool] | None, progress: Callable[[float, str], None] | None, dst_crs: Any,
 ) -> None:
     """Calibrate ``win`` of the scene into a float32 GeoTIFF with its georeferencing (transform or GCPs)."""
     c0, r0, w, h = int(win.col_off), int(win.row_off), int(win.width), int(win.height)
@@ -159,11 +160,11 @@ def _write_temp(
     if own is not None:
         profile.update(crs=own.crs, transform=own.transform @ Affine.translation(c0, r0))
     else:  # GCPs shifted into the written window; their CRS goes in as the dataset's
-        gcps, gcp_crs = scene.gcps
+        gcps, gcp_crs = warp_gcps(*scene.gcps, dst_crs)
         profile.update(
             gcps=[GroundControlPoint(row=g.row - r0, col=g.col - c0, x=g.x, y=g.y, z=g.z, id=g.id, info=g.info)
-                  for g in clean_gcps(gcps)],
-            crs=gcp_crs or CRS.from_epsg(4326),
+                  for g in gcps],
+            crs=gcp_crs,
         )
     blocks = [(r, c) for r in range(0, h, TEMP_BLOCK) for c in range(0, w, TEMP_BLOCK)]
     with rasterio.open(path, "w", **profile) as dst:
@@ -215,7 +216,7 @@ def open_linear_source(
     log.info("resampling %s (%s px of %d x %d) in linear units (power for SAR, reflectance or DN for optical) to %s at %.6g %s (%s)", scene.path,
              f"{int(win.width)} x {int(win.height)}", scene.width, scene.height, grid.crs.to_string(), grid.res[0],
              "m" if not grid.crs.is_geographic else "deg", method.name)
-    _write_temp(scene, bands, win, path, readers, cancel, progress)
+    _write_temp(scene, bands, win, path, readers, cancel, progress, grid.crs)
     ds = rasterio.open(path)
     description = f"{method.name} resampling of linear values from {src_res or 0:.3g} m to {dst_res:.3g} m"
     if own is not None:
@@ -236,7 +237,7 @@ def open_linear_source(
     from rasterio.warp import reproject
 
     gcps, gcp_crs = ds.gcps
-    extra = {"SRC_METHOD": "GCP_TPS"} if len(gcps) >= 10 else {}
+    extra = gcp_transformer_options(gcps)
 
     def by_gcps(w: Window) -> np.ndarray:
         out = np.full((len(bands), int(w.height), int(w.width)), np.nan, dtype=np.float32)

@@ -14,14 +14,31 @@ from collections.abc import Iterable
 import numpy as np
 import rasterio
 from rasterio.enums import MaskFlags
-from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.errors import NotGeoreferencedWarning, RasterioError, RasterioIOError
 from rasterio.windows import Window
+
+try:  # GDAL errors rasterio raises as they are (CPLE_*), not wrapped in a RasterioError
+    from rasterio._err import CPLE_BaseError
+except ImportError:  # pragma: no cover - private module moved
+    CPLE_BaseError = RasterioError
 
 from ..errors import InputError
 
-__all__ = ["LazyDataset", "full_window", "open_raster", "sample_values", "to_float"]
+__all__ = ["GDAL_ERRORS", "LazyDataset", "check_readable", "full_window", "looks_like_tiff", "open_raster", "read_error", "sample_values", "to_float"]
 
 log = logging.getLogger(__name__)
+
+
+_TIFF_MAGIC = (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")  # classic TIFF and BigTIFF, both byte orders
+
+
+def looks_like_tiff(path: str) -> bool:
+    """True if ``path`` is a local file starting with a TIFF or BigTIFF signature."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(4) in _TIFF_MAGIC
+    except OSError:
+        return False
 
 
 def open_raster(path: str):
@@ -30,8 +47,45 @@ def open_raster(path: str):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             return rasterio.open(path)
-    except RasterioIOError as exc:
-        raise InputError(f"{path}: GDAL cannot open it ({exc}); check the path and that the file is complete") from exc
+    except (RasterioIOError, CPLE_BaseError) as exc:
+        if looks_like_tiff(path):
+            raise InputError(f"{path}: a TIFF file GDAL cannot open ({_gdal_detail(exc)}); the file is truncated or "
+                             "damaged: download or export it again") from None
+        raise InputError(f"{path}: GDAL cannot open it ({_gdal_detail(exc)}); check the path and that the file is complete") from None
+
+
+GDAL_ERRORS = (RasterioError, CPLE_BaseError)  # what rasterio raises when GDAL fails
+
+
+def _gdal_detail(exc: BaseException) -> str:
+    """GDAL's own message for ``exc``, on one line (rasterio puts it on the cause of "Read failed ...")."""
+    cause = exc.__cause__ if exc.__cause__ is not None and str(exc.__cause__) else exc
+    return " ".join(str(cause).split()) or type(exc).__name__
+
+
+def read_error(path: str, exc: BaseException, what: str = "its pixels") -> InputError:
+    """The one-line :class:`InputError` for a file GDAL opened but could not read (truncated, damaged)."""
+    return InputError(
+        f"{path}: GDAL cannot read {what} ({_gdal_detail(exc)}); the file is truncated or damaged: "
+        "download or export it again"
+    )
+
+
+def check_readable(ds, path: str) -> None:
+    """Read the last block of every band of ``ds``: a truncated file fails here, at open time, not mid-run.
+
+    Truncation cuts the end of a file, where the last blocks lie (GDAL's COG and GTiff writers put
+    full-resolution blocks last); one block per band is read, so this is cheap even for whole scenes.
+    """
+    for bidx in range(1, ds.count + 1):
+        bh, bw = ds.block_shapes[bidx - 1]
+        row, col = (ds.height - 1) // max(1, bh), (ds.width - 1) // max(1, bw)
+        win = Window(col_off=col * bw, row_off=row * bh, width=min(bw, ds.width - col * bw),
+                     height=min(bh, ds.height - row * bh))
+        try:
+            ds.read(bidx, window=win)
+        except GDAL_ERRORS as exc:
+            raise read_error(path, exc, f"band {bidx}") from None
 
 
 class LazyDataset:
@@ -58,11 +112,15 @@ class LazyDataset:
         """Raw values of band ``bidx`` in ``window`` and, if the file has a real mask, that mask (True = valid)."""
         with self._lock:
             ds = self.dataset
-            raw = ds.read(bidx, window=window)
-            flags = ds.mask_flag_enums[bidx - 1]
-            mask = None
-            if MaskFlags.per_dataset in flags or MaskFlags.alpha in flags:
-                mask = ds.read_masks(bidx, window=window) > 0
+            try:
+                raw = ds.read(bidx, window=window)
+                flags = ds.mask_flag_enums[bidx - 1]
+                mask = None
+                if MaskFlags.per_dataset in flags or MaskFlags.alpha in flags:
+                    mask = ds.read_masks(bidx, window=window) > 0
+            except GDAL_ERRORS as exc:
+                where = f"band {bidx}" + (f", window {_window_text(window)}" if window is not None else "")
+                raise read_error(self.path, exc, where) from None
             return raw, mask
 
     def close(self) -> None:
@@ -70,6 +128,10 @@ class LazyDataset:
             if self._ds is not None:
                 self._ds.close()
                 self._ds = None
+
+
+def _window_text(w: Window) -> str:
+    return f"cols {int(w.col_off)}..{int(w.col_off + w.width)}, rows {int(w.row_off)}..{int(w.row_off + w.height)}"
 
 
 def to_float(raw: np.ndarray, nodata: Iterable[float | None] = (), mask: np.ndarray | None = None) -> np.ndarray:

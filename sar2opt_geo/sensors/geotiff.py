@@ -44,7 +44,15 @@ from ._names import (
     find_polarisation,
     normalise_sensor,
 )
-from ._raster import LazyDataset, open_raster, sample_values, to_float
+from ._raster import (
+    GDAL_ERRORS,
+    LazyDataset,
+    check_readable,
+    open_raster,
+    read_error,
+    sample_values,
+    to_float,
+)
 from .base import BandInfo, Scene
 
 __all__ = ["UNITS", "GeoTiffScene", "Units", "open_geotiff"]
@@ -125,7 +133,10 @@ def open_geotiff(
     forced = normalise_sensor(sensor)
     ds = open_raster(path_str)
     try:
+        check_readable(ds, path_str)  # a truncated file fails here with one line, not mid-translation
         return _inspect(ds, path_str, forced, units, require_georeferencing)
+    except GDAL_ERRORS as exc:  # e.g. damaged blocks met while sampling values for the units
+        raise read_error(path_str, exc) from None
     finally:
         ds.close()
 

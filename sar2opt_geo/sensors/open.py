@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ..errors import BandError, InputError, UnsupportedFormatError
 from ._names import normalise_sensor
+from ._raster import looks_like_tiff
 from .base import Scene
 
 __all__ = ["open_scene", "select_bands"]
@@ -92,6 +93,8 @@ def _dispatch(p, raw, is_gdal_name, forced, units, calibration_factor_db, therma
     try:
         return open_geotiff(p, sensor=forced, units=units)
     except InputError as exc:
+        if looks_like_tiff(str(p)):  # a (Geo)TIFF that is truncated or damaged: say so, not "unknown format"
+            raise
         raise UnsupportedFormatError(
             f"{p}: not a raster GDAL can read nor a known SAR/optical product; convert it to GeoTIFF"
         ) from exc

@@ -1,8 +1,19 @@
 """ALOS-2 PALSAR-2 Level 2.1 (and Level 1.5 GeoTIFF) products, calibrated to sigma0.
 
-A JAXA product folder holds ``IMG-<pol>-ALOS2<orbit:5><frame:4>-<YYMMDD>-<product id>.tif``
+A JAXA GeoTIFF product folder holds ``IMG-<pol>-ALOS2<orbit:5><frame:4>-<YYMMDD>-<product id>.tif``
 (uint16 amplitude DN, one file per polarisation, e.g. ``IMG-HH-ALOS2015976960-140909-FBDR2.1GUD.tif``),
-``summary.txt`` (``Key="value"`` lines) and a CEOS leader file ``LED-...``.
+``LUT-<pol>-...txt`` files and ``summary.txt`` (``Key="value"`` lines, the product files listed as
+``Pdi_L21ProductFileName01`` ...); CEOS deliveries add a leader file ``LED-...``.
+
+The product id (``FBDR2.1GUD``) is read as JAXA names it: observation mode (``FBD``), look
+direction (``R``), processing level (``2.1``), processing option (``G`` geo-coded, ``R``
+geo-reference), **map projection** (``U`` UTM, ``P`` polar stereographic, ``M`` Mercator,
+``L`` Lambert conformal conic) and orbit direction (``A``/``D``). Real ``summary.txt`` files have
+no map-projection key: the letter says which projection the product is in.
+
+Levels: 1.5 and 2.1 are read; 1.1 (slant-range complex) and 3.1 are refused. Level 3.1 DN have
+had JAXA's noise reduction and dynamic range compression applied, so the calibration below (which
+JAXA gives for Level 1.5/2.1) does not hold for them.
 
 Calibration (JAXA, "ALOS-2/PALSAR-2 calibration factors"):
 ``sigma0[dB] = 10 log10(DN^2) + CF``, i.e. linear power ``sigma0 = DN^2 * 10^(CF/10)``;
@@ -10,11 +21,14 @@ DN 0 is nodata. ``CF`` is, in order of precedence: the ``calibration_factor_db``
 the calibration factor of the LED file's radiometric data record, else -83.0 dB (the
 value JAXA gives for current products; some older ScanSAR W2 products need -79.0).
 
-Georeferencing: the GeoTIFF's own CRS and transform. If the file has a transform but no
-CRS, the UTM zone comes from ``summary.txt`` (``Pds_UTM_ZoneNo``; hemisphere from the scene
-centre latitude). If it has no transform either, the upper-left frame corner
-(``Img_FrameSceneLeftTopLatitude/Longitude``) and ``Pds_PixelSpacing`` give an approximate
-one (logged as a warning, recorded in ``metadata["georeferencing"]``).
+Georeferencing: the GeoTIFF's own CRS and transform, whatever the projection. If the file has
+a transform but no CRS, a UTM product (letter ``U``) gets its zone from ``summary.txt``
+(``Pds_UTM_ZoneNo``; hemisphere from the scene centre latitude); if it has no transform either,
+the upper-left frame corner (``Img_FrameSceneLeftTopLatitude/Longitude``) and
+``Pds_PixelSpacing`` give an approximate one (logged as a warning, recorded in
+``metadata["georeferencing"]``). Polar stereographic, Mercator and LCC products need the CRS in
+the GeoTIFF (summary.txt carries none of their parameters): without it they are refused with
+the ``gdal_edit.py`` line that fixes the file.
 """
 
 from __future__ import annotations
@@ -32,12 +46,14 @@ from rasterio.windows import Window
 
 from ..errors import GeoreferencingError, InputError, UnsupportedFormatError
 from ..radiometry import Quantity, Scale
-from ._raster import LazyDataset, open_raster, to_float
+from ._raster import LazyDataset, check_readable, open_raster, to_float
 from .base import BandInfo, Scene
 
 __all__ = [
     "DEFAULT_CALIBRATION_FACTOR_DB",
     "IMG_NAME",
+    "MAP_PROJECTIONS",
+    "PRODUCT_ID",
     "Palsar2Scene",
     "dn_to_sigma0",
     "is_palsar2",
@@ -51,6 +67,12 @@ log = logging.getLogger(__name__)
 DEFAULT_CALIBRATION_FACTOR_DB = -83.0
 # IMG-HH-ALOS2015976960-140909-FBDR2.1GUD.tif ; group 4 is the product id ("FBDR2.1GUD").
 IMG_NAME = re.compile(r"^IMG-(HH|HV|VH|VV)-(ALOS2\d{9})-(\d{6})-([A-Z0-9._]+?)(\.tiff?)?$", re.IGNORECASE)
+# FBDR2.1GUD: mode, look direction, level, processing option, map projection, orbit direction
+PRODUCT_ID = re.compile(
+    r"^(?P<mode>[A-Z]{3})(?P<look>[LR])(?P<level>\d\.\d)(?P<option>[GR_])(?P<projection>[UPML_])(?P<orbit>[AD])$"
+)
+MAP_PROJECTIONS = {"U": "UTM", "P": "PS", "M": "MER", "L": "LCC"}
+_PROJECTION_NAMES = {"UTM": "UTM", "PS": "polar stereographic", "MER": "Mercator", "LCC": "Lambert conformal conic"}
 _RADIOMETRIC_RECORD = bytes((18, 50, 18, 20))  # CEOS record subtype codes of the radiometric data record
 
 
@@ -167,9 +189,18 @@ def open_palsar2(path: str | Path, *, calibration_factor_db: float | None = None
     first = tifs[0]
     m0 = IMG_NAME.match(first.name)
     product_code = m0.group(4)
-    level = re.search(r"(\d\.\d)", product_code)
-    if level and level.group(1) == "1.1":
+    product_id_code = summary.get("Pds_ProductID", product_code)
+    parsed = PRODUCT_ID.match(product_id_code) or PRODUCT_ID.match(product_code)
+    level = parsed.group("level") if parsed else (m.group(1) if (m := re.search(r"(\d\.\d)", product_code)) else "")
+    if level == "1.1":
         raise UnsupportedFormatError(f"{first}: PALSAR-2 Level 1.1 (slant-range complex) is not supported; use Level 2.1")
+    if level == "3.1":
+        raise UnsupportedFormatError(
+            f"{first}: PALSAR-2 Level 3.1 DN are noise-reduced and dynamic-range-compressed, so JAXA's "
+            "sigma0 = 10*log10(DN^2) + CF (given for Level 1.5/2.1) does not calibrate them; use the Level 2.1 product"
+        )
+    letter = parsed.group("projection") if parsed else "_"
+    projection = MAP_PROJECTIONS.get(letter) or ("UTM" if summary.get("Pds_UTM_ZoneNo", "").strip() else "unknown")
     ds = open_raster(str(first))
     try:
         width, height, crs, transform, nodata = ds.width, ds.height, ds.crs, ds.transform, ds.nodata
@@ -178,6 +209,8 @@ def open_palsar2(path: str | Path, *, calibration_factor_db: float | None = None
     finally:
         ds.close()
     for tif in tifs:
+        with open_raster(str(tif)) as img:  # a truncated IMG file fails here, not mid-translation
+            check_readable(img, str(tif))
         pol = IMG_NAME.match(tif.name).group(1).upper()
         files[pol] = LazyDataset(str(tif))
         bands[pol] = BandInfo(
@@ -186,21 +219,22 @@ def open_palsar2(path: str | Path, *, calibration_factor_db: float | None = None
 
     georef = "GeoTIFF"
     if transform is None or transform.is_identity:
-        transform = _transform_from_summary(summary, first)
-        crs = crs or _crs_from_summary(summary, first)
+        transform = _transform_from_summary(summary, first, projection, product_id_code)
+        crs = crs or _crs_from_summary(summary, first, projection, product_id_code)
         georef = "summary.txt frame corner and pixel spacing (approximate)"
         log.warning("%s has no geotransform; using an approximate one from summary.txt", first)
     elif crs is None:
-        crs = _crs_from_summary(summary, first)
+        crs = _crs_from_summary(summary, first, projection, product_id_code)
         georef = "GeoTIFF transform, CRS from summary.txt UTM zone"
         log.info("%s has no CRS; using %s from summary.txt", first, crs)
 
     scene_id = summary.get("Scs_SceneID") or f"{m0.group(2)}-{m0.group(3)}"
-    product_id = f"{scene_id}-{summary.get('Pds_ProductID', product_code)}"
+    product_id = f"{scene_id}-{product_id_code}"
     metadata = {
         "scene_id": scene_id,
-        "product_code": summary.get("Pds_ProductID", product_code),
-        "process_level": summary.get("Lbi_ProcessLevel", level.group(1) if level else ""),
+        "product_code": product_id_code,
+        "process_level": summary.get("Lbi_ProcessLevel", level),
+        "map_projection": projection,
         "observation_date": summary.get("Lbi_ObservationDate", ""),
         "scene_center_time": summary.get("Img_SceneCenterDateTime", ""),
         "off_nadir_angle_deg": summary.get("Img_OffNadirAngle", ""),
@@ -228,10 +262,16 @@ def open_palsar2(path: str | Path, *, calibration_factor_db: float | None = None
     )
 
 
-def _utm_zone(summary: dict[str, str], where: Path) -> tuple[int, bool]:
+def _utm_zone(summary: dict[str, str], where: Path, projection: str, product_id: str) -> tuple[int, bool]:
+    if projection != "UTM":
+        name = _PROJECTION_NAMES.get(projection, "an unknown projection")
+        raise GeoreferencingError(
+            f"{where}: product {product_id} is in {name} (map projection letter of the product id) and its GeoTIFF "
+            "has no CRS; summary.txt carries no parameters for it: assign the product's CRS with "
+            "gdal_edit.py -a_srs <CRS> (see the map projection record of its LED file)"
+        )
     zone = summary.get("Pds_UTM_ZoneNo", "").strip()
-    projection = summary.get("Pds_MapProjection", "UTM").strip().upper() or "UTM"
-    if not zone or projection not in ("UTM", "UT"):
+    if not zone:
         raise GeoreferencingError(
             f"{where}: no CRS in the GeoTIFF and no UTM zone (Pds_UTM_ZoneNo) in summary.txt; "
             "assign one with gdal_edit.py -a_srs EPSG:326NN"
@@ -246,14 +286,15 @@ def _utm_zone(summary: dict[str, str], where: Path) -> tuple[int, bool]:
     return int(float(zone)), lat < 0
 
 
-def _crs_from_summary(summary: dict[str, str], where: Path) -> CRS:
-    zone, south = _utm_zone(summary, where)
+def _crs_from_summary(summary: dict[str, str], where: Path, projection: str = "UTM", product_id: str = "") -> CRS:
+    zone, south = _utm_zone(summary, where, projection, product_id)
     return CRS.from_epsg((32700 if south else 32600) + zone)
 
 
-def _transform_from_summary(summary: dict[str, str], where: Path) -> Affine:
+def _transform_from_summary(summary: dict[str, str], where: Path, projection: str = "UTM", product_id: str = "") -> Affine:
     from pyproj import Transformer
 
+    crs = _crs_from_summary(summary, where, projection, product_id)
     try:
         lat = float(summary["Img_FrameSceneLeftTopLatitude"])
         lon = float(summary["Img_FrameSceneLeftTopLongitude"])
@@ -262,6 +303,5 @@ def _transform_from_summary(summary: dict[str, str], where: Path) -> Affine:
         raise GeoreferencingError(
             f"{where}: no geotransform in the GeoTIFF and summary.txt lacks {exc}; re-export the product with georeferencing"
         ) from exc
-    crs = _crs_from_summary(summary, where)
     x, y = Transformer.from_crs("EPSG:4326", crs, always_xy=True).transform(lon, lat)
     return Affine(spacing, 0.0, x, 0.0, -spacing, y)

@@ -34,7 +34,7 @@ from rasterio.windows import Window
 
 from ..errors import InputError, UnsupportedFormatError
 from ..radiometry import Quantity, Scale
-from ._raster import LazyDataset
+from ._raster import LazyDataset, check_readable, open_raster
 from .base import BandInfo, Scene
 from .sentinel1_luts import LineLut, NoiseLuts, parse_calibration, parse_noise
 
@@ -242,7 +242,10 @@ def open_sentinel1_safe(path: str | Path, *, thermal_noise_removal: bool = True)
         if remove_noise and pols[pol].noise:
             desc = "sigma0 = max(DN^2 - noise, 0) / A^2, A = sigmaNought LUT, noise = " + noise_kind + " (bilinear)"
         bands[pol] = BandInfo(pol, Quantity.SIGMA0, Scale.LINEAR, desc, pols[pol].measurement)
-        datasets[pol] = LazyDataset(files.gdal_path(pols[pol].measurement))
+        gdal_path = files.gdal_path(pols[pol].measurement)
+        with open_raster(gdal_path) as ds:  # a truncated measurement fails here, not mid-translation
+            check_readable(ds, gdal_path)
+        datasets[pol] = LazyDataset(gdal_path)
 
     info = "imageAnnotation/imageInformation/"
     metadata = {
