@@ -8,7 +8,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from ._common import add_verbosity
+from ._common import add_model, add_verbosity
 
 __all__ = ["add_parser"]
 
@@ -83,7 +83,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
             "card says (see docs/EXPERIMENT.md)."
         ),
     )
-    p.add_argument("model", type=Path, help="generator checkpoint (.safetensors with a model card)")
+    add_model(p, positional=True)
     p.add_argument("output", type=Path, help="ONNX file to write")
     p.add_argument("--target", choices=("generic", "deepness"), default="generic",
                    help="generic: dynamic H/W for your own runtime; deepness: for the Deepness QGIS plugin (default: generic)")

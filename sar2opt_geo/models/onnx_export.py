@@ -57,7 +57,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from .card import ModelCard
-from .checkpoint import FORMAT, load_model
+from .checkpoint import FORMAT
 
 __all__ = [
     "DEEPNESS_MODEL_TYPE",
@@ -182,10 +182,10 @@ def export_onnx(
 
     if target not in ("generic", "deepness"):
         raise ConfigError(f"target must be 'generic' or 'deepness', got {target!r}")
-    if isinstance(model, tuple):
-        module, card = model
-    else:
-        module, card = load_model(model, "cpu")
+    from .loading import load
+
+    loaded = load(model, "cpu")  # a path, 'sar' / 'gray', a LoadedModel or a (module, card) tuple
+    module, card = loaded.module, loaded.card
     module = module.to("cpu").eval()
     down = int(getattr(module, "downsampling", 16))
     overlap_percent = None
