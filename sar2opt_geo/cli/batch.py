@@ -63,6 +63,10 @@ def _workers(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..sensors.open import check_exists
+
+    for path in (*args.scenes, args.aoi):  # before the heavy imports and the progress bar
+        check_exists(path)
     from ..batch import dask_client, run_batch
 
     options = translate_options_from_args(args)

@@ -87,6 +87,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..sensors.open import check_exists
+
+    check_exists(args.input)  # before the heavy imports and the progress bar
     from .. import composite
 
     progress, close = make_progress(args.progress, "composite")

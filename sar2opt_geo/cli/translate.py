@@ -88,6 +88,9 @@ def options_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..sensors.open import check_exists
+
+    check_exists(args.input)  # a missing input fails at once, before torch is imported or a bar is drawn
     from ..api import resolve_device, translate
 
     output = args.output or default_output(args.input)

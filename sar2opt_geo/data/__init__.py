@@ -1,10 +1,13 @@
-"""Training data: pairs on disk, datasets, splits (normalisation: :mod:`sar2opt_geo.normalize`)."""
+"""Training data: pairs on disk, datasets, splits (normalisation: :mod:`sar2opt_geo.normalize`).
+
+Imports are lazy: the CLI builds its parsers from :mod:`.pairs` without importing torch
+(which :mod:`.datasets` needs).
+"""
 
 from __future__ import annotations
 
-from .datasets import PairDataset, read_unit
-from .pairs import LAYOUTS, BandSource, Pair, check_same_grid, detect_layout, find_pairs
-from .splits import split_by_area, split_by_scene, split_pairs
+import importlib
+from typing import Any
 
 __all__ = [
     "LAYOUTS",
@@ -19,3 +22,16 @@ __all__ = [
     "split_by_scene",
     "split_pairs",
 ]
+
+_WHERE = {
+    "PairDataset": "datasets", "read_unit": "datasets",
+    "LAYOUTS": "pairs", "BandSource": "pairs", "Pair": "pairs", "check_same_grid": "pairs", "detect_layout": "pairs",
+    "find_pairs": "pairs",
+    "split_by_area": "splits", "split_by_scene": "splits", "split_pairs": "splits",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from .base import BandInfo, Scene
 from .geotiff import GeoTiffScene
-from .open import open_scene, select_bands
+from .open import check_exists, open_scene, select_bands
 from .palsar2 import Palsar2Scene
 from .sentinel1_safe import Sentinel1SafeScene
 from .sentinel2_safe import Sentinel2SafeScene
 
 __all__ = [
     "BandInfo",
+    "check_exists",
     "GeoTiffScene",
     "Palsar2Scene",
     "Scene",

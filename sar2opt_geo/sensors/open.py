@@ -13,6 +13,7 @@ Dispatch, in order:
 from __future__ import annotations
 
 import logging
+import os
 import re
 import zipfile
 from collections.abc import Sequence
@@ -23,10 +24,21 @@ from ._names import normalise_sensor
 from ._raster import looks_like_tiff
 from .base import Scene
 
-__all__ = ["open_scene", "select_bands"]
+__all__ = ["check_exists", "open_scene", "select_bands"]
 
 log = logging.getLogger(__name__)
 
+
+
+def check_exists(path: str | os.PathLike) -> bool:
+    """Raise :class:`InputError` if ``path`` is neither an existing file or folder nor a GDAL name
+    (``/vsi...``, ``DRIVER:...``); return whether it is a GDAL name. Cheap: the CLI calls it
+    before loading anything heavy."""
+    raw = str(path)
+    is_gdal_name = raw.startswith("/vsi") or bool(re.match(r"^[A-Z0-9_]{2,}:", raw))  # not "C:\\..."
+    if not is_gdal_name and not Path(raw).exists():
+        raise InputError(f"{raw}: no such file or folder; check the path")
+    return is_gdal_name
 
 
 def open_scene(
@@ -49,10 +61,8 @@ def open_scene(
     else -83.0 dB). ``thermal_noise_removal``: Sentinel-1 SAFE noise LUTs (default on).
     """
     raw = str(path)
-    is_gdal_name = raw.startswith("/vsi") or bool(re.match(r"^[A-Z0-9_]{2,}:", raw))  # not "C:\\..."
+    is_gdal_name = check_exists(raw)
     p = Path(raw)
-    if not is_gdal_name and not p.exists():
-        raise InputError(f"{raw}: no such file or folder; check the path")
     forced = normalise_sensor(sensor)
     scene = _dispatch(p, raw, is_gdal_name, forced, units, calibration_factor_db, thermal_noise_removal)
     if bands is not None:
