@@ -15,12 +15,12 @@ from .sentinel2_safe import Sentinel2SafeScene
 
 __all__ = [
     "BandInfo",
-    "check_exists",
     "GeoTiffScene",
     "Palsar2Scene",
     "Scene",
     "Sentinel1SafeScene",
     "Sentinel2SafeScene",
+    "check_exists",
     "open_scene",
     "select_bands",
 ]
