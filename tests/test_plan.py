@@ -40,9 +40,9 @@ def mostly_empty_scene(tmp_path_factory):
     300 x 300 px block of linear VH power inside the first 512-px statistics block, which the sampling skips."""
     path = tmp_path_factory.mktemp("plan") / "synthetic_mostly_empty_VH.tif"
     rng = np.random.default_rng(0)
-    profile = dict(driver="GTiff", width=4200, height=4200, count=1, dtype="float32", crs="EPSG:32631",
-                   transform=from_origin(500000, 4800000, 10, 10), nodata=float("nan"), tiled=True,
-                   blockxsize=512, blockysize=512, compress="deflate")
+    profile = {"driver": "GTiff", "width": 4200, "height": 4200, "count": 1, "dtype": "float32", "crs": "EPSG:32631",
+                   "transform": from_origin(500000, 4800000, 10, 10), "nodata": float("nan"), "tiled": True,
+                   "blockxsize": 512, "blockysize": 512, "compress": "deflate"}
     with rasterio.open(path, "w", **profile) as ds:
         ds.set_band_description(1, "VH")
         ds.update_tags(1, UNITS="linear")
