@@ -28,6 +28,8 @@ from pathlib import Path
 import numpy as np
 from affine import Affine
 
+from .errors import ConfigError
+
 __all__ = [
     "SAMPLE_CRS",
     "SAMPLE_NODATA",
@@ -238,7 +240,7 @@ def write_synthetic_palsar2_l21(
     from pyproj import Transformer
 
     if map_projection not in ("U", "P"):
-        raise ValueError(f"map_projection must be 'U' (UTM) or 'P' (polar stereographic), got {map_projection!r}")
+        raise ConfigError(f"map_projection must be 'U' (UTM) or 'P' (polar stereographic), got {map_projection!r}")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     product = f"FBDR{level}G{map_projection}D"

@@ -43,7 +43,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from ..errors import CheckpointError, InputError
+from ..errors import CheckpointError, ConfigError, InputError
 from .card import InputDomain, ModelCard, OutputSpec
 
 __all__ = [
@@ -56,7 +56,6 @@ __all__ = [
     "import_reference_checkpoint",
     "load_reference_state_dict",
     "reference_card",
-    "register",
 ]
 
 log = logging.getLogger(__name__)
@@ -80,7 +79,7 @@ def _norm(name: str) -> Callable[[int], nn.Module]:
         return lambda c: nn.BatchNorm2d(c, affine=True)
     if name == "instance":
         return lambda c: nn.InstanceNorm2d(c, affine=False, track_running_stats=False)
-    raise ValueError(f"unknown norm {name!r} for a reference pix2pix generator; choose batch or instance")
+    raise ConfigError(f"unknown norm {name!r} for a reference pix2pix generator; choose batch or instance")
 
 
 class _InputRepeat(nn.Module):
@@ -89,7 +88,7 @@ class _InputRepeat(nn.Module):
     def _init_input(self, in_channels: int | None, input_nc: int) -> None:
         in_channels = input_nc if in_channels is None else in_channels
         if in_channels != input_nc and in_channels != 1:
-            raise ValueError(f"in_channels={in_channels} cannot feed a network with input_nc={input_nc}; use 1 or {input_nc}")
+            raise ConfigError(f"in_channels={in_channels} cannot feed a network with input_nc={input_nc}; use 1 or {input_nc}")
         self.in_channels = in_channels
         self.input_nc = input_nc
 
@@ -165,7 +164,7 @@ class ReferenceUnetGenerator(_InputRepeat):
     ) -> None:
         super().__init__()
         if num_downs < 5:
-            raise ValueError(f"num_downs={num_downs}: the reference U-Net needs at least 5 levels")
+            raise ConfigError(f"num_downs={num_downs}: the reference U-Net needs at least 5 levels")
         self._init_input(in_channels, in_channels if input_nc is None else input_nc)
         self.downsampling = 2**num_downs  # tile origins and sizes must be multiples of this
         # receptive radius in px (measured by input gradients: 511 for unet_256): the tile margin
@@ -194,7 +193,7 @@ class ResnetBlock(nn.Module):
         nf = _norm(norm)
         pads = {"reflect": nn.ReflectionPad2d, "replicate": nn.ReplicationPad2d}
         if padding_type not in (*pads, "zero"):
-            raise ValueError(f"padding_type {padding_type!r}: choose reflect, replicate or zero")
+            raise ConfigError(f"padding_type {padding_type!r}: choose reflect, replicate or zero")
 
         def pad() -> tuple[list[nn.Module], int]:
             return ([pads[padding_type](1)], 0) if padding_type in pads else ([], 1)
@@ -264,12 +263,6 @@ class ReferenceResnetGenerator(_InputRepeat):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, in, H, W)`` in [-1, 1] -> ``(N, out, H, W)`` in [-1, 1]; H, W multiples of 4."""
         return self.model(self._prepare(x))
-
-
-def register(generators: dict[str, Callable[..., nn.Module]]) -> None:
-    """Add ``pix2pix_unet`` and ``pix2pix_resnet`` to a generator registry (``models.GENERATORS``)."""
-    generators.setdefault("pix2pix_unet", ReferenceUnetGenerator)
-    generators.setdefault("pix2pix_resnet", ReferenceResnetGenerator)
 
 
 # -- loading ---------------------------------------------------------------------------------

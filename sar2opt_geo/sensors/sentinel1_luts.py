@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import InputError
+
 __all__ = ["AzimuthBlock", "LineLut", "NoiseLuts", "parse_calibration", "parse_noise"]
 
 
@@ -100,7 +102,7 @@ def _line_lut(root: ET.Element, vector_tag: str, value_tag: str) -> LineLut:
         pixels.append(_floats(v.findtext("pixel")))
         values.append(_floats(v.findtext(value_tag)))
     if not lines:
-        raise ValueError(f"no <{vector_tag}> with <{value_tag}> in the annotation")
+        raise InputError(f"no <{vector_tag}> with <{value_tag}> in the calibration or noise annotation; the SAFE product is incomplete")
     order = np.argsort(lines, kind="stable")
     return LineLut(
         np.asarray(lines)[order], tuple(pixels[i] for i in order), tuple(values[i] for i in order)
