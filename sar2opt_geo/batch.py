@@ -45,7 +45,7 @@ from shapely.geometry.base import BaseGeometry
 
 from . import aoi as aoi_mod
 from .errors import GeoreferencingError, InputError, NoValidDataError, Sar2OptError
-from .models.loading import load_model_cached
+from .models.loading import file_stamp, load_model_cached
 
 __all__ = [
     "SUMMARY_LAYER",
@@ -220,7 +220,7 @@ def _record(task: CropTask, status: Status, reason: str = "", seconds: float = 0
 
 def _card_hash(path: str) -> str:
     """SHA-256 prefix of a checkpoint (``models.checkpoint.card_hash``), cached by path, size and mtime."""
-    return _card_hash_stamped(path, _stamp(path))
+    return _card_hash_stamped(path, file_stamp(path))
 
 
 @functools.lru_cache(maxsize=16)
@@ -344,15 +344,6 @@ def plan_batch(
 
 
 # -- running ---------------------------------------------------------------------------
-
-
-def _stamp(path: str) -> tuple[int, int] | None:
-    """(size, mtime_ns) of a file, so caches keyed by path notice a replaced checkpoint."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_size, st.st_mtime_ns
 
 
 def run_task(task: CropTask, translate: Callable[..., Any] | None = None) -> Record:

@@ -32,7 +32,7 @@ from . import checkpoint
 from .card import ModelCard
 from .checkpoint import DEFAULT_MODELS, card_hash, load_model
 
-__all__ = ["LoadedModel", "ModelSpec", "load", "load_model_cached", "resolve_model_path"]
+__all__ = ["LoadedModel", "ModelSpec", "file_stamp", "load", "load_model_cached", "resolve_model_path"]
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,8 @@ def _tensor_hash(module: nn.Module, card: ModelCard) -> str:
     return h.hexdigest()[:16]
 
 
-def _stamp(path: Path) -> tuple[int, int] | None:
+def file_stamp(path: str | os.PathLike) -> tuple[int, int] | None:
+    """``(size, mtime_ns)`` of a file, None if missing: caches keyed by path notice a replaced file."""
     try:
         st = os.stat(path)
     except OSError:
@@ -116,7 +117,7 @@ def load_model_cached(path: str | os.PathLike, device: str = "cpu") -> LoadedMod
     """A checkpoint loaded once per process (per Dask worker), keyed by path, device and the file's
     size and mtime. ``cache_info()`` / ``cache_clear()`` as :func:`functools.lru_cache`."""
     path = resolve_model_path(path)
-    return _load_cached(str(path), str(device), _stamp(path))
+    return _load_cached(str(path), str(device), file_stamp(path))
 
 
 load_model_cached.cache_info = _load_cached.cache_info  # type: ignore[attr-defined]
