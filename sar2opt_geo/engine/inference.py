@@ -47,8 +47,9 @@ from rasterio.windows import Window
 from torch import nn
 
 from ..errors import CancelledError, ConfigError
-from .backends import Runner, make_runner
+from .backends import Runner, make_runner, prepare_module
 from .blending import axis_weights
+from .planner import DEFAULT_MAX_MEMORY_MB, choose_tiling
 from .tiling import TileGrid, TilingConfig, model_downsampling, reflect_index, tile_grid
 
 __all__ = ["DROPOUT_TYPES", "TilingStats", "run_tiled"]
@@ -208,7 +209,7 @@ def run_tiled(
     height: int,
     width: int,
     write: WriteFn,
-    config: TilingConfig = TilingConfig(),  # noqa: B008 (frozen, shared safely; the documented contract)
+    config: TilingConfig | None = None,
     device: torch.device | str = "cpu",
     progress: Callable[[float, str], None] | None = None,
     cancel: Callable[[], bool] | None = None,
@@ -220,6 +221,7 @@ def run_tiled(
     backend: str = "torch",
     quantize: str = "none",
     optimise: bool = True,
+    max_memory_mb: float | None = DEFAULT_MAX_MEMORY_MB,
 ) -> TilingStats:
     """Run ``model`` over a ``height x width`` scene tile by tile, streaming in and out.
 
@@ -234,7 +236,9 @@ def run_tiled(
         height, width: scene size in pixels.
         write: ``write(window, array)`` with ``(out bands, h, width)`` float32 in [-1, 1],
             NaN = nodata; called with consecutive full-width row blocks, each pixel once.
-        config: tile size, overlap, margin and batch size (pixels).
+        config: tile size, overlap, margin and batch size (pixels); ``None`` (default): chosen
+            by :func:`~sar2opt_geo.engine.planner.choose_tiling` for this scene, model and
+            ``max_memory_mb`` (exact margin, the largest useful tile the budget allows).
         device: torch device for the model (``"cpu"``, ``"cuda"``, ``"cuda:1"`` ...).
         progress: ``progress(fraction, message)`` after each batch.
         cancel: checked before each batch; when it returns True,
@@ -250,6 +254,7 @@ def run_tiled(
         optimise: run the article's U-Net through its exact inference rewrite
             (:func:`~sar2opt_geo.engine.fast_unet.optimise_for_inference`; ignored in
             stochastic mode, which needs the original's dropout). Other models run as given.
+        max_memory_mb: peak-RSS budget of the process for the planned tiling (``config=None`` only).
 
     Returns:
         :class:`TilingStats`.
@@ -268,6 +273,9 @@ def run_tiled(
         if int(value) != value or value < 1:
             raise ConfigError(f"scene {name}={value!r} must be a positive whole number of pixels")
     height, width = int(height), int(width)
+    if config is None:
+        config = choose_tiling(prepare_module(model, stochastic=stochastic, optimise=optimise).to(dev), height, width,
+                               max_memory_mb=max_memory_mb, device=dev, autocast=autocast)
     grid = tile_grid(height, width, config, model_downsampling(model))
     logger.debug(
         "tiling %dx%d px: %dx%d tiles of %dx%d, stride %d, margin %d, blend %d, batch %d",
