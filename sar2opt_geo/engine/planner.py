@@ -153,9 +153,13 @@ def activation_bytes_per_pixel(model: nn.Module, device: torch.device | str = "c
     what torch's allocator and oneDNN really touch; the tensor count is a floor where the
     allocator reuses pages the process already holds. CUDA:
     ``torch.cuda.max_memory_allocated`` around the same pass. Cached per (class, parameter
-    shapes, device type).
+    shapes, device type). A model with a numeric ``activation_bytes_per_pixel`` attribute
+    (:class:`~sar2opt_geo.engine.FastUNet`) is taken at its word on the CPU, without a probe.
     """
     dev = torch.device(device)
+    known = getattr(model, "activation_bytes_per_pixel", None)  # a model that knows its own (FastUNet)
+    if isinstance(known, (int, float)) and dev.type == "cpu":
+        return float(known)
     key = _probe_key(model, dev, (autocast,))
     with _PROBE_LOCK:
         if key in _PROBES:
