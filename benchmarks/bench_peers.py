@@ -86,10 +86,10 @@ def _load_generator_class():
     return mod.UNetGenerator
 
 
-def _model(state: Path, width: float):
+def _model(state: Path, width: float, cls=None):
     import torch
 
-    g = _load_generator_class()(1, 3, width=width)
+    g = (cls or _load_generator_class())(1, 3, width=width)
     g.load_state_dict(torch.load(state, map_location="cpu", weights_only=True))
     return g.eval()
 
@@ -147,9 +147,11 @@ def child_sar2opt(work: Path, out: Path, width: float, spec: dict) -> dict:
     from rasterio.windows import Window
 
     from sar2opt_geo.engine import TilingConfig, run_tiled
+    from sar2opt_geo.models import UNetGenerator
 
     torch.set_num_threads(2)
-    model = _model(work / "model.pt", width)
+    # the package's own class: the engine rewrites only sar2opt_geo.models.UNetGenerator itself
+    model = _model(work / "model.pt", width, UNetGenerator)
     config = None
     if spec.get("tile"):
         config = TilingConfig(tile_size=spec["tile"], overlap=spec["overlap"], batch_size=spec["batch"])
@@ -187,9 +189,9 @@ def child_geoai(work: Path, out: Path, width: float, spec: dict) -> dict:
     utils = types.ModuleType("geoai.utils")
     utils.get_device = lambda: torch.device("cpu")
     sys.modules["geoai"], sys.modules["geoai.utils"] = pkg, utils
-    from geoai.inference import predict_geotiff
-
     from importlib.metadata import version
+
+    from geoai.inference import predict_geotiff
 
     model = _model(work / "model.pt", width)
     t = time.perf_counter()
