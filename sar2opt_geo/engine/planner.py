@@ -26,7 +26,7 @@ downsampling (96; 1024), so tiles are exact. Among the tile sizes that fit the b
 one that computes the fewest pixels for *this* scene wins (larger tiles waste less in
 overlap, but a tile that is mostly reflected padding wastes more: a 1024 x 1024 scene needs a
 1120 px canvas, which 2 x 2 tiles of 608 cover with 1.41x the scene's pixels where 3 x 3 of 512
-compute 2.25x); among the tiles within 25 % (:data:`TOLERANCE`) of the fewest computed pixels
+compute 2.25x); among the tiles within 10 % (:data:`TOLERANCE`) of the fewest computed pixels
 the smallest wins (less memory, better cache locality). On CPU the batch is 1 (batching does not add
 throughput there, it only multiplies memory); on CUDA the batch fills the GPU's free memory.
 
@@ -81,7 +81,7 @@ ROW_BYTES_PER_BAND = 24
 MAX_TILE = 4096
 #: A tile computing up to this factor more pixels than the least-computing one that fits is
 #: preferred when it is smaller (memory, cache locality).
-TOLERANCE = 1.25
+TOLERANCE = 1.10
 #: Head-room kept free under the budget, MB (allocator fragmentation, GDAL block cache churn).
 SAFETY_MB = 64
 
