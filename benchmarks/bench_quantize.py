@@ -24,6 +24,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
@@ -121,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
             "onnxruntime fp32": r32,
             "onnxruntime int8": lambda b, s8=sess8: s8.run(["output"], {"input": b})[0],
         }
+        if importlib.util.find_spec("openvino") is not None:
+            fns["openvino fp32"] = make_runner(net, backend="openvino")
         for rname, fn in fns.items():
             with torch.inference_mode():
                 fn(x)
