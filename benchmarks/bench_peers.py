@@ -7,7 +7,7 @@ Same scene, same model, same threads, each run in a fresh subprocess, tools alte
   transform kept); both tools read it window by window (synthetic field if the data is absent).
 * **model**: the article's full-width U-Net (3.48 M parameters), random weights with seed 0 and
   random BatchNorm statistics, saved as a state dict; geoai's process builds the same class from
-  ``sar2opt_geo/models/generator.py`` (that file only needs torch) and loads it.
+  ``sar2opt_geo/models/generator.py`` (torch only; the package's ``__init__`` is not run) and loads it.
 * **sar2opt**: :func:`sar2opt_geo.engine.run_tiled` at its defaults (tiling planned from the
   memory budget, torch backend with the exact inference rewrite), reading the GeoTIFF and writing
   a float32 LZW GeoTIFF block by block; optional extra configurations (old fixed 512/128/4,
@@ -65,7 +65,6 @@ DATA = Path(os.environ.get("SAR2OPT_DATA", ROOT.parent / "shared" / "data"))
 LANDSAT = DATA / "optical" / "LC08_L1TP_224078_20200518_20200518_01_RT.TIF"
 PEERS_PY = ROOT / "benchmarks" / ".peers-venv" / "bin" / "python"
 DEFAULT_JSON = ROOT / "benchmarks" / "results" / "peers.json"
-GENERATOR_PY = ROOT / "sar2opt_geo" / "models" / "generator.py"
 
 
 def _vmhwm_mb() -> float:
@@ -77,13 +76,22 @@ def _vmhwm_mb() -> float:
 
 
 def _load_generator_class():
-    """``UNetGenerator`` from its file, without importing sar2opt_geo (the geoai venv lacks its deps)."""
-    import importlib.util
+    """``UNetGenerator`` without running ``sar2opt_geo/__init__.py`` (the geoai venv lacks the package's deps).
 
-    spec = importlib.util.spec_from_file_location("_sar2opt_generator", GENERATOR_PY)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.UNetGenerator
+    Empty ``sar2opt_geo`` and ``sar2opt_geo.models`` packages whose ``__path__`` are the real
+    folders, so ``models/generator.py`` and what it imports relatively (``errors.py``, stdlib
+    only) load from their files.
+    """
+    import importlib
+    import types
+
+    if "sar2opt_geo.models.generator" not in sys.modules:
+        for name, folder in (("sar2opt_geo", ROOT / "sar2opt_geo"), ("sar2opt_geo.models", ROOT / "sar2opt_geo" / "models")):
+            if name not in sys.modules:
+                pkg = types.ModuleType(name)
+                pkg.__path__ = [str(folder)]
+                sys.modules[name] = pkg
+    return importlib.import_module("sar2opt_geo.models.generator").UNetGenerator
 
 
 def _model(state: Path, width: float, cls=None):
