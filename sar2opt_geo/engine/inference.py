@@ -47,7 +47,9 @@ from rasterio.windows import Window
 from torch import nn
 
 from ..errors import CancelledError, ConfigError
+from .backends import Runner, make_runner, prepare_module
 from .blending import axis_weights
+from .planner import DEFAULT_MAX_MEMORY_MB, choose_tiling
 from .tiling import TileGrid, TilingConfig, model_downsampling, reflect_index, tile_grid
 
 __all__ = ["DROPOUT_TYPES", "TilingStats", "run_tiled"]
@@ -83,6 +85,7 @@ class TilingStats:
         pixels_read: pixels requested from ``read`` (per band); about ``height * width``,
             since overlap rows are carried over instead of read again.
         seconds: wall-clock time of the whole call.
+        backend: what ran the model (e.g. ``"torch cpu FastUNet"``, ``"onnxruntime FastUNet int8"``).
     """
 
     height: int
@@ -94,6 +97,7 @@ class TilingStats:
     batches: int
     pixels_read: int
     seconds: float
+    backend: str = ""
 
     @property
     def tiles_run(self) -> int:
@@ -205,7 +209,7 @@ def run_tiled(
     height: int,
     width: int,
     write: WriteFn,
-    config: TilingConfig = TilingConfig(),  # noqa: B008 (frozen, shared safely; the documented contract)
+    config: TilingConfig | None = None,
     device: torch.device | str = "cpu",
     progress: Callable[[float, str], None] | None = None,
     cancel: Callable[[], bool] | None = None,
@@ -214,6 +218,10 @@ def run_tiled(
     *,
     autocast: bool = False,
     fill_value: float = 0.0,
+    backend: str = "torch",
+    quantize: str = "none",
+    optimise: bool = True,
+    max_memory_mb: float | None = DEFAULT_MAX_MEMORY_MB,
 ) -> TilingStats:
     """Run ``model`` over a ``height x width`` scene tile by tile, streaming in and out.
 
@@ -228,7 +236,9 @@ def run_tiled(
         height, width: scene size in pixels.
         write: ``write(window, array)`` with ``(out bands, h, width)`` float32 in [-1, 1],
             NaN = nodata; called with consecutive full-width row blocks, each pixel once.
-        config: tile size, overlap, margin and batch size (pixels).
+        config: tile size, overlap, margin and batch size (pixels); ``None`` (default): chosen
+            by :func:`~sar2opt_geo.engine.planner.choose_tiling` for this scene, model and
+            ``max_memory_mb`` (exact margin, the largest useful tile the budget allows).
         device: torch device for the model (``"cpu"``, ``"cuda"``, ``"cuda:1"`` ...).
         progress: ``progress(fraction, message)`` after each batch.
         cancel: checked before each batch; when it returns True,
@@ -238,6 +248,13 @@ def run_tiled(
         seed: seed for the dropout masks in stochastic mode.
         autocast: run the model under ``torch.autocast`` (float16); CUDA only.
         fill_value: value that replaces nodata in the model input (default 0, the domain centre).
+        backend: ``"torch"`` (default), ``"onnxruntime"`` or ``"openvino"``
+            (:mod:`sar2opt_geo.engine.backends`); the ONNX ones run eval mode on the CPU.
+        quantize: ``"none"`` or ``"int8"`` (onnxruntime only; not exact, opt-in).
+        optimise: run the article's U-Net through its exact inference rewrite
+            (:func:`~sar2opt_geo.engine.fast_unet.optimise_for_inference`; ignored in
+            stochastic mode, which needs the original's dropout). Other models run as given.
+        max_memory_mb: peak-RSS budget of the process for the planned tiling (``config=None`` only).
 
     Returns:
         :class:`TilingStats`.
@@ -250,10 +267,15 @@ def run_tiled(
     dev = torch.device(device)
     if autocast and dev.type != "cuda":
         raise ConfigError(f"autocast is only supported on CUDA, not on device {str(dev)!r}; drop autocast or use a CUDA device")
+    if stochastic and backend != "torch":
+        raise ConfigError(f"stochastic mode (dropout on) needs backend='torch'; {backend!r} runs the eval-mode graph")
     for name, value in (("height", height), ("width", width)):
         if int(value) != value or value < 1:
             raise ConfigError(f"scene {name}={value!r} must be a positive whole number of pixels")
     height, width = int(height), int(width)
+    if config is None:
+        config = choose_tiling(prepare_module(model, stochastic=stochastic, optimise=optimise).to(dev), height, width,
+                               max_memory_mb=max_memory_mb, device=dev, autocast=autocast)
     grid = tile_grid(height, width, config, model_downsampling(model))
     logger.debug(
         "tiling %dx%d px: %dx%d tiles of %dx%d, stride %d, margin %d, blend %d, batch %d",
@@ -264,7 +286,8 @@ def run_tiled(
     if needed is not None and config.margin < needed:
         logger.warning(
             "margin=%d px is below the model's receptive-field margin of %d px: tiles will differ slightly near"
-            " their edges (the blend hides seams, but the result is not the whole-image one); use margin >= %d",
+            " their edges (the blend hides seams, but the result is not the whole-image one); use a tiling"
+            " with margin >= %d px (engine.choose_tiling picks one; overlap >= 2 * margin)",
             config.margin, needed, needed,
         )
     model.to(dev)
@@ -276,7 +299,9 @@ def run_tiled(
                 stack.enter_context(torch.random.fork_rng(devices=cuda))
                 torch.manual_seed(seed)
             stack.enter_context(torch.inference_mode())
-            sweep = _Sweep(model, read, write, grid, config, dev, progress, cancel, autocast, fill_value)
+            runner = make_runner(model, backend=backend, device=dev, stochastic=stochastic, autocast=autocast,
+                                 quantize=quantize, optimise=optimise)
+            sweep = _Sweep(runner, read, write, grid, config, progress, cancel, fill_value)
             sweep.run()
     finally:
         for m, training in saved.items():
@@ -291,10 +316,11 @@ def run_tiled(
         batches=sweep.batches,
         pixels_read=sweep.source.pixels_read,
         seconds=time.perf_counter() - t_start,
+        backend=runner.name,
     )
     logger.info(
-        "tiled inference: %dx%d px, %d tiles (%d skipped as nodata) in %d batches, %.1f s",
-        height, width, stats.tiles, stats.tiles_skipped, stats.batches, stats.seconds,
+        "tiled inference: %dx%d px, %d tiles (%d skipped as nodata) in %d batches, %.1f s (%s)",
+        height, width, stats.tiles, stats.tiles_skipped, stats.batches, stats.seconds, runner.name,
     )
     return stats
 
@@ -304,19 +330,17 @@ class _Sweep:
 
     def __init__(
         self,
-        model: nn.Module,
+        runner: Runner,
         read: ReadFn,
         write: WriteFn,
         grid: TileGrid,
         config: TilingConfig,
-        device: torch.device,
         progress: Callable[[float, str], None] | None,
         cancel: Callable[[], bool] | None,
-        autocast: bool,
         fill_value: float,
     ) -> None:
-        self.model, self.grid, self.config, self.device = model, grid, config, device
-        self.progress, self.cancel, self.autocast, self.fill_value = progress, cancel, autocast, fill_value
+        self.runner, self.grid, self.config = runner, grid, config
+        self.progress, self.cancel, self.fill_value = progress, cancel, fill_value
         self.height, self.width = grid.rows.length, grid.cols.length
         self.source = _RowSource(read, self.height, self.width)
         self.acc = _Accumulator(self.height, self.width, write)
@@ -362,16 +386,13 @@ class _Sweep:
             self.progress(1.0, f"tiles {self.done}/{len(self.grid)}")
 
     def _forward(self, batch: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(batch).to(self.device)
-        ctx = torch.autocast(device_type="cuda") if self.autocast else contextlib.nullcontext()
-        with ctx:
-            y = self.model(x)
-        if y.shape[0] != x.shape[0] or y.shape[2:] != x.shape[2:]:
+        y = self.runner(batch)
+        if y.ndim != 4 or y.shape[0] != batch.shape[0] or y.shape[2:] != batch.shape[2:]:
             raise ValueError(
-                f"model output shape {tuple(y.shape)} does not match its input {tuple(x.shape)} in batch and size;"
+                f"model output shape {tuple(y.shape)} does not match its input {tuple(batch.shape)} in batch and size;"
                 " the engine needs an image-to-image generator that keeps height and width"
             )
-        return y.float().cpu().numpy()
+        return y
 
     def _bands(self) -> int:
         """Output bands, from the first batch, or from one probe forward if every tile so far was skipped."""
