@@ -131,7 +131,7 @@ def translate(
                     calibration_factor_db=opts.calibration_factor_db,
                     thermal_noise_removal=opts.thermal_noise_removal) as scene:
         loaded = load(model, device, kind="sar" if scene.is_sar else "gray")
-        plan = plan_translation(scene, loaded, opts, progress=_sub(progress, 0.0, 0.05), cancel=cancel)
+        plan = plan_translation(scene, loaded, opts, device=device, progress=_sub(progress, 0.0, 0.05), cancel=cancel)
         with open_product(dst, plan.out_grid, loaded.card.out_channels, clip=plan.aoi, quicklook=opts.quicklook,
                           overwrite=opts.overwrite) as product:
             stats, resampling_note = _run(scene, loaded, plan, opts, product, device, progress, cancel)
@@ -188,7 +188,7 @@ def _run(scene: Any, loaded: Any, plan: Any, opts: TranslateOptions, product: An
         stats = run_tiled(
             loaded.module, read, ctx.height, ctx.width, write, plan.tiling, device=device,
             progress=_sub(progress, 0.15, 0.9), cancel=cancel, stochastic=opts.stochastic, seed=opts.seed,
-            fill_value=loaded.card.input.nodata_fill,
+            fill_value=loaded.card.input.nodata_fill, backend=opts.backend, quantize=opts.quantize,
         )
     return stats, source.description
 

@@ -38,6 +38,7 @@ from typing import Any
 import torch
 
 from .errors import DatasetError, InputError
+from .options import DEFAULT_MAX_MEMORY_MB
 
 __all__ = ["ExperimentConfig", "ExperimentResult", "SceneSpec", "optical_partner", "run_experiment"]
 
@@ -74,8 +75,9 @@ class ExperimentConfig:
     scene_crop: int = 256  # side of the scene crops shown in panels, pixels
     scene_crops: int = 2  # crops per scene in the panels
     stretch: str = "fixed"  # plain composite stretch shown as "the" plain composite
-    tile_size: int = 512
-    overlap: int = 128
+    tile_size: int | None = None  # pixels; None: chosen within max_memory_mb (sar2opt_geo.options)
+    overlap: int | None = None
+    max_memory_mb: float = DEFAULT_MAX_MEMORY_MB
     device: str = "cpu"
     seed: int = 0
     command: str = ""
@@ -193,7 +195,8 @@ def _scene_part(cfg: ExperimentConfig, spec: SceneSpec, sar: dict, gray: dict, c
     from . import composite
 
     stem = spec.label
-    topts = {"tile_size": cfg.tile_size, "overlap": cfg.overlap, "device": cfg.device, "seed": cfg.seed}
+    topts = {"tile_size": cfg.tile_size, "overlap": cfg.overlap, "max_memory_mb": cfg.max_memory_mb,
+             "device": cfg.device, "seed": cfg.seed}
     plain = composite.plain_composite(spec.path, comp_dir / f"{stem}_plain.tif", stretch_mode=cfg.stretch)
     plain_pct = composite.plain_composite(spec.path, comp_dir / f"{stem}_plain_percentile.tif", stretch_mode="percentile")
     gens = {}

@@ -25,19 +25,20 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 __all__ = [
-    "DEFAULT_BATCH_SIZE",
-    "DEFAULT_OVERLAP",
-    "DEFAULT_TILE_SIZE",
+    "BACKENDS",
+    "DEFAULT_MAX_MEMORY_MB",
+    "QUANTIZE_MODES",
     "RESAMPLING_METHODS",
     "TranslateOptions",
     "option_fields",
     "parse_bands",
 ]
 
-#: Tiling defaults (pixels of the model grid; tiles per forward pass).
-DEFAULT_TILE_SIZE = 512
-DEFAULT_OVERLAP = 128
-DEFAULT_BATCH_SIZE = 4
+#: Memory budget of a translation, MB of peak RSS: tile size and batch are chosen from it for the model.
+DEFAULT_MAX_MEMORY_MB = 1500
+#: Inference backends and quantisation modes (sar2opt_geo.engine.backends).
+BACKENDS: tuple[str, ...] = ("torch", "onnxruntime", "openvino")
+QUANTIZE_MODES: tuple[str, ...] = ("none", "int8")
 #: GDAL resampling names (rasterio.enums.Resampling members; checked against rasterio in the tests).
 RESAMPLING_METHODS: tuple[str, ...] = (
     "nearest", "bilinear", "cubic", "cubic_spline", "lanczos", "average", "mode", "gauss",
@@ -76,15 +77,27 @@ class TranslateOptions:
         None, "scene bands fed to the model, comma-separated names (HH, VH, red ...) or 1-based indices "
         "(default: the card's bands; a single-pol scene's only band)",
         flag="--bands", group="", qgis="BANDS", kind="bands", metavar="B[,B]")
-    tile_size: int = _opt(
-        DEFAULT_TILE_SIZE, f"tile size in pixels of the model grid, multiple of 16 (default {DEFAULT_TILE_SIZE})",
+    tile_size: int | None = _opt(
+        None, "tile size in pixels of the model grid, a multiple of the model's downsampling (16 for the bundled "
+        "models) (default: the size that computes least within --max-memory-mb)",
         flag="--tile", group="tiling", qgis="TILE_SIZE", metavar="PX")
-    overlap: int = _opt(
-        DEFAULT_OVERLAP, "overlap of neighbouring tiles in pixels, multiple of 16, >= 96 for seamless results "
-        f"(default {DEFAULT_OVERLAP})", flag="--overlap", group="tiling", qgis="OVERLAP", metavar="PX")
-    batch_size: int = _opt(
-        DEFAULT_BATCH_SIZE, f"tiles per forward pass (default {DEFAULT_BATCH_SIZE})",
+    overlap: int | None = _opt(
+        None, "overlap of neighbouring tiles in pixels, a multiple of the downsampling, at least twice the model's "
+        "receptive margin for exact tiles (default: 2 x the margin from the model: 96 for the bundled models)",
+        flag="--overlap", group="tiling", qgis="OVERLAP", metavar="PX")
+    batch_size: int | None = _opt(
+        None, "tiles per forward pass (default: 1 on CPU, as many as fit on a GPU)",
         flag="--batch", group="tiling", metavar="N")
+    max_memory_mb: float = _opt(
+        DEFAULT_MAX_MEMORY_MB, f"memory budget in MB of peak RSS; tile size and batch are chosen to stay under it "
+        f"(default {DEFAULT_MAX_MEMORY_MB})", flag="--max-memory-mb", group="tiling", qgis="MAX_MEMORY_MB",
+        metavar="MB")
+    backend: str = _opt(
+        "torch", "inference backend: torch (default), onnxruntime or openvino (CPU; exported in memory)",
+        flag="--backend", group="tiling", qgis="BACKEND", choices=BACKENDS)
+    quantize: str = _opt(
+        "none", "int8: quantise the model for onnxruntime (smaller, not exact; PSNR loss measured in "
+        "benchmarks/README.md) (default none)", flag="--quantize", group="tiling", choices=QUANTIZE_MODES)
     device: str = _opt(
         "auto", "torch device: auto (CUDA if available, else CPU), cpu, cuda, cuda:1 ... (default: auto)",
         flag="--device", group="", qgis="DEVICE", metavar="DEVICE")
@@ -153,15 +166,40 @@ class TranslateOptions:
             raise ConfigError(f"dst_res must be a positive resolution in dst_crs units, got {self.dst_res}")
         if self.match_input_grid and (self.dst_crs or self.dst_res):
             raise ConfigError("match_input_grid cannot be combined with dst_crs/dst_res; choose one")
-        from .engine.tiling import (
-            TilingConfig,  # torch is imported only when options are built
-        )
-
-        TilingConfig(tile_size=self.tile_size, overlap=self.overlap, batch_size=self.batch_size)  # checks sizes
+        self._check_tiling()
         if self.bounds is not None:
             object.__setattr__(self, "bounds", tuple(float(v) for v in self.bounds))
             if len(self.bounds) != 4:
                 raise ConfigError(f"bounds must be (left, bottom, right, top), got {self.bounds}")
+
+    def _check_tiling(self) -> None:
+        """Sizes that cannot work for any model; the model's own constraints are checked when it is known."""
+        from .errors import ConfigError, OptionTypeError
+
+        for name in ("tile_size", "overlap", "batch_size"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise OptionTypeError(f"tiling {name}={value!r} is not an integer; give a whole number of pixels")
+        if self.tile_size is not None and (self.tile_size < 16 or self.tile_size % 16):
+            raise ConfigError(f"tile_size={self.tile_size} is not a positive multiple of 16; use e.g. "
+                              f"{max(16, -(-self.tile_size // 16) * 16)}")
+        if self.overlap is not None and (self.overlap < 0 or self.overlap % 16):
+            raise ConfigError(f"overlap={self.overlap} is not a non-negative multiple of 16; use e.g. "
+                              f"{max(0, -(-self.overlap // 16) * 16)}")
+        if self.tile_size is not None and self.overlap is not None and self.overlap >= self.tile_size:
+            raise ConfigError(f"overlap={self.overlap} must be smaller than tile_size={self.tile_size}")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ConfigError(f"batch_size={self.batch_size} must be >= 1")
+        if not self.max_memory_mb > 0:
+            raise ConfigError(f"max_memory_mb={self.max_memory_mb} must be a positive number of MB (e.g. 1500)")
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"backend {self.backend!r} is unknown; choose one of {', '.join(BACKENDS)}")
+        if self.quantize not in QUANTIZE_MODES:
+            raise ConfigError(f"quantize {self.quantize!r} is unknown; choose none or int8")
+        if self.quantize != "none" and self.backend == "torch":
+            raise ConfigError("quantize=int8 runs on backend onnxruntime; add --backend onnxruntime")
+        if self.stochastic and self.backend != "torch":
+            raise ConfigError(f"stochastic mode (dropout on) needs backend torch, not {self.backend!r}")
 
     def replace(self, **changes: Any) -> TranslateOptions:
         """A copy with ``changes``; unknown names raise :class:`~sar2opt_geo.errors.OptionTypeError` (a

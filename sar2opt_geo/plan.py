@@ -20,6 +20,7 @@ Pixel windows are in pixels of the model grid ``full``; bounds are ``(left, bott
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from typing import Any
 import numpy as np
 from rasterio.windows import Window
 
-from .engine import TilingConfig
+from .engine import TilingConfig, choose_tiling, exact_margin, prepare_module
 from .errors import GeoreferencingError, NoValidDataError
 from .models.loading import LoadedModel
 from .options import TranslateOptions
@@ -220,10 +221,15 @@ def plan_translation(
     model: LoadedModel,
     opts: TranslateOptions,
     *,
+    device: str = "cpu",
     progress: ProgressFn | None = None,
     cancel: CancelFn | None = None,
 ) -> Plan:
-    """Decide bands, grids, crop, mask, tiling and normalisation for translating ``scene`` with ``model``.
+    """Decide bands, grids, crop, mask, tiling and normalisation for translating ``scene`` with ``model`` on ``device``.
+
+    The tiling (:func:`sar2opt_geo.engine.choose_tiling`) keeps the model's exact margin and takes
+    the tile size and batch that compute least within ``opts.max_memory_mb`` for the read window;
+    explicit ``tile_size`` / ``overlap`` / ``batch_size`` win.
 
     Reads scene statistics when the card's normalisation needs them (``progress`` and
     ``cancel`` cover that pass). Raises the library's one-line errors for impossible
@@ -238,8 +244,6 @@ def plan_translation(
     bands = plan_bands(scene, card, list(scene.bands) if opts.bands else None, opts.strict)
     for w in bands.warnings:
         log.warning(w)
-    tiling = TilingConfig(tile_size=opts.tile_size, overlap=opts.overlap, batch_size=opts.batch_size)
-
     full = model_grid(scene, card.input.pixel_spacing_m)
     default_crs = to_crs(opts.dst_crs) if opts.dst_crs else input_crs(scene)
     aoi = None
@@ -252,7 +256,14 @@ def plan_translation(
     else:
         out_win = full.full_window()
     align = model.downsampling
-    ctx_win = context_window(out_win, full.width, full.height, max(tiling.overlap, tiling.margin + align), align)
+    margin = exact_margin(model.module)
+    overlap = opts.overlap if opts.overlap is not None else math.ceil(2 * margin / align) * align
+    ctx_win = context_window(out_win, full.width, full.height, max(overlap, margin + align), align)
+    tiling = choose_tiling(
+        prepare_module(model.module, stochastic=opts.stochastic).to(device), int(ctx_win.height), int(ctx_win.width),
+        tile_size=opts.tile_size, overlap=opts.overlap, batch_size=opts.batch_size, max_memory_mb=opts.max_memory_mb,
+        device=device,
+    )
     is_crop = out_win != full.full_window()
     out_grid = full.window_grid(out_win)
     normaliser, stats_area = _normaliser(scene, model, bands, full.window_grid(ctx_win), is_crop, opts, progress,

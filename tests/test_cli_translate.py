@@ -52,7 +52,7 @@ def test_help_explains_units_crs_and_defaults(capsys):
     assert e.value.code == 0
     text = capsys.readouterr().out
     for words in ("--t-srs", "--tr", "units of", "UTM zone", "10 m", "--match-input-grid", "linear power",
-                  "default 512", "_rgb.tif", "--quicklook", "--strict", "--progress"):
+                  "--max-memory-mb", "default 1500", "_rgb.tif", "--quicklook", "--strict", "--progress"):
         assert words in text, words
 
 

@@ -18,9 +18,6 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from ..options import DEFAULT_OVERLAP as DEFAULT_OVERLAP_PX
-from ..options import DEFAULT_TILE_SIZE
-
 __all__ = [
     "JsonLogHandler",
     "add_device",
@@ -48,15 +45,12 @@ def add_progress(p: argparse.ArgumentParser) -> None:
     )
 
 
-#: Tiling defaults of the CLI: TranslateOptions' (sar2opt_geo.options), defined there once
-DEFAULT_TILE, DEFAULT_OVERLAP = DEFAULT_TILE_SIZE, DEFAULT_OVERLAP_PX
-
-
 def add_tiling(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
-    """``--tile`` and ``--overlap`` (pixels of the model grid), generated from the translate options."""
+    """``--tile``, ``--overlap`` (pixels of the model grid) and ``--max-memory-mb``, generated from the
+    translate options (defaults: chosen for the model within the memory budget)."""
     from ._options import add_translate_options
 
-    add_translate_options(p, only=("tile_size", "overlap"), groups=False)
+    add_translate_options(p, only=("tile_size", "overlap", "max_memory_mb"), groups=False)
 
 
 def add_device(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:

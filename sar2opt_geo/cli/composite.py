@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
                 args.input, args.output, args.model, co=args.co, cross=args.cross,
                 percentiles=tuple(args.percentiles), keep_translations=args.keep_translations,
                 quicklook=args.quicklook, overwrite=args.overwrite, progress=progress, tile_size=args.tile,
-                overlap=args.overlap, seed=args.seed, device=args.device, **extra,
+                overlap=args.overlap, max_memory_mb=args.max_memory_mb, seed=args.seed, device=args.device, **extra,
             )
     finally:
         close()

@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
         gray_model=args.gray_model, paired_data=args.paired, paired_layout=args.layout, split=args.split,
         eval_crop=args.eval_crop or None, max_pairs=args.max_pairs or None, panel_pairs=args.panel_pairs,
         scene_crop=args.scene_crop, scene_crops=args.scene_crops, stretch=args.stretch, tile_size=args.tile,
-        overlap=args.overlap, device=resolve_device(args.device), seed=args.seed,
+        overlap=args.overlap, max_memory_mb=args.max_memory_mb, device=resolve_device(args.device), seed=args.seed,
         command="sar2opt " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["experiment"] else "",
     )
     progress, close = make_progress(args.progress, "experiment")

@@ -22,8 +22,15 @@ log = logging.getLogger(__name__)
 
 _EPILOG = """\
 units and conventions:
-  --tile/--overlap are pixels of the model grid (multiples of 16); --tr is in units of
-  the output CRS (metres for UTM, degrees for EPSG:4326); --calibration-factor in dB.
+  --tile/--overlap are pixels of the model grid (multiples of the model's downsampling);
+  --max-memory-mb is MB of peak memory; --tr is in units of the output CRS (metres for
+  UTM, degrees for EPSG:4326); --calibration-factor in dB.
+
+tiling:
+  By default the tiling comes from the model and the memory budget: the margin is the
+  model's receptive field (tiles are exact: the result equals one whole-image pass),
+  and the tile is the size that computes least while peak memory stays under
+  --max-memory-mb (default 1500). Explicit --tile/--overlap/--batch win.
 
 grid and CRS:
   By default the output is on the model grid: the model's pixel spacing (10 m for the

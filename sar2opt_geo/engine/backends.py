@@ -42,6 +42,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..options import BACKENDS  # the choices, defined once with the translate options
 from .fast_unet import optimise_for_inference
 
 __all__ = ["BACKENDS", "Backend", "Runner", "make_runner", "model_digest", "prepare_module"]
@@ -49,7 +50,6 @@ __all__ = ["BACKENDS", "Backend", "Runner", "make_runner", "model_digest", "prep
 logger = logging.getLogger(__name__)
 
 Backend = Literal["torch", "onnxruntime", "openvino"]
-BACKENDS: tuple[str, ...] = ("torch", "onnxruntime", "openvino")
 Quantize = Literal["none", "int8"]
 
 

@@ -53,6 +53,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 from ..errors import ConfigError
+from ..options import (
+    DEFAULT_MAX_MEMORY_MB,  # the budget, defined once with the translate options
+)
 from .tiling import TilingConfig, axis_tiles, model_downsampling
 
 __all__ = [
@@ -68,8 +71,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Default memory budget for the whole process, MB (peak RSS).
-DEFAULT_MAX_MEMORY_MB = 1500
 #: Engine buffers per tile pixel and band (input and output): the batch array, the model's
 #: output as numpy, nodata masks, ``weight * output`` temporaries; bytes.
 ENGINE_BYTES_PER_TILE_PIXEL = 16
