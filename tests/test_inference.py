@@ -350,3 +350,17 @@ def test_margin_below_the_models_receptive_margin_is_warned(caplog) -> None:
     with caplog.at_level("WARNING", logger="sar2opt_geo.engine.inference"):
         run(model, image, TilingConfig(tile_size=128, overlap=96, margin=48))
     assert "receptive-field margin" not in caplog.text
+
+
+def test_stochastic_masks_come_from_the_generator_passed_in(tiny_generator) -> None:
+    """Randomness is passed in: a torch.Generator seeded 7 gives the seed=7 result; the global stream is untouched."""
+    model = tiny_generator()
+    image = np.random.default_rng(4).uniform(-1, 1, (1, 64, 64)).astype(np.float32)
+    config = TilingConfig(tile_size=128, overlap=96, batch_size=2)
+    torch.manual_seed(123)
+    expected_next = torch.rand(3)
+    torch.manual_seed(123)
+    a, _, _ = run(model, image, config, stochastic=True, seed=7)
+    b, _, _ = run(model, image, config, stochastic=True, generator=torch.Generator().manual_seed(7))
+    np.testing.assert_array_equal(a, b)
+    assert torch.equal(torch.rand(3), expected_next)  # no draw from the global generator

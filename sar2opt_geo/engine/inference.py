@@ -27,10 +27,11 @@ Nodata
 Modes
     By default every module is in ``eval()`` mode (BatchNorm uses its running statistics,
     dropout is off), so the output does not depend on the tiling. ``stochastic=True`` is
-    the article's mode: Dropout modules (only them) run in training mode, seeded with
-    ``seed`` under :func:`torch.random.fork_rng` so the caller's global random state is
-    left untouched; the same seed, tiling and batch size give the same output. Module
-    modes are restored on return.
+    the article's mode: the Dropout modules (only them) drop inputs again, with masks drawn
+    from a :class:`torch.Generator` (``generator``, or one seeded with ``seed``) by a
+    forward hook while every module stays in eval mode; torch's global random state is
+    neither used nor changed. The same seed, tiling and batch size give the same output.
+    Module modes are restored on return.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -191,16 +193,34 @@ class _Accumulator:
         self.base = stop
 
 
-def _set_modes(model: nn.Module, stochastic: bool) -> dict[nn.Module, bool]:
+def _set_modes(model: nn.Module) -> dict[nn.Module, bool]:
     saved = {m: m.training for m in model.modules()}
     model.eval()
-    if stochastic:
-        dropouts = [m for m in model.modules() if isinstance(m, DROPOUT_TYPES)]
-        if not dropouts:
-            logger.warning("stochastic mode asked for, but the model has no Dropout module: output is deterministic")
-        for m in dropouts:
-            m.train()
     return saved
+
+
+_CHANNEL_DROPOUT = (nn.Dropout1d, nn.Dropout2d, nn.Dropout3d)
+
+
+def _seeded_dropout(model: nn.Module, generator: torch.Generator) -> list[Any]:
+    """Forward hooks that make the (eval-mode) Dropout modules of ``model`` drop again, with masks from
+    ``generator``: elementwise for ``Dropout``, whole channels for ``Dropout1d/2d/3d``. Returns the handles."""
+    dropouts = [m for m in model.modules() if isinstance(m, DROPOUT_TYPES)]
+    if not dropouts:
+        logger.warning("stochastic mode asked for, but the model has no Dropout module: output is deterministic")
+    unsupported = sorted({type(m).__name__ for m in dropouts if not isinstance(m, (nn.Dropout, *_CHANNEL_DROPOUT))})
+    if unsupported:
+        raise ConfigError(f"stochastic mode supports Dropout and Dropout1d/2d/3d, not {', '.join(unsupported)}")
+
+    def hook(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> torch.Tensor:
+        x, p = inputs[0], float(module.p)
+        if p <= 0.0:
+            return output
+        shape = (*x.shape[:2], *(1,) * (x.ndim - 2)) if isinstance(module, _CHANNEL_DROPOUT) else x.shape
+        keep = torch.empty(shape, dtype=x.dtype, device=x.device).bernoulli_(1.0 - p, generator=generator)
+        return x * keep / (1.0 - p)
+
+    return [m.register_forward_hook(hook) for m in dropouts]
 
 
 def run_tiled(
@@ -222,6 +242,7 @@ def run_tiled(
     quantize: str = "none",
     optimise: bool = True,
     max_memory_mb: float | None = DEFAULT_MAX_MEMORY_MB,
+    generator: torch.Generator | None = None,
 ) -> TilingStats:
     """Run ``model`` over a ``height x width`` scene tile by tile, streaming in and out.
 
@@ -245,7 +266,9 @@ def run_tiled(
             :class:`~sar2opt_geo.errors.CancelledError` is raised (rows already handed to
             ``write`` stay written: the caller discards its temporary output).
         stochastic: keep dropout on (the article's mode), seeded with ``seed``.
-        seed: seed for the dropout masks in stochastic mode.
+        seed: seed for the dropout masks in stochastic mode (when no ``generator`` is given).
+        generator: the :class:`torch.Generator` (on ``device``) the dropout masks are drawn from
+            in stochastic mode; the global random state is never used.
         autocast: run the model under ``torch.autocast`` (float16); CUDA only.
         fill_value: value that replaces nodata in the model input (default 0, the domain centre).
         backend: ``"torch"`` (default), ``"onnxruntime"`` or ``"openvino"``
@@ -291,19 +314,22 @@ def run_tiled(
             config.margin, needed, needed,
         )
     model.to(dev)
-    saved = _set_modes(model, stochastic)
+    saved = _set_modes(model)
+    hooks: list[Any] = []
     try:
         with contextlib.ExitStack() as stack:
             if stochastic:
-                cuda = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == "cuda" else []
-                stack.enter_context(torch.random.fork_rng(devices=cuda))
-                torch.manual_seed(seed)
+                if generator is None:
+                    generator = torch.Generator(device=dev).manual_seed(int(seed))
+                hooks = _seeded_dropout(model, generator)
             stack.enter_context(torch.inference_mode())
             runner = make_runner(model, backend=backend, device=dev, stochastic=stochastic, autocast=autocast,
                                  quantize=quantize, optimise=optimise)
             sweep = _Sweep(runner, read, write, grid, config, progress, cancel, fill_value)
             sweep.run()
     finally:
+        for h in hooks:
+            h.remove()
         for m, training in saved.items():
             m.training = training
     stats = TilingStats(
