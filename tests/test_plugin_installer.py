@@ -178,6 +178,8 @@ def test_reuse_needs_the_same_wheel_torch_and_index(tmp_path):
     assert installer._reusable(target, wanted)
     assert not installer._reusable(target, {**wanted, "wheel_sha256": "def"})  # the plugin brought a new wheel
     assert not installer._reusable(target, {**wanted, "torch_build": "cuda"})
+    assert installer._reusable(target, wanted, python="/usr/bin/python3")  # the one it was made with
+    assert not installer._reusable(target, wanted, python=sys.executable)  # another Python asked for
 
 
 def test_first_run_prompt_only_in_the_desktop_without_a_backend(tmp_path, monkeypatch):

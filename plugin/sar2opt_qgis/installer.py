@@ -390,12 +390,16 @@ def _marker(wheel_sha256: str, torch_req: str, torch: str, index_url: str | None
             "python": python.path if python else ""}
 
 
-def _reusable(target: Path, wanted: dict) -> bool:
+def _reusable(target: Path, wanted: dict, python: str | None = None) -> bool:
+    """An earlier setup at ``target`` did what is asked now (same wheel, torch and index; the
+    same base Python when one is given)."""
     try:
         recorded = json.loads((target / MARKER).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
     keys = ("wheel_sha256", "torch", "torch_build", "index_url")
+    if python and os.path.realpath(python) != os.path.realpath(recorded.get("python") or ""):
+        return False
     return all(recorded.get(k) == wanted.get(k) for k in keys) and venv_executable(target).is_file()
 
 
@@ -444,7 +448,7 @@ def setup_backend(
         if not wheel.is_file():
             raise SetupError(f"backend wheel {wheel} does not exist")
         wanted = _marker(_sha256(wheel), torch_req, torch, index_url, None)
-        if not reinstall and _reusable(target, wanted):
+        if not reinstall and _reusable(target, wanted, python):
             feedback.pushInfo(f"{target} was set up with the same wheel and torch build; checking it")
             try:
                 versions = _self_check(_venv_python(target), staging, steps, (0.0, 95.0))

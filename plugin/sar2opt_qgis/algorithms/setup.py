@@ -86,6 +86,7 @@ class SetupAlgorithm(Sar2OptAlgorithm):
         python = QgsProcessingParameterFile(
             self.PYTHON, self.tr("Python to create the environment with (empty = automatic)"),
             behavior=QgsProcessingParameterFile.File, optional=True,
+            fileFilter="All files (*)",  # the default filter (*.*) refuses names without a dot, such as python3
         )
         python.setFlags(python.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
         self.addParameter(python)
