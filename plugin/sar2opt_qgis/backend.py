@@ -153,10 +153,10 @@ def find_backend(
     found = shutil.which("sar2opt", path=environ.get("PATH"))
     if found:
         return [found]
-    where = f" (none in {profile_venv(profile_dir)})" if profile_dir else ""
+    places = f"the provider setting, {ENV_EXECUTABLE}, " + (f"{profile_venv(profile_dir)} " if profile_dir else "") + "and PATH"
     raise BackendNotFound(
-        f"no sar2opt backend found{where}: {SETUP_HINT}, or set {SETTING_PATH} "
-        f"(or {ENV_EXECUTABLE}) to the sar2opt of an environment that has sar2opt-geo and torch"
+        f"no sar2opt backend found (looked at {places}): {SETUP_HINT}, or set {SETTING_PATH} "
+        "to the sar2opt of an environment that has sar2opt-geo and torch"
     )
 
 

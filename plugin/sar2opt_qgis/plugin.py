@@ -11,9 +11,27 @@ from .firstrun import DISMISSED_KEY, missing_backend, should_offer_setup
 from .provider import Sar2OptProvider
 from .settings import configured_executable, profile_dir
 
-__all__ = ["SETUP_ALGORITHM", "Sar2OptPlugin"]
+__all__ = ["SETUP_ALGORITHM", "Sar2OptPlugin", "setup_prompt"]
 
 SETUP_ALGORITHM = "sar2opt:setup"
+
+
+def setup_prompt(parent=None) -> tuple[QMessageBox, QCheckBox]:
+    """The first-run question (also used for the screenshot in docs/QGIS.md)."""
+    box = QMessageBox(parent)
+    box.setIcon(QMessageBox.Question)
+    box.setWindowTitle("sar2opt")
+    box.setText("The sar2opt algorithms need their backend: torch and sar2opt-geo in a Python environment of their own.")
+    box.setInformativeText(
+        "Install it now into this QGIS profile? It takes a few minutes and about 350 MB of downloads; "
+        "QGIS's own Python is not changed. You can also run it later: Processing Toolbox > sar2opt > "
+        "Setup > Set up the sar2opt backend."
+    )
+    box.setStandardButtons(QMessageBox.Yes | QMessageBox.No)
+    box.setDefaultButton(QMessageBox.Yes)
+    again = QCheckBox("Don't ask again")
+    box.setCheckBox(again)
+    return box, again
 
 
 class Sar2OptPlugin:
@@ -43,19 +61,7 @@ class Sar2OptPlugin:
         if not should_offer_setup(self.iface is not None, missing, dismissed):
             return False
         parent = self.iface.mainWindow() if hasattr(self.iface, "mainWindow") else None
-        box = QMessageBox(parent)
-        box.setIcon(QMessageBox.Question)
-        box.setWindowTitle("sar2opt")
-        box.setText("The sar2opt algorithms need their backend (torch and sar2opt-geo in a Python environment of their own).")
-        box.setInformativeText(
-            "Install it now into this QGIS profile? It takes a few minutes and about 350 MB of downloads; "
-            "QGIS's own Python is not changed. You can also run it later: Processing Toolbox > sar2opt > "
-            "Setup > Set up the sar2opt backend."
-        )
-        box.setStandardButtons(QMessageBox.Yes | QMessageBox.No)
-        box.setDefaultButton(QMessageBox.Yes)
-        again = QCheckBox("Don't ask again")
-        box.setCheckBox(again)
+        box, again = setup_prompt(parent)
         answer = box.exec_()
         if again.isChecked():
             settings.setValue(DISMISSED_KEY, True)

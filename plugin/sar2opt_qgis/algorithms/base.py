@@ -134,7 +134,7 @@ class Sar2OptAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(
             QgsProcessingParameterString(
                 self.BANDS,
-                self.tr("Polarisations / bands fed to the model, comma separated (e.g. VH or HH; empty = from the model card)"),
+                self.tr("Bands fed to the model, comma separated (e.g. VH; empty = the model card's)"),
                 optional=True,
             )
         )

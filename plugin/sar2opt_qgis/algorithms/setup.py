@@ -57,10 +57,10 @@ class SetupAlgorithm(Sar2OptAlgorithm):
         return super(Sar2OptAlgorithm, self).checkParameterValues(parameters, context)
 
     def shortHelpString(self) -> str:
-        target = backend.profile_venv("<profile>")
+        target = "/".join(backend.PROFILE_VENV)  # the help panel is HTML: no <profile> placeholder
         return self.tr(
             "Run this once after installing the plugin. It creates a Python virtual environment for the "
-            f"sar2opt backend in your QGIS profile ({target}), installs torch and the sar2opt-geo package that "
+            f"sar2opt backend in your QGIS profile folder ({target}), installs torch and the sar2opt-geo package that "
             "comes with the plugin (with its bundled models) from the Python Package Index, translates a small "
             "synthetic scene as a self-check, and stores the environment's sar2opt in Settings > Options > "
             "Processing > Providers > sar2opt > sar2opt executable. The other sar2opt algorithms then work.\n\n"

@@ -47,7 +47,7 @@ class TranslateAoiAlgorithm(Sar2OptAlgorithm):
 
     def shortHelpString(self) -> str:
         return self.tr(
-            "Output folder: <name>.tif for each polygon (named after the name field), the part of the "
+            "Output folder: one GeoTIFF per polygon, named after the name field (e.g. field_12.tif), the part of the "
             "scene under the buffered polygon translated as in 'Translate SAR to optical RGB' and masked "
             "to nodata outside it; and summary.gpkg (layer 'summary': each AOI footprint with its output, "
             "status done/skipped/failed and the reason), which is added to the map.\n\n"
