@@ -213,3 +213,50 @@ def test_tiling_check_names_the_parameters():
     assert options.check_tiling(512, 100).startswith("OVERLAP=100 is not a multiple of 16 pixels")
     assert options.check_tiling(512, 64).startswith("OVERLAP=64 is smaller than 96 pixels")
     assert options.check_tiling(256, 256).startswith("OVERLAP=256 must be smaller than TILE_SIZE=256")
+
+
+_SYNTHETIC_OPTIONS = '''
+"""A synthetic sar2opt_geo/options.py: the shape the plugin reads (stdlib only at module level)."""
+from __future__ import annotations
+import dataclasses
+from dataclasses import dataclass, field
+DEFAULT_TILE_SIZE = 256
+DEFAULT_OVERLAP = 96
+@dataclass(frozen=True)
+class TranslateOptions:
+    tile_size: int = field(default=DEFAULT_TILE_SIZE, metadata={"flag": ("--tile",), "qgis": "TILE_SIZE"})
+    dst_crs: str | None = field(default=None, metadata={"flag": ("--t-srs",), "qgis": "TARGET_CRS"})
+    dst_res: float | None = field(default=None, metadata={"flag": ("--tr",), "qgis": None})
+    def __post_init__(self):
+        from .engine import tiling  # relative, heavy: never run by the plugin
+def option_fields(cli_only=False):
+    return list(dataclasses.fields(TranslateOptions))
+'''
+
+
+def test_backend_options_are_read_from_the_library_source_without_importing_it(tmp_path):
+    checkout = tmp_path / "checkout"
+    (checkout / "sar2opt_geo").mkdir(parents=True)
+    (checkout / "sar2opt_geo" / "options.py").write_text(_SYNTHETIC_OPTIONS)
+    plugin_dir = checkout / "plugin" / "sar2opt_qgis"
+    plugin_dir.mkdir(parents=True)
+    library = options.backend_options(plugin_dir)
+    assert (library.DEFAULT_TILE_SIZE, library.DEFAULT_OVERLAP) == (256, 96)
+    assert options._library_names(library) == {"tile_size": "TILE_SIZE", "--tile": "TILE_SIZE", "dst_crs": "TARGET_CRS",
+                                               "--t-srs": "TARGET_CRS"}
+    assert library.__name__ == "sar2opt_qgis._backend_options"  # not imported as sar2opt_geo: its __init__ never runs
+    assert options.backend_options(tmp_path / "a" / "b") is None  # neither wheel nor checkout: the plugin's fallbacks
+
+
+def test_plugin_defaults_and_names_are_the_librarys(tmp_path):
+    """With the library's options.py (in the bundled wheel) the plugin shows its defaults and maps
+    its flags to the QGIS names it declares; without it, the plugin's own values (512 / 128)."""
+    plugin = build_plugin_zip.build_folder(tmp_path)
+    library = options.backend_options(plugin)
+    if (ROOT / "sar2opt_geo" / "options.py").exists():
+        assert library is not None
+        assert (options.TILE_SIZE_DEFAULT, options.OVERLAP_DEFAULT) == (library.DEFAULT_TILE_SIZE, library.DEFAULT_OVERLAP)
+        declared = {f.name: f.metadata["qgis"] for f in library.option_fields() if f.metadata.get("qgis")}
+        assert declared and all(options.BACKEND_NAMES[name] == qgis for name, qgis in declared.items())
+    else:
+        assert library is None and (options.TILE_SIZE_DEFAULT, options.OVERLAP_DEFAULT) == (512, 128)

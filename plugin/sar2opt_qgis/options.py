@@ -1,16 +1,24 @@
 """Translate options as the plugin shows them: defaults and limits of the tiling parameters,
 and the QGIS parameter names that stand for the library's option names in messages.
 
-Standard library only (tested outside QGIS). The numbers are the library's
-(``sar2opt_geo.engine.tiling``: tiles and overlaps are multiples of the generator's
-downsampling factor 16, overlap at least ``2 * margin`` = 96, ``TranslateOptions`` defaults
-512 / 128); they live here once for every algorithm, ready to be read from
-``sar2opt_geo/options.py`` when the library defines them there.
+Standard library only (tested outside QGIS). The defaults (512 / 128) and the option names
+come from the library's own ``sar2opt_geo/options.py`` (stdlib only: its ``DEFAULT_*``
+constants and each option field's ``flag`` and ``qgis`` metadata), read as source text from the
+backend wheel bundled with the plugin or, in a checkout, from the repository; nothing of
+``sar2opt_geo`` is imported (no torch, no rasterio in QGIS's Python). Without that file the
+values below are used. The limits are the engine's (``sar2opt_geo.engine.tiling``: tiles and
+overlaps are multiples of the generator's downsampling factor 16, overlap at least
+``2 * margin`` = 96).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import re
+import sys
+import zipfile
+from pathlib import Path
+from types import ModuleType
 
 __all__ = [
     "BACKEND_NAMES",
@@ -20,16 +28,52 @@ __all__ = [
     "TILE_SIZE_DEFAULT",
     "TILE_SIZE_MAX",
     "TILE_SIZE_MIN",
+    "backend_options",
     "check_tiling",
     "qgis_message",
 ]
+
+PLUGIN_DIR = Path(__file__).resolve().parent
+_MODULE = "sar2opt_geo/options.py"
+
+
+def backend_options(plugin_dir: Path = PLUGIN_DIR) -> ModuleType | None:
+    """The library's ``sar2opt_geo/options.py``, executed on its own under a private name (it
+    imports only the standard library at module level), from the bundled wheel or the checkout
+    the plugin lives in; ``None`` when neither has it (or it cannot be read)."""
+    source = None
+    for wheel in sorted((plugin_dir / "wheels").glob("sar2opt_geo-*.whl"), reverse=True):
+        try:
+            with zipfile.ZipFile(wheel) as zf:
+                source = zf.read(_MODULE).decode("utf-8")
+            break
+        except (KeyError, OSError, zipfile.BadZipFile):
+            continue
+    if source is None:
+        path = plugin_dir.parents[1] / _MODULE if len(plugin_dir.parents) > 1 else None
+        if path is None or not path.is_file():
+            return None
+        source = path.read_text(encoding="utf-8")
+    name = "sar2opt_qgis._backend_options"
+    spec = importlib.util.spec_from_loader(name, loader=None)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses looks the module up while building the class
+    try:
+        exec(compile(source, f"<{_MODULE} of the backend>", "exec"), module.__dict__)  # noqa: S102 - our own file
+    except Exception:  # noqa: BLE001 - an unreadable file means the fallbacks below
+        sys.modules.pop(name, None)
+        return None
+    return module
+
+
+_LIBRARY = backend_options()
 
 DOWNSAMPLING = 16
 """Total downsampling of the bundled generators: tile sizes and overlaps are multiples of it (pixels)."""
 MARGIN = 48
 """Pixels next to an inner tile edge that get no weight (the generator's receptive-field margin)."""
-TILE_SIZE_DEFAULT = 512
-OVERLAP_DEFAULT = 128
+TILE_SIZE_DEFAULT = int(getattr(_LIBRARY, "DEFAULT_TILE_SIZE", 512))
+OVERLAP_DEFAULT = int(getattr(_LIBRARY, "DEFAULT_OVERLAP", 128))
 OVERLAP_MIN = 2 * MARGIN
 """Smallest overlap without gaps between tiles (pixels)."""
 TILE_SIZE_MIN = OVERLAP_MIN + DOWNSAMPLING
@@ -78,7 +122,23 @@ BACKEND_NAMES: dict[str, str] = {
     "cross": "CROSS_POL",
     "--stretch": "STRETCH",
 }
-"""Which QGIS parameter stands for a CLI flag (``--tile``) or an API keyword (``tile_size=``)."""
+"""Which QGIS parameter stands for a CLI flag (``--tile``) or an API keyword (``tile_size=``):
+the library's translate options (field name and flags -> its ``qgis`` name) over the plugin's
+own list, which also covers batch (``--buffer``) and composite (``--co``) options."""
+
+
+def _library_names(library: ModuleType | None) -> dict[str, str]:
+    names: dict[str, str] = {}
+    for f in getattr(library, "option_fields", list)():
+        qgis = f.metadata.get("qgis")
+        if qgis:
+            names[f.name] = qgis
+            for flag in f.metadata.get("flag") or ():
+                names[flag] = qgis
+    return names
+
+
+BACKEND_NAMES.update(_library_names(_LIBRARY))
 
 # Phrases of the library that have no one-to-one flag: rewritten first.
 _PHRASES = (
