@@ -350,8 +350,11 @@ def _remove_tree(path: Path) -> None:
 
 
 def _stale_partials(target: Path) -> list[Path]:
-    """Temporary environments of earlier setups that were killed (their process is gone)."""
-    stale = []
+    """Temporary environments of earlier setups that were killed (their process is gone). POSIX
+    only: on Windows ``os.kill(pid, 0)`` would terminate a process, so nothing is swept there."""
+    stale: list[Path] = []
+    if os.name != "posix":
+        return stale
     for path in target.parent.glob(f".{target.name}.partial-*"):
         try:
             pid = int(path.name.rsplit("-", 1)[1])
