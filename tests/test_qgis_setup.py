@@ -66,15 +66,17 @@ class CleanQgis:
 
 
 @pytest.fixture(scope="module")
-def qgis(tmp_path_factory) -> CleanQgis:
+def qgis(tmp_path_factory):
     if QGIS_PROCESS is None:
         if REQUIRED:
             pytest.fail("qgis_process.bin not found (SAR2OPT_REQUIRE_DATA=1: CI must have it)")
         pytest.skip("qgis_process.bin not found (run scripts/install_qgis.sh)")
-    q = CleanQgis(tmp_path_factory.mktemp("clean_qgis"))
+    root = tmp_path_factory.mktemp("clean_qgis")
+    q = CleanQgis(root)
     enabled = q.process("plugins", "enable", "sar2opt_qgis")
     assert enabled.returncode == 0, enabled.stdout + enabled.stderr
-    return q
+    yield q
+    shutil.rmtree(root, ignore_errors=True)  # the 1.4 GB environment: pytest keeps its last three temp folders
 
 
 @pytest.fixture(scope="module")
