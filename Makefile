@@ -29,8 +29,8 @@ test: $(STAMP) qgis
 	$(VENV)/bin/ruff check sar2opt_geo plugin tests benchmarks scripts
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
-plugin-zip:
-	$(PY) scripts/build_plugin_zip.py
+plugin-zip:  # standard library only: no venv needed; the backend wheel goes inside the zip
+	$(PYTHON) scripts/build_plugin_zip.py
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_tiling.py

@@ -434,7 +434,9 @@ def write_summary(records: Sequence[Record], path: str | os.PathLike, crs: Any) 
     gdf = gpd.GeoDataFrame(data, geometry=gpd.GeoSeries(geoms, crs=crs), crs=crs)
     tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.gpkg")
     try:
-        gdf.to_file(tmp, layer=SUMMARY_LAYER, driver="GPKG", engine="pyogrio")
+        # GeoPackage 1.3: the GDAL of pip's pyogrio writes 1.4 by default, which QGIS 3.22's GDAL 3.6
+        # opens with "may only be partially supported"; 1.3 has all the summary needs
+        gdf.to_file(tmp, layer=SUMMARY_LAYER, driver="GPKG", engine="pyogrio", dataset_options={"VERSION": "1.3"})
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

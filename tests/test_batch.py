@@ -308,3 +308,16 @@ def test_scene_folders_and_gcp_products_are_planned(tmp_path, s1_db_tif, s1_safe
     assert {(Path(r.scene).name, r.name, r.status) for r in decided} == {
         (Path(s1_safe).name, "out", "skipped"), (Path(s1_db_tif).name, "out", "skipped"),
         (Path(s1_db_tif).name, "in", "skipped")}
+
+
+def test_summary_is_geopackage_1_3_which_qgis_322_reads_without_warning(tmp_path):
+    """Regression: pip's GDAL wrote GeoPackage 1.4 (user_version 10400), which QGIS 3.22's GDAL 3.6
+    opens with "may only be partially supported"; the summary is written as 1.3."""
+    import sqlite3
+
+    rec = batch_mod.Record(0, "field", 0, "scene.tif", str(tmp_path / "field.tif"), "done", geometry=box(0, 0, 10, 10))
+    path = batch_mod.write_summary([rec], tmp_path / "summary.gpkg", "EPSG:32631")
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA application_id").fetchone()[0] == 0x47504B47  # 'GPKG'
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 10300
+    assert list(read_summary(path)) == [str(tmp_path / "field.tif")]

@@ -95,8 +95,13 @@ def test_zip_layout_passes_the_repository_validator(tmp_path, metadata):
         assert {n.split("/")[0] for n in names} == {"sar2opt_qgis"}
         assert "sar2opt_qgis".isidentifier()
         assert not [n for n in names if n.endswith(".pyc") or "__pycache__" in n.split("/") or ".." in n or "\\" in n]
-        for required in ("__init__.py", "metadata.txt", "LICENSE", metadata["icon"], "provider.py", "backend.py"):
+        for required in ("__init__.py", "metadata.txt", "LICENSE", metadata["icon"], "provider.py", "backend.py",
+                         "installer.py", "wheels/constraints.txt", f"wheels/{build_plugin_zip.wheel_name()}"):
             assert f"sar2opt_qgis/{required}" in names, required
+        # the bundled backend wheel is the one build_wheel writes, stored as it is (already compressed)
+        info = zf.getinfo(f"sar2opt_qgis/wheels/{build_plugin_zip.wheel_name()}")
+        assert info.compress_type == zipfile.ZIP_STORED
+        assert zf.read(info) == build_plugin_zip.build_wheel(tmp_path / "wheel").read_bytes()
         # metadata.txt inside is the top-level one, unchanged
         assert _read(zf.read("sar2opt_qgis/metadata.txt").decode("utf-8")) == metadata
         assert zf.read(f"sar2opt_qgis/{metadata['icon']}").lstrip().startswith(b"<svg")
@@ -115,3 +120,84 @@ def test_plugin_folder_build_replaces_an_earlier_one(tmp_path):
     assert second == tmp_path / "sar2opt_qgis"
     assert not (second / "stale.py").exists()
     assert (second / "metadata.txt").read_text(encoding="utf-8") == (ROOT / "metadata.txt").read_text(encoding="utf-8")
+
+
+# -- the backend wheel (scripts/build_plugin_zip.py, standard library only) ---------------------------
+
+
+def _package_files() -> set[str]:
+    """What setuptools packs: the .py files of sar2opt_geo's packages and the package_data patterns."""
+    found = {p.relative_to(ROOT).as_posix() for p in (ROOT / "sar2opt_geo").rglob("*.py")
+             if "__pycache__" not in p.parts and (p.parent / "__init__.py").exists()}
+    found |= {p.relative_to(ROOT).as_posix() for p in (ROOT / "sar2opt_geo" / "models" / "weights").glob("*.safetensors")}
+    return found
+
+
+def test_backend_wheel_layout_metadata_and_record(tmp_path):
+    import base64
+    import hashlib
+
+    path = build_plugin_zip.build_wheel(tmp_path)
+    assert path.name == "sar2opt_geo-0.1.0-py3-none-any.whl"
+    assert build_plugin_zip.build_wheel(tmp_path / "again").read_bytes() == path.read_bytes()  # deterministic
+    with zipfile.ZipFile(path) as zf:
+        names = zf.namelist()
+        dist = "sar2opt_geo-0.1.0.dist-info"
+        assert {n for n in names if not n.startswith(dist)} == _package_files()
+        assert "sar2opt_geo/models/weights/s1vh_to_rgb.safetensors" in names
+        meta = zf.read(f"{dist}/METADATA").decode()
+        cfg = configparser.ConfigParser(interpolation=None)
+        cfg.read(ROOT / "setup.cfg")
+        requires = [r.strip() for r in cfg["options"]["install_requires"].strip().splitlines()]
+        assert [ln.split(": ", 1)[1] for ln in meta.splitlines() if ln.startswith("Requires-Dist: ") and "extra ==" not in ln] == requires
+        assert "Name: sar2opt-geo" in meta and "Requires-Python: >=3.11" in meta
+        assert zf.read(f"{dist}/entry_points.txt").decode() == "[console_scripts]\nsar2opt = sar2opt_geo.cli.main:main\n\n"
+        assert "Root-Is-Purelib: true" in zf.read(f"{dist}/WHEEL").decode()
+        record = [line.split(",") for line in zf.read(f"{dist}/RECORD").decode().splitlines()]
+        assert sorted(r[0] for r in record) == sorted(names)
+        for name, digest, size in record:
+            if name.endswith("RECORD"):
+                assert digest == size == ""
+                continue
+            data = zf.read(name)
+            assert int(size) == len(data)
+            assert digest == "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+
+
+def test_backend_wheel_installs_with_pip_and_matches_setuptools(tmp_path):
+    """pip accepts the wheel (console script, package data in place), and setuptools' own wheel of
+    the same sources holds the same files."""
+    import shutil
+    import subprocess
+
+    python = ROOT / ".venv" / "bin" / "python"
+    if not python.exists():
+        pytest.skip(f"{python} not found (make venv)")
+    wheel = build_plugin_zip.build_wheel(tmp_path / "ours")
+    target = tmp_path / "site"
+    proc = subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-compile", "--target", str(target), str(wheel)],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert (target / "sar2opt_geo" / "models" / "weights" / "gray_to_rgb.safetensors").is_file()
+    assert (target / "bin" / "sar2opt").read_text().count("from sar2opt_geo.cli.main import main") == 1
+    # setuptools, from a copy of the sources (no build/ or egg-info in the checkout)
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("setup.cfg", "pyproject.toml", "README.md", "LICENSE"):
+        if (ROOT / name).exists():
+            shutil.copy(ROOT / name, src / name)
+    shutil.copytree(ROOT / "sar2opt_geo", src / "sar2opt_geo", ignore=shutil.ignore_patterns("__pycache__"))
+    proc = subprocess.run([str(python), "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "st"), str(src)],
+                          capture_output=True, text=True, timeout=300, check=False)
+    if proc.returncode != 0 and "setuptools" in proc.stderr and "No module named" in proc.stderr:
+        pytest.skip("setuptools is not installed in .venv")
+    assert proc.returncode == 0, proc.stderr
+    with zipfile.ZipFile(next((tmp_path / "st").glob("*.whl"))) as theirs, zipfile.ZipFile(wheel) as ours:
+        package = {n for n in theirs.namelist() if ".dist-info/" not in n}
+        assert package == {n for n in ours.namelist() if ".dist-info/" not in n}
+        for name in package:
+            assert theirs.read(name) == ours.read(name), name
+        def requires(zf):
+            meta = zf.read(next(n for n in zf.namelist() if n.endswith("METADATA"))).decode()
+            return sorted(ln for ln in meta.splitlines() if ln.startswith(("Requires-Dist", "Requires-Python", "Provides-Extra")))
+        assert requires(ours) == requires(theirs)

@@ -30,7 +30,7 @@ SAR2OPT = ROOT / ".venv" / "bin" / "sar2opt"
 QGIS_PROCESS = shutil.which("qgis_process.bin") or ("/usr/bin/qgis_process.bin" if Path("/usr/bin/qgis_process.bin").exists() else None)
 QGIS_PYTHON = "/usr/bin/python3"
 REQUIRED = os.environ.get("SAR2OPT_REQUIRE_DATA") == "1"
-ALGORITHMS = ("sar2opt:translate", "sar2opt:translateaoi", "sar2opt:composite", "sar2opt:info")
+ALGORITHMS = ("sar2opt:setup", "sar2opt:translate", "sar2opt:translateaoi", "sar2opt:composite", "sar2opt:info")
 
 sys.path.insert(0, str(ROOT / "scripts"))
 sys.path.insert(0, str(ROOT / "plugin"))
@@ -228,10 +228,13 @@ for alg in QgsApplication.processingRegistry().providerById("sar2opt").algorithm
     out[alg.id()] = {
         "group": alg.groupId(),
         "help": alg.shortHelpString(),
+        "summary": alg.shortDescription(),
+        "can_execute": list(alg.canExecute()),
         "can_cancel": bool(alg.flags() & alg.FlagCanCancel),
         "outputs": [o.name() for o in alg.outputDefinitions()],
         "parameters": {p.name(): {"type": p.type(), "description": p.description(), "default": p.defaultValue(),
-                                  "advanced": bool(p.flags() & P.FlagAdvanced), "optional": bool(p.flags() & P.FlagOptional)}
+                                  "advanced": bool(p.flags() & P.FlagAdvanced), "optional": bool(p.flags() & P.FlagOptional),
+                                  "minimum": p.minimum() if hasattr(p, "minimum") else None}
                        for p in alg.parameterDefinitions()},
     }
 finish(out)
@@ -253,6 +256,7 @@ def test_algorithm_parameters_and_help(qgis):
     # ... and every algorithm as QGIS's Python sees it (one QGIS start instead of eight)
     algs = _result(qgis.python(_DESCRIBE, str(qgis.plugins)))
     expected = {
+        "sar2opt:setup": {"TORCH", "PYTHON", "TORCH_INDEX_URL", "REINSTALL"},
         "sar2opt:translate": {"INPUT", "MODEL", "BANDS", "TILE_SIZE", "OVERLAP", "DEVICE", "TARGET_CRS", "MATCH_INPUT_GRID", "OUTPUT"},
         "sar2opt:translateaoi": {"INPUT", "AOI", "NAME_FIELD", "BUFFER", "MODEL", "BANDS", "TILE_SIZE", "OVERLAP", "DEVICE", "WORKERS", "OUTPUT"},
         "sar2opt:composite": {"INPUT", "CO_POL", "CROSS_POL", "STRETCH", "OUTPUT"},
@@ -262,14 +266,20 @@ def test_algorithm_parameters_and_help(qgis):
     for alg_id, names in expected.items():
         alg = algs[alg_id]
         assert set(alg["parameters"]) == names, alg_id
-        assert alg["can_cancel"] and alg["group"] in ("translation", "visualisation", "inspection")
-        assert "CRS" in alg["help"], f"{alg_id}: the help must say what happens to the CRS"
+        assert alg["can_cancel"] and alg["group"] in ("setup", "translation", "visualisation", "inspection")
+        # a one-line tooltip that the help text does not repeat (qgis_process help prints both)
+        assert alg["summary"] and "\n" not in alg["summary"] and alg["summary"] not in alg["help"], alg_id
+        assert alg["summary"].split(" ", 3)[:3] != alg["help"].split(" ", 3)[:3], alg_id
+        assert alg["can_execute"] == [True, ""], alg_id  # SAR2OPT_EXECUTABLE is set in this profile
+        if alg_id != "sar2opt:setup":
+            assert "CRS" in alg["help"], f"{alg_id}: the help must say what happens to the CRS"
         for name in names & {"TILE_SIZE", "OVERLAP", "BUFFER"}:
             unit = "metres" if name == "BUFFER" else "pixels"
             assert unit in alg["parameters"][name]["description"] and unit in alg["help"], (alg_id, name)
         if "TILE_SIZE" in names:
             p = alg["parameters"]
             assert (p["TILE_SIZE"]["default"], p["OVERLAP"]["default"]) == (512, 128)
+            assert (p["TILE_SIZE"]["minimum"], p["OVERLAP"]["minimum"]) == (112, 96)  # from the model: 16 px steps, 2 x 48 px margin
             assert p["OVERLAP"]["advanced"] and p["DEVICE"]["advanced"] and not p["TILE_SIZE"]["advanced"]
             assert "default" in alg["help"].lower()
     assert algs["sar2opt:translateaoi"]["outputs"] == ["OUTPUT", "SUMMARY"]
@@ -287,6 +297,7 @@ ProcessingConfig.setSettingValue("SAR2OPT_EXECUTABLE", sys.argv[2])
 os.environ["FAKE_MODE"] = "ok"
 res = processing.run("sar2opt:translate", {"INPUT": sys.argv[3], "OUTPUT": sys.argv[4]}, feedback=QgsProcessingFeedback())
 out["output"] = res["OUTPUT"]
+ProcessingConfig.setSettingValue("SAR2OPT_EXECUTABLE", "")  # the setting wins over SAR2OPT_EXECUTABLE: leave the profile as found
 # GUI life cycle: unload removes the provider and its setting, initGui brings them back once
 plugin.unload()
 out["after_unload"] = [registry.providerById("sar2opt") is not None, ProcessingConfig.getSetting("SAR2OPT_EXECUTABLE")]
@@ -490,17 +501,198 @@ def test_fake_backend_through_qgis_process_accepts_a_product_folder(qgis, fake_s
     assert argv[-2:] == ["--progress", "json"]
 
 
+_GUI = """
+import json, os, sys
+from qgis.core import QgsApplication, QgsProcessingContext, QgsSettings
+app = QgsApplication([], True)  # widgets, on the offscreen platform
+app.initQgis()
+sys.path.append("/usr/share/qgis/python/plugins")
+import processing
+from processing.core.Processing import Processing
+Processing.initialize()
+sys.path.insert(0, sys.argv[1])
+import sar2opt_qgis
+from sar2opt_qgis import plugin as plugin_mod
+from processing.gui.AlgorithmDialog import AlgorithmDialog
+from processing.gui.BatchAlgorithmDialog import BatchAlgorithmDialog
+from qgis.PyQt.QtWidgets import QMessageBox
+out = {}
+registry = QgsApplication.processingRegistry()
+
+# -- the dialogs' spin boxes ------------------------------------------------------------------
+p = sar2opt_qgis.classFactory(None)
+p.initProcessing()
+for alg_id in ("sar2opt:translate", "sar2opt:translateaoi"):
+    dlg = AlgorithmDialog(registry.createAlgorithmById(alg_id))
+    wrappers = dlg.mainWidget().wrappers
+    for name in ("TILE_SIZE", "OVERLAP", "BUFFER"):
+        if name in wrappers:
+            w = wrappers[name]
+            box = getattr(w, "widget", None) or w.wrappedWidget()
+            out[alg_id + " " + name] = [box.singleStep(), box.minimum(), box.maximum(), getattr(box, "decimals", lambda: 0)()]
+    wrappers["TILE_SIZE"].widget.setValue(300)  # typed, not stepped: rounded to a multiple of 16 on leaving the box
+    wrappers["TILE_SIZE"].widget.editingFinished.emit()
+    out[alg_id + " typed 300"] = wrappers["TILE_SIZE"].parameterValue()
+    BatchAlgorithmDialog(registry.createAlgorithmById(alg_id))  # the batch dialog builds with the same wrapper
+
+# -- the first-run prompt -----------------------------------------------------------------------
+asked = []
+opened = []
+class FakeBox:
+    Question = QMessageBox.Question
+    Yes = QMessageBox.Yes
+    No = QMessageBox.No
+    answer = QMessageBox.Yes
+    def __init__(self, parent=None):
+        asked.append("asked")
+    def __getattr__(self, name):
+        return lambda *a, **k: None
+    def exec_(self):
+        return FakeBox.answer
+plugin_mod.QMessageBox = FakeBox
+processing.execAlgorithmDialog = lambda alg_id, params: opened.append(alg_id)
+class FakeIface:
+    def mainWindow(self):
+        return None
+
+os.environ.pop("SAR2OPT_EXECUTABLE", None)
+os.environ["PATH"] = "/usr/bin:/bin"
+p.unload()
+headless = sar2opt_qgis.classFactory(None)  # qgis_process and scripts: iface is None
+headless.initGui()
+app.processEvents()
+out["headless_asked"] = len(asked)
+gui = sar2opt_qgis.classFactory(FakeIface())
+gui.initGui()
+out["can_execute_without_backend"] = list(registry.createAlgorithmById("sar2opt:translate").canExecute())
+out["setup_can_execute"] = list(registry.createAlgorithmById("sar2opt:setup").canExecute())
+out["offered"] = gui.offer_setup()
+out["asked_after_offer"] = len(asked)
+out["opened"] = list(opened)
+FakeBox.answer = QMessageBox.No
+out["declined"] = gui.offer_setup()
+os.environ["SAR2OPT_EXECUTABLE"] = sys.argv[2]  # a backend is found: no question
+out["with_backend"] = [gui.offer_setup(), len(asked)]
+os.environ.pop("SAR2OPT_EXECUTABLE")
+QgsSettings().setValue("sar2opt/setup_prompt_dismissed", True)  # "Don't ask again"
+out["dismissed"] = [gui.offer_setup(), len(asked)]
+QgsSettings().remove("sar2opt/setup_prompt_dismissed")
+sys.stdout.write("RESULT " + json.dumps(out) + "\\n")
+sys.stdout.flush()
+os._exit(0)
+"""
+
+
+@pytest.mark.qgis
+def test_dialog_spin_boxes_and_first_run_prompt(qgis, fake_sar2opt):
+    """In the QGIS widgets (offscreen): TILE_SIZE/OVERLAP step by 16 from the model's minimum,
+    BUFFER shows one decimal; the setup prompt appears in the desktop only (never with
+    iface None, as under qgis_process), only without a backend, and not after "Don't ask again"."""
+    result = _result(qgis.python(_GUI, str(qgis.plugins), str(fake_sar2opt)))
+    for alg_id in ("sar2opt:translate", "sar2opt:translateaoi"):
+        assert result[f"{alg_id} TILE_SIZE"][:3] == [16, 112, 8192]
+        assert result[f"{alg_id} OVERLAP"][:2] == [16, 96]
+        assert result[f"{alg_id} typed 300"] == 304
+    assert result["sar2opt:translateaoi BUFFER"][3] == 1
+    assert result["headless_asked"] == 0
+    ok, message = result["can_execute_without_backend"]
+    assert not ok and "sar2opt:setup" in message and "no sar2opt backend" in message
+    assert result["setup_can_execute"] == [True, ""]
+    assert result["offered"] is True and result["asked_after_offer"] == 1 and result["opened"] == ["sar2opt:setup"]
+    assert result["declined"] is False
+    assert result["with_backend"] == [False, 2] and result["dismissed"] == [False, 2]
+
+
+@pytest.mark.qgis
+def test_parameter_errors_name_the_qgis_parameters(qgis, s1_db_tif, tmp_path):
+    """Checked before the run, in the parameters' own names (not tile_size / dst_crs / --co)."""
+    out = tmp_path / "never.tif"
+    for extra, expected in (
+        (["TILE_SIZE=200"], "TILE_SIZE=200 is not a multiple of 16 pixels; use e.g. 208"),
+        (["OVERLAP=112", "TILE_SIZE=112"], "OVERLAP=112 must be smaller than TILE_SIZE=112"),
+        (["MATCH_INPUT_GRID=true", "TARGET_CRS=EPSG:4326"], "MATCH_INPUT_GRID and TARGET_CRS cannot both be set"),
+    ):
+        proc = qgis.process("run", "sar2opt:translate", "--", f"INPUT={s1_db_tif}", f"OUTPUT={out}", *extra)
+        assert proc.returncode != 0 and expected in proc.stdout + proc.stderr, (extra, proc.stdout[-2000:] + proc.stderr[-2000:])
+        assert "sar2opt translate" not in proc.stdout  # refused before the backend started
+    require_subcommand("composite")
+    proc = qgis.process("run", "sar2opt:composite", "--", f"INPUT={s1_db_tif}", f"OUTPUT={out}")  # VV only
+    text = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "set CO_POL and CROSS_POL" in text and "--co" not in text.split("--progress json", 1)[-1]
+    assert not out.exists()
+
+
+_AOI_CANCEL = _BOOT + """
+from qgis.core import QgsProcessingFeedback, QgsProcessingException
+os.environ["SAR2OPT_EXECUTABLE"] = sys.argv[2]
+os.environ["FAKE_MODE"] = "batch"
+class CancelAtProgress(QgsProcessingFeedback):
+    def __init__(self):
+        super().__init__()
+        self.progressChanged.connect(lambda value: self.cancel())
+params = json.loads(sys.argv[3])
+try:
+    processing.run("sar2opt:translateaoi", params, feedback=CancelAtProgress(), context=QgsProcessingContext())
+    finish({"status": "finished"})
+except QgsProcessingException as exc:
+    finish({"status": "error", "message": str(exc)})
+"""
+
+
+@pytest.mark.qgis
+def test_translateaoi_cancel_keeps_finished_crops(qgis, fake_sar2opt, s1_db_tif, tmp_path):
+    """Regression: a cancel deleted the crops finished before it; now only partial ones go."""
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    aoi = tmp_path / "aoi.gpkg"
+    gpd.GeoDataFrame({"name": ["a", "b"]}, geometry=[box(0, 0, 1, 1), box(1, 1, 2, 2)], crs="EPSG:4326").to_file(aoi)
+    out_dir = tmp_path / "aoi_out"
+    params = {"INPUT": str(s1_db_tif), "AOI": str(aoi), "NAME_FIELD": "name", "OUTPUT": str(out_dir)}
+    result = _result(qgis.python(_AOI_CANCEL, str(qgis.plugins), str(fake_sar2opt), json.dumps(params)))
+    assert result["status"] == "error" and "resume" in result["message"], result
+    assert sorted(p.name for p in out_dir.iterdir()) == ["a.tif", "summary.gpkg"]  # the partial .b.tmp-*.tif is gone
+
+
 # -- backend plumbing against a fake sar2opt (test double) -------------------------------------------
 
 _FAKE = '''\
 #!{python}
 """Test double for the sar2opt CLI: speaks the --progress json protocol. FAKE_MODE:
-ok (writes argv as JSON to OUTPUT), fail, slow (cleans up on SIGTERM), stubborn (ignores it)."""
+ok (writes argv as JSON to OUTPUT), fail, slow (cleans up on SIGTERM), stubborn (ignores it),
+noisy (repeated progress text, raw GDAL and Python warnings on stderr, then an error),
+batch (an AOI batch: one finished crop and the summary, then a partial crop, ignores SIGTERM)."""
 import json, os, signal, sys, time
 mode = os.environ.get("FAKE_MODE", "ok")
 args = sys.argv[1:]
 def emit(**event):
     print(json.dumps(event), flush=True)
+if mode == "noisy":
+    for text in ("scene statistics", "scene statistics", "scene statistics", "tiles 1/2", "tiles 1/2", "tiles 2/2"):
+        emit(event="progress", fraction=0.5, message=text)
+    for _ in range(3):
+        print("Warning 1: TIFFReadDirectory: Sum of Photometric type-related color channels and ExtraSamples doesn't match SamplesPerPixel.", file=sys.stderr, flush=True)
+    print("/venv/lib/python3.11/site-packages/rasterio/__init__.py:356: NotGeoreferencedWarning: Dataset has no geotransform", file=sys.stderr)
+    print("  dataset = DatasetReader(path, driver=driver, sharing=sharing, **kwargs)", file=sys.stderr, flush=True)
+    for _ in range(2):
+        emit(event="log", level="warning", message="model fed VV; choose with --bands")
+    message = "tile_size=100 is not a positive multiple of the model's downsampling factor 16; use e.g. 112"
+    emit(event="log", level="error", message=message)
+    emit(event="error", message=message)
+    print(f"sar2opt: error: {{message}}", file=sys.stderr)
+    sys.exit(1)
+if mode == "batch":
+    out_dir = args[args.index("--output-dir") + 1]
+    os.makedirs(out_dir, exist_ok=True)
+    for name in ("a.tif", "summary.gpkg"):
+        with open(os.path.join(out_dir, name), "w") as f:
+            f.write("finished")
+    open(os.path.join(out_dir, ".b.tmp-" + str(os.getpid()) + ".tif"), "w").write("partial")
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    for i in range(600):
+        emit(event="progress", fraction=0.5, message=f"1/2 crops (a: done) {{i}}")
+        time.sleep(0.05)
+    sys.exit(0)
 dst = args[2] if len(args) > 2 else os.path.join(os.getcwd(), "fake.out")
 tmp = os.path.join(os.path.dirname(dst), "." + os.path.basename(dst) + ".tmp-" + str(os.getpid()))
 if mode == "fail":
@@ -627,17 +819,66 @@ def test_guard_after_failure_keeps_finished_outputs_and_drops_temporaries(tmp_pa
     assert [p.name for p in folder.iterdir()] == ["earlier.tif"]
 
 
-def test_resolve_command_order_and_forms(tmp_path, monkeypatch, fake_sar2opt):
-    monkeypatch.setenv(backend.ENV_EXECUTABLE, str(fake_sar2opt))
-    assert backend.resolve_command("/configured/elsewhere") == [str(fake_sar2opt)]  # env wins
-    monkeypatch.delenv(backend.ENV_EXECUTABLE)
-    assert backend.resolve_command(sys.executable)[1:] == ["-m", "sar2opt_geo.cli.main"]
-    assert backend.resolve_command(str(ROOT / ".venv")) == [str(ROOT / ".venv" / "bin" / "sar2opt")]
-    with pytest.raises(backend.BackendError, match="does not exist"):
-        backend.resolve_command(str(tmp_path / "nowhere" / "sar2opt"))
-    monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(backend.BackendError, match="not found on PATH"):
-        backend.resolve_command("")
+def test_find_backend_order_setting_environment_profile_path(tmp_path, fake_sar2opt):
+    """Lookup order: the provider setting, SAR2OPT_EXECUTABLE, <profile>/sar2opt/venv, PATH."""
+    profile = tmp_path / "profile"
+    venv_sar2opt = backend.venv_executable(backend.profile_venv(profile))
+    assert venv_sar2opt == profile / "sar2opt" / "venv" / "bin" / "sar2opt"
+    venv_sar2opt.parent.mkdir(parents=True)
+    shutil.copy(fake_sar2opt, venv_sar2opt)
+    on_path = tmp_path / "bin" / "sar2opt"
+    on_path.parent.mkdir()
+    shutil.copy(fake_sar2opt, on_path)
+    env = {backend.ENV_EXECUTABLE: str(fake_sar2opt), "PATH": str(on_path.parent)}
+    find = functools.partial(backend.find_backend, profile_dir=profile)
+    assert find(sys.executable, environ=env) == [sys.executable, "-m", "sar2opt_geo.cli.main"]  # 1. the setting
+    assert find("", environ=env) == [str(fake_sar2opt)]  # 2. the environment variable
+    assert find("", environ={"PATH": env["PATH"]}) == [str(venv_sar2opt)]  # 3. the profile's venv
+    assert backend.find_backend("", environ={"PATH": env["PATH"]}) == [str(on_path)]  # 4. PATH
+    assert find(str(ROOT / ".venv"), environ={}) == [str(ROOT / ".venv" / "bin" / "sar2opt")]  # a venv folder
+    # a setting or variable that points nowhere is an error naming it, not skipped
+    with pytest.raises(backend.BackendError, match="provider setting.*does not exist|does not exist.*provider setting"):
+        find(str(tmp_path / "nowhere" / "sar2opt"), environ=env)
+    with pytest.raises(backend.BackendError, match="SAR2OPT_EXECUTABLE"):
+        find("", environ={backend.ENV_EXECUTABLE: str(tmp_path / "gone"), "PATH": ""})
+    with pytest.raises(backend.BackendNotFound, match=r"sar2opt:setup") as info:
+        backend.find_backend("", profile_dir=tmp_path / "empty", environ={"PATH": str(tmp_path / "nothing")})
+    assert str(tmp_path / "empty" / "sar2opt" / "venv") in str(info.value)
+
+
+def test_backend_progress_text_only_on_change_and_stderr_warnings_once(fake_sar2opt, monkeypatch):
+    """QGIS logs every progress text and relayed raw stderr: texts only when they change, GDAL's
+    "Warning 1:" and Python's two-line warnings as one warning each, repeats once, the final
+    error once (not also as a logged error), option names as QGIS parameter names."""
+    sys.path.insert(0, str(ROOT / "plugin"))
+    from sar2opt_qgis.options import qgis_message
+
+    monkeypatch.setenv("FAKE_MODE", "noisy")
+    fb = RecordingFeedback()
+    with pytest.raises(backend.BackendError) as info:
+        backend.run_cli(["translate", "in.tif", "out.tif"], fb, command=[str(fake_sar2opt)], translate=qgis_message)
+    assert fb.texts == ["scene statistics", "tiles 1/2", "tiles 2/2"]
+    assert sorted(fb.warnings) == [  # stdout and stderr are two pipes: their order is not fixed
+        "GDAL warning: TIFFReadDirectory: Sum of Photometric type-related color channels and ExtraSamples doesn't match SamplesPerPixel.",
+        "NotGeoreferencedWarning: Dataset has no geotransform",
+        "model fed VV; choose with BANDS",
+    ]
+    assert fb.console == [] and fb.errors == []
+    assert str(info.value) == "TILE_SIZE=100 is not a positive multiple of the model's downsampling factor 16; use e.g. 112"
+
+
+def test_backend_cancel_of_a_batch_keeps_finished_crops(fake_sar2opt, tmp_path, monkeypatch):
+    """Regression: cancelling translateaoi deleted the crops finished before the cancel. With
+    keep_finished the finished crop and the summary stay, the partial crop goes: a rerun resumes."""
+    monkeypatch.setenv("FAKE_MODE", "batch")
+    out_dir = tmp_path / "aoi_out"
+    out_dir.mkdir()
+    (out_dir / "earlier.tif").write_text("from an earlier run")
+    guard = backend.OutputGuard(folders=[out_dir], keep_finished=True)
+    with pytest.raises(backend.BackendCancelled, match="kept.*resume"):
+        backend.run_cli(["batch", "scene.tif", "--aoi", "a.gpkg", "--output-dir", str(out_dir)], RecordingFeedback(cancel_after_progress=True),
+                        command=[str(fake_sar2opt)], guard=guard, grace_s=0.5)
+    assert sorted(p.name for p in out_dir.iterdir()) == ["a.tif", "earlier.tif", "summary.gpkg"]
 
 
 def test_child_environment_drops_qgis_python_and_proj_paths():

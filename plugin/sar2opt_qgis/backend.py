@@ -29,25 +29,37 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 __all__ = [
     "ENV_EXECUTABLE",
+    "PROFILE_VENV",
     "SETTING_EXECUTABLE",
     "BackendCancelled",
     "BackendError",
+    "BackendNotFound",
     "OutputGuard",
     "RunResult",
     "child_environment",
+    "find_backend",
+    "profile_venv",
     "resolve_command",
     "run_cli",
+    "venv_executable",
 ]
 
 ENV_EXECUTABLE = "SAR2OPT_EXECUTABLE"
-"""Environment variable that overrides the provider setting (path to ``sar2opt`` or a Python)."""
+"""Environment variable naming the backend when the provider setting is empty (path to
+``sar2opt``, to its environment's Python or to the environment's folder)."""
+
+PROFILE_VENV = ("sar2opt", "venv")
+"""Where ``sar2opt:setup`` puts the backend's virtual environment, inside the QGIS profile folder."""
+
+SETTING_PATH = "Settings > Options > Processing > Providers > sar2opt > sar2opt executable"
+SETUP_HINT = "run 'Set up the sar2opt backend' (sar2opt:setup) in the Processing toolbox"
 
 SETTING_EXECUTABLE = "SAR2OPT_EXECUTABLE"
 """Name of the Processing setting (Options > Processing > Providers > sar2opt)."""
@@ -91,42 +103,84 @@ class RunResult:
     returncode: int = 0
 
 
-def resolve_command(configured: str | None = None) -> list[str]:
-    """Return the argv prefix that starts the CLI.
+class BackendNotFound(BackendError):
+    """No backend is configured or installed (the message says how to get one)."""
 
-    Order: the ``SAR2OPT_EXECUTABLE`` environment variable, then ``configured`` (the
-    provider setting), then ``sar2opt`` on ``PATH``. The value may be the ``sar2opt``
-    executable, a Python interpreter of an environment where ``sar2opt_geo`` is installed
-    (run as ``python -m sar2opt_geo.cli.main``), or a virtual environment folder.
+
+def profile_venv(profile_dir: str | os.PathLike) -> Path:
+    """``<profile>/sar2opt/venv``: the virtual environment ``sar2opt:setup`` creates."""
+    return Path(profile_dir).joinpath(*PROFILE_VENV)
+
+
+def venv_executable(venv: str | os.PathLike) -> Path:
+    """What runs the CLI of a virtual environment: ``bin/sar2opt``; on Windows the
+    environment's ``python.exe`` (``Scripts\\sar2opt.exe`` embeds the path it was built at)."""
+    venv = Path(venv)
+    if os.name == "nt":
+        return venv / "Scripts" / "python.exe"
+    return venv / "bin" / "sar2opt"
+
+
+def find_backend(
+    configured: str | None = None,
+    *,
+    profile_dir: str | os.PathLike | None = None,
+    environ: dict[str, str] | None = None,
+) -> list[str]:
+    """Return the argv prefix that starts the CLI, from the first of these that is set:
+
+    1. ``configured``: the provider setting (``sar2opt:setup`` stores its result there);
+    2. the ``SAR2OPT_EXECUTABLE`` environment variable;
+    3. the environment ``sar2opt:setup`` made in the QGIS profile, ``<profile_dir>/sar2opt/venv``;
+    4. ``sar2opt`` on ``PATH``.
+
+    A value may be the ``sar2opt`` executable, the Python of an environment where
+    ``sar2opt_geo`` is installed (run as ``python -m sar2opt_geo.cli.main``) or the
+    environment's folder. A setting or variable that points nowhere is an error naming it
+    (it is not skipped: the user chose it). Raises :class:`BackendNotFound` when none is set.
     """
-    value = (os.environ.get(ENV_EXECUTABLE) or configured or "").strip()
-    if not value:
-        found = shutil.which("sar2opt")
-        if not found:
-            raise BackendError(
-                "the sar2opt executable was not found on PATH; set Settings > Options > Processing > "
-                f"Providers > sar2opt > 'sar2opt executable or Python interpreter' (or {ENV_EXECUTABLE}) "
-                "to e.g. /path/to/venv/bin/sar2opt"
-            )
+    environ = os.environ if environ is None else environ
+    value = (configured or "").strip()
+    if value:
+        return _command_for(value, f"the sar2opt provider setting ({SETTING_PATH})")
+    value = (environ.get(ENV_EXECUTABLE) or "").strip()
+    if value:
+        return _command_for(value, f"the {ENV_EXECUTABLE} environment variable")
+    if profile_dir:
+        executable = venv_executable(profile_venv(profile_dir))
+        if executable.is_file():
+            return _command_for(str(executable), f"the environment made by sar2opt:setup ({executable.parent.parent})")
+    found = shutil.which("sar2opt", path=environ.get("PATH"))
+    if found:
         return [found]
+    places = f"the provider setting, {ENV_EXECUTABLE}, " + (f"{profile_venv(profile_dir)} " if profile_dir else "") + "and PATH"
+    raise BackendNotFound(
+        f"no sar2opt backend found (looked at {places}): {SETUP_HINT}, or set {SETTING_PATH} "
+        "to the sar2opt of an environment that has sar2opt-geo and torch"
+    )
+
+
+def resolve_command(configured: str | None = None, profile_dir: str | os.PathLike | None = None) -> list[str]:
+    """:func:`find_backend` (kept for callers of the earlier name)."""
+    return find_backend(configured, profile_dir=profile_dir)
+
+
+def _command_for(value: str, source: str) -> list[str]:
     path = Path(os.path.expanduser(value))
     if path.is_dir():  # a virtual environment folder
-        for candidate in ("bin/sar2opt", "Scripts/sar2opt.exe", "bin/python", "Scripts/python.exe"):
+        for candidate in ("bin/sar2opt", "Scripts/python.exe", "bin/python", "Scripts/sar2opt.exe"):
             if (path / candidate).is_file():
                 path = path / candidate
                 break
         else:
             raise BackendError(
-                f"{path} is a folder without bin/sar2opt or bin/python; point the sar2opt provider "
-                "setting to the sar2opt executable or to the Python of the environment that has sar2opt-geo"
+                f"{path} ({source}) is a folder without bin/sar2opt or bin/python; point it to the sar2opt "
+                f"executable or to the Python of the environment that has sar2opt-geo, or {SETUP_HINT}"
             )
     if not path.is_file():
         found = shutil.which(value)
         if not found:
-            raise BackendError(
-                f"sar2opt executable {value} does not exist; fix the sar2opt provider setting "
-                f"(or {ENV_EXECUTABLE}) to point to the sar2opt executable or its environment's Python"
-            )
+            raise BackendError(f"sar2opt executable {value} ({source}) does not exist; fix it or clear it and {SETUP_HINT}")
         path = Path(found)
     if path.name.lower().startswith("python"):
         return [str(path), "-m", CLI_MODULE]
@@ -148,7 +202,16 @@ class OutputGuard:
     killed run can remove what it left: new or rewritten files, the atomic writers'
     temporaries beside file outputs, and new entries in output folders."""
 
-    def __init__(self, files: Iterable[str | os.PathLike] = (), folders: Iterable[str | os.PathLike] = ()):
+    def __init__(
+        self,
+        files: Iterable[str | os.PathLike] = (),
+        folders: Iterable[str | os.PathLike] = (),
+        *,
+        keep_finished: bool = False,
+    ):
+        """``keep_finished``: also on cancel, keep the complete outputs a run wrote (AOI crops
+        and their summary), so that running again resumes; only temporaries are removed."""
+        self.keep_finished = keep_finished
         self._start = time.time()
         self._files = {Path(f): self._stamp(Path(f)) for f in files if f}
         self._folders: dict[Path, set[str] | None] = {}
@@ -256,20 +319,79 @@ def _terminate(proc: subprocess.Popen, grace_s: float) -> None:
         proc.wait()
 
 
-def _log(feedback, level: str, message: str, warnings: list[str]) -> None:
-    level = (level or "info").lower()
-    if level in ("warning", "warn"):
-        warnings.append(message)
-        if hasattr(feedback, "pushWarning"):
-            feedback.pushWarning(message)
+_GDAL_MESSAGE = re.compile(r"^(Warning|ERROR) \d+: (.*)$")  # GDAL's own CPLError lines on stderr
+_PY_WARNING = re.compile(r"^\S.*:\d+: (\w*Warning): (.*)$")  # "file.py:12: UserWarning: text"
+
+
+class _Relay:
+    """Turns the CLI's output into feedback calls: progress text only when it changes, each
+    distinct warning once, GDAL's and Python's raw warning lines on stderr as one short
+    warning each (the source line Python prints below a warning is dropped), log errors
+    held back so that the final error is not reported twice."""
+
+    def __init__(self, feedback, translate: Callable[[str], str]):
+        self.feedback = feedback
+        self.translate = translate
+        self.warnings: list[str] = []
+        self.logged_errors: list[str] = []
+        self._text: str | None = None
+        self._seen: set[str] = set()
+        self._skip_source_line = False
+
+    def progress(self, event: dict) -> None:
+        try:
+            self.feedback.setProgress(100.0 * min(max(float(event.get("fraction", 0.0)), 0.0), 1.0))
+        except (TypeError, ValueError):
+            pass
+        text = str(event.get("message") or "")
+        if text and text != self._text:
+            self._text = text
+            self.feedback.setProgressText(text)
+
+    def warning(self, message: str) -> None:
+        message = self.translate(message)
+        if message in self._seen:
+            return
+        self._seen.add(message)
+        self.warnings.append(message)
+        if hasattr(self.feedback, "pushWarning"):
+            self.feedback.pushWarning(message)
         else:
-            feedback.reportError(message, False)
-    elif level in ("error", "critical"):
-        feedback.reportError(message, False)
-    elif level == "debug":
-        feedback.pushDebugInfo(message)
-    else:
-        feedback.pushInfo(message)
+            self.feedback.reportError(message, False)
+
+    def log(self, level: str, message: str) -> None:
+        level = (level or "info").lower()
+        if level in ("warning", "warn"):
+            self.warning(message)
+        elif level in ("error", "critical"):
+            self.logged_errors.append(self.translate(message))
+        elif level == "debug":
+            self.feedback.pushDebugInfo(message)
+        else:
+            self.feedback.pushInfo(self.translate(message))
+
+    def stderr(self, line: str) -> None:
+        if self._skip_source_line:
+            self._skip_source_line = False
+            if line.startswith((" ", "\t")):
+                return
+        gdal = _GDAL_MESSAGE.match(line)
+        if gdal:
+            self.warning(f"GDAL {gdal.group(1).lower()}: {gdal.group(2).strip()}")
+            return
+        py = _PY_WARNING.match(line)
+        if py:
+            self._skip_source_line = True
+            self.warning(f"{py.group(1)}: {py.group(2).strip()}")
+            return
+        if line.strip():
+            self.feedback.pushConsoleInfo(line)
+
+    def flush_errors(self, final: str | None) -> None:
+        """Report the logged errors that are not the final error message."""
+        for message in self.logged_errors:
+            if message != final:
+                self.feedback.reportError(message, False)
 
 
 def run_cli(
@@ -278,26 +400,31 @@ def run_cli(
     *,
     command: Sequence[str] | None = None,
     configured: str | None = None,
+    profile_dir: str | os.PathLike | None = None,
     guard: OutputGuard | None = None,
     json_document: bool = False,
     check: bool = True,
     grace_s: float = TERMINATE_GRACE_S,
+    translate: Callable[[str], str] | None = None,
 ) -> RunResult:
     """Run ``sar2opt ARGS...`` and relay its JSON progress to ``feedback``.
 
     ``args`` are the sub-command and its arguments (include ``--progress json`` where the
-    sub-command supports it). ``command`` overrides the resolved argv prefix
-    (:func:`resolve_command` of ``configured`` otherwise). With ``json_document=True`` the
+    sub-command supports it). ``command`` overrides the argv prefix (:func:`find_backend` of
+    ``configured`` and ``profile_dir`` otherwise). With ``json_document=True`` the
     non-event stdout is parsed as one JSON document (``sar2opt info --json``). With
     ``check=False`` a non-zero exit that still reported ``done`` (a batch where some crops
-    failed) returns the result with its ``returncode`` instead of raising.
+    failed) returns the result with its ``returncode`` instead of raising. ``translate``
+    rewrites messages (warnings, errors) before they are shown, e.g. option names into QGIS
+    parameter names.
 
     Raises :class:`BackendCancelled` when ``feedback.isCanceled()`` turned true (the CLI is
     terminated and ``guard`` removes partial outputs) and :class:`BackendError` with the CLI's
     one-line message when it fails.
     """
     feedback = feedback if feedback is not None else _NullFeedback()
-    argv = list(command or resolve_command(configured)) + [str(a) for a in args]
+    translate = translate or (lambda text: text)
+    argv = list(command or find_backend(configured, profile_dir=profile_dir)) + [str(a) for a in args]
     feedback.pushCommandInfo(" ".join(shlex.quote(a) for a in argv))
     popen_kw: dict[str, Any] = {}
     if os.name == "posix":
@@ -331,6 +458,7 @@ def run_cli(
         t.start()
 
     result = RunResult()
+    relay = _Relay(feedback, translate)
     error_message: str | None = None
     stderr_error: str | None = None
     stderr_tail: list[str] = []
@@ -356,8 +484,8 @@ def run_cli(
                 match = _STDERR_ERROR.match(line)
                 if match:
                     stderr_error = match.group(1).strip()
-                elif line.strip():
-                    feedback.pushConsoleInfo(line)
+                else:
+                    relay.stderr(line)
                 continue
             event = _parse_event(line)
             if event is None:
@@ -367,14 +495,9 @@ def run_cli(
                 continue
             kind = event.get("event")
             if kind == "progress":
-                try:
-                    feedback.setProgress(100.0 * min(max(float(event.get("fraction", 0.0)), 0.0), 1.0))
-                except (TypeError, ValueError):
-                    pass
-                if event.get("message"):
-                    feedback.setProgressText(str(event["message"]))
+                relay.progress(event)
             elif kind == "log":
-                _log(feedback, str(event.get("level", "info")), str(event.get("message", "")), result.warnings)
+                relay.log(str(event.get("level", "info")), str(event.get("message", "")))
             elif kind == "done":
                 outputs = event.get("outputs") or {}
                 if isinstance(outputs, dict):
@@ -392,22 +515,33 @@ def run_cli(
         for stream in (proc.stdout, proc.stderr):
             if stream is not None and not any(t.is_alive() for t in pumps):
                 stream.close()
+    result.warnings = relay.warnings
 
     if cancelled:
-        removed = guard.cleanup() if guard is not None else []
+        keep = guard is not None and guard.keep_finished
+        removed = guard.cleanup(temporaries_only=keep) if guard is not None else []
         if removed:
             feedback.pushInfo("Removed partial outputs: " + ", ".join(str(p) for p in removed))
+        if keep:
+            raise BackendCancelled(
+                "sar2opt was cancelled by the user; outputs finished before the cancel were kept and partial "
+                "ones removed: run it again with the same output folder to resume"
+            )
         raise BackendCancelled("sar2opt was cancelled by the user; no output was written")
 
     result.returncode = proc.wait()
     if guard is not None and result.returncode != 0:
         guard.cleanup(temporaries_only=True)
+    final: str | None = None
     if result.returncode != 0 and not (not check and result.outputs and error_message is None):
-        message = error_message or stderr_error
-        if not message:
+        final = error_message or stderr_error
+        if not final:
             tail = [s for s in stderr_tail if s.strip()]
-            message = tail[-1].strip() if tail else f"sar2opt exited with status {result.returncode}"
-        raise BackendError(message)
+            final = tail[-1].strip() if tail else f"sar2opt exited with status {result.returncode}"
+        final = translate(final)
+    relay.flush_errors(final)
+    if final is not None:
+        raise BackendError(final)
     if json_document:
         text = "\n".join(document_lines).strip()
         try:

@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from .algorithms import ALGORITHMS
+from .icons import ICON_PATH, provider_icon
 from .settings import register_settings, unregister_settings
 
-__all__ = ["ICON_PATH", "Sar2OptProvider", "provider_icon"]
-
-ICON_PATH = Path(__file__).with_name("icon.svg")
-
-
-def provider_icon() -> QIcon:
-    return QIcon(str(ICON_PATH))
+__all__ = ["Sar2OptProvider"]
 
 
 class Sar2OptProvider(QgsProcessingProvider):

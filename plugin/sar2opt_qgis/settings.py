@@ -1,10 +1,24 @@
-"""The provider setting that says which ``sar2opt`` to run (Options > Processing > Providers)."""
+"""The provider setting that says which ``sar2opt`` to run (Settings > Options > Processing >
+Providers > sar2opt), and the QGIS profile folder where ``sar2opt:setup`` installs one."""
 
 from __future__ import annotations
 
 from .backend import SETTING_EXECUTABLE
 
-__all__ = ["SETTING_EXECUTABLE", "configured_executable", "register_settings", "unregister_settings"]
+__all__ = [
+    "SETTING_EXECUTABLE",
+    "SETTING_LABEL",
+    "configured_executable",
+    "profile_dir",
+    "register_settings",
+    "store_executable",
+    "unregister_settings",
+]
+
+SETTING_LABEL = "sar2opt executable"
+"""Short, so that the Options dialog's value column stays on screen; the lookup order (empty:
+the SAR2OPT_EXECUTABLE variable, the environment sar2opt:setup made, PATH) is in the docs and
+in the error message when nothing is found."""
 
 
 def register_settings(group: str, icon=None) -> None:
@@ -17,11 +31,10 @@ def register_settings(group: str, icon=None) -> None:
         Setting(
             group,
             SETTING_EXECUTABLE,
-            "sar2opt executable or Python interpreter (empty = sar2opt on PATH; "
-            "the SAR2OPT_EXECUTABLE environment variable overrides it)",
+            SETTING_LABEL,
             "",
             valuetype=Setting.FILE,
-            placeholder="/path/to/venv/bin/sar2opt",
+            placeholder="empty: automatic (run sar2opt:setup)",
         )
     )
     ProcessingConfig.readSettings()
@@ -41,3 +54,17 @@ def configured_executable() -> str:
         return ""
     value = ProcessingConfig.getSetting(SETTING_EXECUTABLE)
     return str(value or "").strip()
+
+
+def store_executable(path: str) -> None:
+    """Save ``path`` as the provider setting (what sar2opt:setup does when it succeeds)."""
+    from processing.core.ProcessingConfig import ProcessingConfig
+
+    ProcessingConfig.setSettingValue(SETTING_EXECUTABLE, str(path))
+
+
+def profile_dir() -> str:
+    """The active QGIS profile folder (``.../QGIS3/profiles/default/``)."""
+    from qgis.core import QgsApplication
+
+    return QgsApplication.qgisSettingsDirPath()

@@ -24,12 +24,25 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QCoreApplication
 
-from .. import backend
-from ..settings import configured_executable
+from .. import backend, options
+from ..icons import provider_icon
+from ..settings import configured_executable, profile_dir
 
-__all__ = ["DEVICES", "RasterOrProductParameter", "Sar2OptAlgorithm"]
+__all__ = ["DEVICES", "RasterOrProductParameter", "Sar2OptAlgorithm", "find_command", "step_widget"]
 
 DEVICES = ("auto", "cpu", "cuda")
+
+
+def find_command() -> list[str]:
+    """The backend's argv prefix (setting, SAR2OPT_EXECUTABLE, profile venv, PATH); raises
+    :class:`~sar2opt_qgis.backend.BackendNotFound` / ``BackendError``."""
+    return backend.find_backend(configured_executable(), profile_dir=profile_dir())
+
+
+def step_widget(step: int) -> dict:
+    """Parameter metadata for an integer spin box that steps by ``step`` in the dialogs (QGIS
+    3.22's own number widget has no step setting; see ``widgets.py``)."""
+    return {"widget_wrapper": {"class": "sar2opt_qgis.algorithms.widgets.StepSpinBoxWrapper", "step": step}}
 
 
 class RasterOrProductParameter(QgsProcessingParameterRasterLayer):
@@ -75,14 +88,31 @@ class Sar2OptAlgorithm(QgsProcessingAlgorithm):
     def groupId(self) -> str:
         return self._group[0]
 
-    def icon(self):
-        from ..provider import provider_icon
+    _summary = ""  # one line for the toolbox tooltip; the help text does not repeat it
 
+    def icon(self):
         return provider_icon()
 
     def shortDescription(self) -> str:
-        """First sentence of the help: the tooltip in the toolbox."""
-        return self.shortHelpString().split(". ", 1)[0].split("\n", 1)[0].rstrip(".") + "."
+        return self.tr(self._summary)
+
+    def canExecute(self):
+        """(False, what is missing) when no backend is found: the toolbox says so before Run."""
+        try:
+            find_command()
+        except backend.BackendError as exc:
+            return False, self.tr(str(exc))
+        return True, ""
+
+    def checkParameterValues(self, parameters, context):
+        ok, message = super().checkParameterValues(parameters, context)
+        if ok and self.parameterDefinition(self.TILE_SIZE) is not None:
+            problem = options.check_tiling(
+                self.parameterAsInt(parameters, self.TILE_SIZE, context), self.parameterAsInt(parameters, self.OVERLAP, context)
+            )
+            if problem:
+                return False, self.tr(problem)
+        return ok, message
 
     def helpUrl(self) -> str:
         return "https://github.com/sar2opt-geo/sar2opt-geo/blob/main/docs/QGIS.md"
@@ -104,28 +134,29 @@ class Sar2OptAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(
             QgsProcessingParameterString(
                 self.BANDS,
-                self.tr("Polarisations / bands fed to the model, comma separated (e.g. VH or HH; empty = from the model card)"),
+                self.tr("Bands fed to the model, comma separated (e.g. VH; empty = the model card's)"),
                 optional=True,
             )
         )
-        self.addParameter(
-            QgsProcessingParameterNumber(
-                self.TILE_SIZE,
-                self.tr("Tile size (pixels, multiple of 16)"),
-                type=QgsProcessingParameterNumber.Integer,
-                defaultValue=512,
-                minValue=64,
-                maxValue=8192,
-            )
+        tile = QgsProcessingParameterNumber(
+            self.TILE_SIZE,
+            self.tr(f"Tile size (pixels, multiple of {options.DOWNSAMPLING})"),
+            type=QgsProcessingParameterNumber.Integer,
+            defaultValue=options.TILE_SIZE_DEFAULT,
+            minValue=options.TILE_SIZE_MIN,
+            maxValue=options.TILE_SIZE_MAX,
         )
+        tile.setMetadata(step_widget(options.DOWNSAMPLING))
+        self.addParameter(tile)
         overlap = QgsProcessingParameterNumber(
             self.OVERLAP,
-            self.tr("Tile overlap (pixels, multiple of 16)"),
+            self.tr(f"Tile overlap (pixels, multiple of {options.DOWNSAMPLING}, at least {options.OVERLAP_MIN})"),
             type=QgsProcessingParameterNumber.Integer,
-            defaultValue=128,
-            minValue=0,
-            maxValue=4096,
+            defaultValue=options.OVERLAP_DEFAULT,
+            minValue=options.OVERLAP_MIN,
+            maxValue=options.OVERLAP_MAX,
         )
+        overlap.setMetadata(step_widget(options.DOWNSAMPLING))
         overlap.setFlags(overlap.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
         self.addParameter(overlap)
         device = QgsProcessingParameterEnum(
@@ -185,13 +216,19 @@ class Sar2OptAlgorithm(QgsProcessingAlgorithm):
         *,
         files: Sequence[str] = (),
         folders: Sequence[str] = (),
+        keep_finished: bool = False,
         json_document: bool = False,
         check: bool = True,
     ) -> backend.RunResult:
         """Run ``sar2opt ARGS`` with progress relayed to ``feedback``; library errors become
-        :class:`QgsProcessingException` with the CLI's one-line message."""
-        guard = backend.OutputGuard(files=files, folders=folders)
+        :class:`QgsProcessingException` with the CLI's one-line message, option names in it
+        replaced by this algorithm's parameter names (``TILE_SIZE``, not ``tile_size``).
+        ``keep_finished``: a cancel keeps the complete outputs in ``folders`` (resumable batches)."""
+        guard = backend.OutputGuard(files=files, folders=folders, keep_finished=keep_finished)
         try:
-            return backend.run_cli(args, feedback, configured=configured_executable(), guard=guard, json_document=json_document, check=check)
+            return backend.run_cli(
+                args, feedback, command=find_command(), guard=guard, json_document=json_document, check=check,
+                translate=options.qgis_message,
+            )
         except backend.BackendError as exc:
             raise QgsProcessingException(str(exc)) from None

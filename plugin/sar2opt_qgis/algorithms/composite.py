@@ -24,6 +24,7 @@ class CompositeAlgorithm(Sar2OptAlgorithm):
     STRETCH = "STRETCH"
 
     _group = ("visualisation", "SAR visualisation")
+    _summary = "HH/HV (or VV/VH) pseudo-colour composite in dB; no model."
 
     def name(self) -> str:
         return "composite"
@@ -36,9 +37,9 @@ class CompositeAlgorithm(Sar2OptAlgorithm):
 
     def shortHelpString(self) -> str:
         return self.tr(
-            "Builds the standard dual-polarisation pseudo-colour composite of a SAR scene: "
+            "The standard dual-polarisation pseudo-colour composite: "
             "R = co-polarised sigma0 in dB (HH or VV), G = cross-polarised sigma0 in dB (HV or VH), "
-            "B = their difference (co - cross, dB). No model is involved. The result is a 3-band uint8 "
+            "B = their difference (co - cross, dB). The result is a 3-band uint8 "
             "Cloud Optimized GeoTIFF with a nodata mask (nodata where either polarisation is).\n\n"
             "Input: a raster layer or file with both polarisations as bands (e.g. a Sentinel-1 VV+VH "
             "GeoTIFF in dB or linear power) or an ALOS-2 PALSAR-2 L2.1 product folder.\n"

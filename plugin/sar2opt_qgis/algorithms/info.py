@@ -22,6 +22,7 @@ class InfoAlgorithm(Sar2OptAlgorithm):
     BANDS_OUT = "BANDS"
 
     _group = ("inspection", "Inspection")
+    _summary = "What the sar2opt reader sees in a scene: sensor, bands, calibration, CRS (read-only)."
 
     def name(self) -> str:
         return "info"
@@ -34,7 +35,7 @@ class InfoAlgorithm(Sar2OptAlgorithm):
 
     def shortHelpString(self) -> str:
         return self.tr(
-            "Reports what the sar2opt reader sees in a scene, without writing anything: sensor and "
+            "Writes nothing. Reported: sensor and "
             "product type, polarisations/bands, size in pixels, CRS (or GCP CRS), bounds in that CRS "
             "(left, bottom, right, top), pixel size in CRS units, radiometric quantity and scale "
             "(sigma0 linear/dB, DN) and the calibration applied.\n\n"

@@ -9,6 +9,7 @@ from qgis.core import (
     QgsProcessingParameterRasterDestination,
 )
 
+from .. import options
 from .base import Sar2OptAlgorithm
 
 __all__ = ["TranslateAlgorithm"]
@@ -20,6 +21,7 @@ class TranslateAlgorithm(Sar2OptAlgorithm):
     MATCH_INPUT_GRID = "MATCH_INPUT_GRID"
 
     _group = ("translation", "Translation")
+    _summary = "SAR scene to a georeferenced optical-looking RGB GeoTIFF with a pix2pix generator."
 
     def name(self) -> str:
         return "translate"
@@ -32,8 +34,7 @@ class TranslateAlgorithm(Sar2OptAlgorithm):
 
     def shortHelpString(self) -> str:
         return self.tr(
-            "Translates a SAR scene into an optical-looking RGB image with a pix2pix generator and "
-            "writes it as a georeferenced 3-band uint8 Cloud Optimized GeoTIFF (nodata in, nodata out).\n\n"
+            "Output: a 3-band uint8 Cloud Optimized GeoTIFF (nodata in, nodata out), added to the map.\n\n"
             "Input: a raster layer or the path of a GeoTIFF (sigma0 in dB or linear), a Sentinel-1 "
             ".SAFE folder or zip, or an ALOS-2 PALSAR-2 product folder (in the dialog, pick the product's "
             "manifest.safe or summary.txt with '...', or type the folder path). Calibration, "
@@ -41,17 +42,25 @@ class TranslateAlgorithm(Sar2OptAlgorithm):
             "Model: a .safetensors checkpoint; empty (default) uses the bundled SAR->RGB model.\n"
             "Bands: polarisations fed to the model, e.g. VH or HH (default: the model card's bands; a "
             "single-polarisation scene's only band).\n"
-            "Tile size and overlap are in pixels of the model grid, multiples of 16 (defaults 512 and "
-            "128; overlap at least 96). Tiles are blended, so the result does not depend on the tiling. "
+            f"Tile size and overlap are in pixels of the model grid, multiples of {options.DOWNSAMPLING} "
+            f"(defaults {options.TILE_SIZE_DEFAULT} and {options.OVERLAP_DEFAULT}; overlap at least "
+            f"{options.OVERLAP_MIN}). Tiles are blended, so the result does not depend on the tiling. "
             "Device: auto (default) uses CUDA when the configured environment has it, else CPU.\n"
             "CRS and grid: by default the output is on the model grid: the model's pixel spacing (10 m "
             "for the bundled models) in the input's projected CRS, covering the input's bounds; lon/lat "
             "and GCP-georeferenced inputs (Sentinel-1 GRD) go to the UTM zone of the scene centre. "
-            "'Match the input grid' resamples the result back onto the input's pixel grid; a target CRS "
-            "reprojects it instead.\n\n"
-            "The work runs in the sar2opt command line of the Python environment set in "
-            "Options > Processing > Providers > sar2opt (or the SAR2OPT_EXECUTABLE environment variable)."
+            "MATCH_INPUT_GRID resamples the result back onto the input's pixel grid; TARGET_CRS "
+            "reprojects it instead (set one of the two).\n\n"
+            "The work runs in the sar2opt backend that 'Set up the sar2opt backend' installs (or the one "
+            "set in Settings > Options > Processing > Providers > sar2opt)."
         )
+
+    def checkParameterValues(self, parameters, context):
+        ok, message = super().checkParameterValues(parameters, context)
+        match = ok and self.parameterAsBool(parameters, self.MATCH_INPUT_GRID, context)
+        if match and self.parameterAsCrs(parameters, self.TARGET_CRS, context).isValid():
+            return False, self.tr("MATCH_INPUT_GRID and TARGET_CRS cannot both be set: keep the input grid or reproject, not both")
+        return ok, message
 
     def initAlgorithm(self, config=None) -> None:
         self.add_input()

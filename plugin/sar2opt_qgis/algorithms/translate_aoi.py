@@ -15,6 +15,7 @@ from qgis.core import (
     QgsProcessingParameterVectorLayer,
 )
 
+from .. import options
 from .base import Sar2OptAlgorithm
 
 __all__ = ["TranslateAoiAlgorithm"]
@@ -33,6 +34,7 @@ class TranslateAoiAlgorithm(Sar2OptAlgorithm):
     SUMMARY = "SUMMARY"
 
     _group = ("translation", "Translation")
+    _summary = "One translated, masked RGB GeoTIFF per AOI polygon, plus a summary layer."
 
     def name(self) -> str:
         return "translateaoi"
@@ -45,19 +47,19 @@ class TranslateAoiAlgorithm(Sar2OptAlgorithm):
 
     def shortHelpString(self) -> str:
         return self.tr(
-            "Translates the part of a SAR scene under each polygon of an AOI layer into its own "
-            "RGB GeoTIFF in the output folder, named after the name field (<name>.tif), masked to "
-            "nodata outside the (buffered) polygon, and writes summary.gpkg (layer 'summary': each "
-            "AOI footprint with its output, status done/skipped/failed and the reason), which is "
-            "added to the map.\n\n"
+            "Output folder: one GeoTIFF per polygon, named after the name field (e.g. field_12.tif), the part of the "
+            "scene under the buffered polygon translated as in 'Translate SAR to optical RGB' and masked "
+            "to nodata outside it; and summary.gpkg (layer 'summary': each AOI footprint with its output, "
+            "status done/skipped/failed and the reason), which is added to the map.\n\n"
             "AOI: any polygon layer, in any CRS (it is reprojected to the scene CRS); memory and "
             "non-file layers are written to a temporary GeoPackage first. Polygons that miss the "
             "scene are reported in the summary, not fatal.\n"
             "Name field: values must be unique (empty = feature index).\n"
             "Buffer: grows (negative: shrinks) each polygon before cropping, in metres (default 0).\n"
-            "Model, bands, tile size (pixels, default 512), overlap (pixels, default 128) and device "
-            "are as in 'Translate SAR to optical RGB'. Outputs keep the scene CRS. Re-running into the "
-            "same folder skips crops whose inputs did not change."
+            f"Model, bands, tile size (pixels, default {options.TILE_SIZE_DEFAULT}), overlap (pixels, default "
+            f"{options.OVERLAP_DEFAULT}) and device are as in 'Translate SAR to optical RGB'. Outputs keep the "
+            "scene CRS (no reprojection). Re-running into the same folder skips crops whose inputs did not "
+            "change; after a cancel the finished crops stay, so running again resumes."
         )
 
     def initAlgorithm(self, config=None) -> None:
@@ -66,11 +68,11 @@ class TranslateAoiAlgorithm(Sar2OptAlgorithm):
         self.addParameter(
             QgsProcessingParameterField(self.NAME_FIELD, self.tr("Name field (empty = feature index)"), parentLayerParameterName=self.AOI, optional=True)
         )
-        self.addParameter(
-            QgsProcessingParameterNumber(
-                self.BUFFER, self.tr("Buffer around each polygon (metres; negative shrinks)"), type=QgsProcessingParameterNumber.Double, defaultValue=0.0
-            )
+        buffer = QgsProcessingParameterNumber(
+            self.BUFFER, self.tr("Buffer around each polygon (metres; negative shrinks)"), type=QgsProcessingParameterNumber.Double, defaultValue=0.0
         )
+        buffer.setMetadata({"widget_wrapper": {"decimals": 1}})  # metres: 6 decimals would be micrometres
+        self.addParameter(buffer)
         self.add_model_parameters()
         workers = QgsProcessingParameterNumber(
             self.WORKERS, self.tr("Parallel worker processes (0 = one process, serially)"), type=QgsProcessingParameterNumber.Integer, defaultValue=0, minValue=0
@@ -98,7 +100,8 @@ class TranslateAoiAlgorithm(Sar2OptAlgorithm):
         args += self.model_arguments(parameters, context)
         args += ["--workers", str(self.parameterAsInt(parameters, self.WORKERS, context))]
         args += ["--progress", "json"]
-        result = self.run_backend(args, feedback, folders=[out_dir], check=False)
+        # a cancel keeps finished crops and the summary (the CLI writes it on SIGTERM): a rerun resumes
+        result = self.run_backend(args, feedback, folders=[out_dir], keep_finished=True, check=False)
         if result.returncode != 0:
             feedback.reportError(
                 self.tr("some AOI crops failed (sar2opt batch exit status {}); the summary layer gives each reason (status = failed)").format(result.returncode),
