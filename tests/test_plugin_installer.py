@@ -208,6 +208,7 @@ def test_messages_use_the_qgis_parameter_names(text, expected):
 
 def test_tiling_check_names_the_parameters():
     assert options.check_tiling(options.TILE_SIZE_DEFAULT, options.OVERLAP_DEFAULT) is None
+    assert options.check_tiling(None, None) is None and options.check_tiling(512, None) is None
     assert options.check_tiling(options.TILE_SIZE_MIN, options.OVERLAP_MIN) is None
     assert options.check_tiling(500, 128) == "TILE_SIZE=500 is not a multiple of 16 pixels; use e.g. 512"
     assert options.check_tiling(512, 100).startswith("OVERLAP=100 is not a multiple of 16 pixels")
@@ -255,8 +256,10 @@ def test_plugin_defaults_and_names_are_the_librarys(tmp_path):
     library = options.backend_options(plugin)
     if (ROOT / "sar2opt_geo" / "options.py").exists():
         assert library is not None
-        assert (options.TILE_SIZE_DEFAULT, options.OVERLAP_DEFAULT) == (library.DEFAULT_TILE_SIZE, library.DEFAULT_OVERLAP)
+        defaults = {f.name: f.default for f in library.option_fields()}
+        assert (options.TILE_SIZE_DEFAULT, options.OVERLAP_DEFAULT) == (defaults["tile_size"], defaults["overlap"])
+        assert options.MAX_MEMORY_MB_DEFAULT == library.DEFAULT_MAX_MEMORY_MB and options.BACKENDS == library.BACKENDS
         declared = {f.name: f.metadata["qgis"] for f in library.option_fields() if f.metadata.get("qgis")}
         assert declared and all(options.BACKEND_NAMES[name] == qgis for name, qgis in declared.items())
     else:
-        assert library is None and (options.TILE_SIZE_DEFAULT, options.OVERLAP_DEFAULT) == (512, 128)
+        assert library is None and (options.TILE_SIZE_DEFAULT, options.OVERLAP_DEFAULT) == (None, None)

@@ -249,7 +249,8 @@ def test_algorithm_parameters_and_help(qgis):
     info = json.loads(proc.stdout)
     assert info["algorithm_details"]["can_cancel"] and info["algorithm_details"]["short_description"]
     params = info["parameters"]
-    assert params["TILE_SIZE"]["raw_definition"]["default"] == 512 and "pixels" in params["TILE_SIZE"]["description"]
+    assert params["TILE_SIZE"]["raw_definition"]["default"] is None and "pixels" in params["TILE_SIZE"]["description"]
+    assert params["TILE_SIZE"]["optional"] and params["MAX_MEMORY_MB"]["raw_definition"]["default"] == 1500
     assert params["OVERLAP"]["is_advanced"] and params["DEVICE"]["is_advanced"] and params["TARGET_CRS"]["is_advanced"]
     assert params["MODEL"]["optional"] and params["TARGET_CRS"]["optional"] and not params["INPUT"]["optional"]
     assert params["OUTPUT"]["is_destination"] and params["INPUT"]["type"]["id"] == "raster"
@@ -257,8 +258,10 @@ def test_algorithm_parameters_and_help(qgis):
     algs = _result(qgis.python(_DESCRIBE, str(qgis.plugins)))
     expected = {
         "sar2opt:setup": {"TORCH", "PYTHON", "TORCH_INDEX_URL", "REINSTALL"},
-        "sar2opt:translate": {"INPUT", "MODEL", "BANDS", "TILE_SIZE", "OVERLAP", "DEVICE", "TARGET_CRS", "MATCH_INPUT_GRID", "OUTPUT"},
-        "sar2opt:translateaoi": {"INPUT", "AOI", "NAME_FIELD", "BUFFER", "MODEL", "BANDS", "TILE_SIZE", "OVERLAP", "DEVICE", "WORKERS", "OUTPUT"},
+        "sar2opt:translate": {"INPUT", "MODEL", "BANDS", "TILE_SIZE", "OVERLAP", "MAX_MEMORY_MB", "BACKEND", "DEVICE",
+                              "TARGET_CRS", "MATCH_INPUT_GRID", "OUTPUT"},
+        "sar2opt:translateaoi": {"INPUT", "AOI", "NAME_FIELD", "BUFFER", "MODEL", "BANDS", "TILE_SIZE", "OVERLAP",
+                                 "MAX_MEMORY_MB", "BACKEND", "DEVICE", "WORKERS", "OUTPUT"},
         "sar2opt:composite": {"INPUT", "CO_POL", "CROSS_POL", "STRETCH", "OUTPUT"},
         "sar2opt:info": {"INPUT"},
     }
@@ -278,7 +281,8 @@ def test_algorithm_parameters_and_help(qgis):
             assert unit in alg["parameters"][name]["description"] and unit in alg["help"], (alg_id, name)
         if "TILE_SIZE" in names:
             p = alg["parameters"]
-            assert (p["TILE_SIZE"]["default"], p["OVERLAP"]["default"]) == (512, 128)
+            assert (p["TILE_SIZE"]["default"], p["OVERLAP"]["default"]) == (None, None)  # chosen for the model
+            assert p["TILE_SIZE"]["optional"] and p["MAX_MEMORY_MB"]["default"] == 1500 and p["BACKEND"]["advanced"]
             assert (p["TILE_SIZE"]["minimum"], p["OVERLAP"]["minimum"]) == (112, 96)  # from the model: 16 px steps, 2 x 48 px margin
             assert p["OVERLAP"]["advanced"] and p["DEVICE"]["advanced"] and not p["TILE_SIZE"]["advanced"]
             assert "default" in alg["help"].lower()
@@ -497,7 +501,9 @@ def test_fake_backend_through_qgis_process_accepts_a_product_folder(qgis, fake_s
     argv = json.loads(out.read_text())
     assert argv[:3] == ["translate", str(s1_safe), str(out)]
     assert argv[argv.index("--bands") + 1] == "VV,VH" and argv[argv.index("--t-srs") + 1] == "EPSG:4326"
-    assert argv[argv.index("--tile") + 1] == "512" and argv[argv.index("--device") + 1] == "auto"
+    assert "--tile" not in argv and "--overlap" not in argv  # empty: the backend chooses for the model
+    assert argv[argv.index("--max-memory-mb") + 1] == "1500" and argv[argv.index("--backend") + 1] == "torch"
+    assert argv[argv.index("--device") + 1] == "auto"
     assert argv[-2:] == ["--progress", "json"]
 
 

@@ -1,9 +1,10 @@
 """Translate options as the plugin shows them: defaults and limits of the tiling parameters,
 and the QGIS parameter names that stand for the library's option names in messages.
 
-Standard library only (tested outside QGIS). The defaults (512 / 128) and the option names
-come from the library's own ``sar2opt_geo/options.py`` (stdlib only: its ``DEFAULT_*``
-constants and each option field's ``flag`` and ``qgis`` metadata), read as source text from the
+Standard library only (tested outside QGIS). The defaults and the option names come from the
+library's own ``sar2opt_geo/options.py`` (stdlib only: the defaults of its ``TranslateOptions``
+fields — tile size and overlap unset, i.e. chosen for the model within the memory budget —,
+its ``DEFAULT_MAX_MEMORY_MB`` and ``BACKENDS``, and each option field's ``flag`` and ``qgis`` metadata), read as source text from the
 backend wheel bundled with the plugin or, in a checkout, from the repository; nothing of
 ``sar2opt_geo`` is imported (no torch, no rasterio in QGIS's Python). Without that file the
 values below are used. The limits are the engine's (``sar2opt_geo.engine.tiling``: tiles and
@@ -21,8 +22,10 @@ from pathlib import Path
 from types import ModuleType
 
 __all__ = [
+    "BACKENDS",
     "BACKEND_NAMES",
     "DOWNSAMPLING",
+    "MAX_MEMORY_MB_DEFAULT",
     "OVERLAP_DEFAULT",
     "OVERLAP_MIN",
     "TILE_SIZE_DEFAULT",
@@ -72,8 +75,22 @@ DOWNSAMPLING = 16
 """Total downsampling of the bundled generators: tile sizes and overlaps are multiples of it (pixels)."""
 MARGIN = 48
 """Pixels next to an inner tile edge that get no weight (the generator's receptive-field margin)."""
-TILE_SIZE_DEFAULT = int(getattr(_LIBRARY, "DEFAULT_TILE_SIZE", 512))
-OVERLAP_DEFAULT = int(getattr(_LIBRARY, "DEFAULT_OVERLAP", 128))
+
+
+def _field_default(name: str, fallback: object) -> object:
+    """The default of ``TranslateOptions.<name>`` in the library, else ``fallback``."""
+    for f in getattr(_LIBRARY, "option_fields", list)():
+        if f.name == name:
+            return f.default
+    return fallback
+
+
+TILE_SIZE_DEFAULT: int | None = _field_default("tile_size", None)
+"""None: the backend chooses the tile for the model within the memory budget."""
+OVERLAP_DEFAULT: int | None = _field_default("overlap", None)
+"""None: twice the model's receptive margin (exact tiles)."""
+MAX_MEMORY_MB_DEFAULT = float(getattr(_LIBRARY, "DEFAULT_MAX_MEMORY_MB", 1500))
+BACKENDS: tuple[str, ...] = tuple(getattr(_LIBRARY, "BACKENDS", ("torch", "onnxruntime", "openvino")))
 OVERLAP_MIN = 2 * MARGIN
 """Smallest overlap without gaps between tiles (pixels)."""
 TILE_SIZE_MIN = OVERLAP_MIN + DOWNSAMPLING
@@ -82,16 +99,19 @@ TILE_SIZE_MAX = 8192
 OVERLAP_MAX = TILE_SIZE_MAX - DOWNSAMPLING
 
 
-def check_tiling(tile_size: int, overlap: int) -> str | None:
-    """``None`` when ``TILE_SIZE`` and ``OVERLAP`` can work, else the message naming them and a fix."""
+def check_tiling(tile_size: int | None, overlap: int | None) -> str | None:
+    """``None`` when ``TILE_SIZE`` and ``OVERLAP`` can work (unset = chosen by the backend), else the
+    message naming them and a fix."""
     d = DOWNSAMPLING
-    if tile_size % d:
+    if tile_size is not None and tile_size % d:
         return f"TILE_SIZE={tile_size} is not a multiple of {d} pixels; use e.g. {max(TILE_SIZE_MIN, -(-tile_size // d) * d)}"
+    if overlap is None:
+        return None
     if overlap % d:
         return f"OVERLAP={overlap} is not a multiple of {d} pixels; use e.g. {max(OVERLAP_MIN, -(-overlap // d) * d)}"
     if overlap < OVERLAP_MIN:
         return f"OVERLAP={overlap} is smaller than {OVERLAP_MIN} pixels (twice the model's {MARGIN} px margin): tiles would leave gaps; use {OVERLAP_MIN} or more"
-    if overlap >= tile_size:
+    if tile_size is not None and overlap >= tile_size:
         return f"OVERLAP={overlap} must be smaller than TILE_SIZE={tile_size}; use a larger TILE_SIZE or a smaller OVERLAP"
     return None
 

@@ -69,6 +69,8 @@ class Sar2OptAlgorithm(QgsProcessingAlgorithm):
     MODEL = "MODEL"
     BANDS = "BANDS"
     TILE_SIZE = "TILE_SIZE"
+    MAX_MEMORY_MB = "MAX_MEMORY_MB"
+    BACKEND = "BACKEND"
     OVERLAP = "OVERLAP"
     DEVICE = "DEVICE"
     TARGET_CRS = "TARGET_CRS"
@@ -108,7 +110,7 @@ class Sar2OptAlgorithm(QgsProcessingAlgorithm):
         ok, message = super().checkParameterValues(parameters, context)
         if ok and self.parameterDefinition(self.TILE_SIZE) is not None:
             problem = options.check_tiling(
-                self.parameterAsInt(parameters, self.TILE_SIZE, context), self.parameterAsInt(parameters, self.OVERLAP, context)
+                self.optional_int(parameters, self.TILE_SIZE, context), self.optional_int(parameters, self.OVERLAP, context)
             )
             if problem:
                 return False, self.tr(problem)
@@ -140,9 +142,10 @@ class Sar2OptAlgorithm(QgsProcessingAlgorithm):
         )
         tile = QgsProcessingParameterNumber(
             self.TILE_SIZE,
-            self.tr(f"Tile size (pixels, multiple of {options.DOWNSAMPLING})"),
+            self.tr(f"Tile size (pixels, multiple of {options.DOWNSAMPLING}; empty = chosen within the memory budget)"),
             type=QgsProcessingParameterNumber.Integer,
             defaultValue=options.TILE_SIZE_DEFAULT,
+            optional=True,
             minValue=options.TILE_SIZE_MIN,
             maxValue=options.TILE_SIZE_MAX,
         )
@@ -150,15 +153,29 @@ class Sar2OptAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(tile)
         overlap = QgsProcessingParameterNumber(
             self.OVERLAP,
-            self.tr(f"Tile overlap (pixels, multiple of {options.DOWNSAMPLING}, at least {options.OVERLAP_MIN})"),
+            self.tr(f"Tile overlap (pixels, multiple of {options.DOWNSAMPLING}, at least {options.OVERLAP_MIN}; "
+                    "empty = twice the model's margin)"),
             type=QgsProcessingParameterNumber.Integer,
             defaultValue=options.OVERLAP_DEFAULT,
+            optional=True,
             minValue=options.OVERLAP_MIN,
             maxValue=options.OVERLAP_MAX,
         )
         overlap.setMetadata(step_widget(options.DOWNSAMPLING))
         overlap.setFlags(overlap.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
         self.addParameter(overlap)
+        memory = QgsProcessingParameterNumber(
+            self.MAX_MEMORY_MB, self.tr("Memory budget (MB of peak memory; sets tile size and batch)"),
+            type=QgsProcessingParameterNumber.Integer, defaultValue=int(options.MAX_MEMORY_MB_DEFAULT),
+            minValue=256, maxValue=1_000_000,
+        )
+        memory.setFlags(memory.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        self.addParameter(memory)
+        engine = QgsProcessingParameterEnum(
+            self.BACKEND, self.tr("Inference backend"), options=list(options.BACKENDS), defaultValue=0
+        )
+        engine.setFlags(engine.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        self.addParameter(engine)
         device = QgsProcessingParameterEnum(
             self.DEVICE, self.tr("Torch device"), options=list(DEVICES), defaultValue=0
         )
@@ -173,12 +190,24 @@ class Sar2OptAlgorithm(QgsProcessingAlgorithm):
         bands = (self.parameterAsString(parameters, self.BANDS, context) or "").strip()
         if bands:
             args += ["--bands", ",".join(b.strip() for b in bands.replace(";", ",").split(",") if b.strip())]
-        args += ["--tile", str(self.parameterAsInt(parameters, self.TILE_SIZE, context))]
-        args += ["--overlap", str(self.parameterAsInt(parameters, self.OVERLAP, context))]
+        for name, flag in ((self.TILE_SIZE, "--tile"), (self.OVERLAP, "--overlap")):
+            value = self.optional_int(parameters, name, context)
+            if value is not None:
+                args += [flag, str(value)]
+        if self.parameterDefinition(self.MAX_MEMORY_MB) is not None:
+            args += ["--max-memory-mb", str(self.parameterAsInt(parameters, self.MAX_MEMORY_MB, context))]
+            args += ["--backend", options.BACKENDS[self.parameterAsEnum(parameters, self.BACKEND, context)]]
         args += ["--device", DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)]]
         return args
 
     # -- value conversion ------------------------------------------------------------------
+    def optional_int(self, parameters: dict, name: str, context: QgsProcessingContext) -> int | None:
+        """An optional integer parameter's value, None when it is not set (empty)."""
+        value = parameters.get(name, self.parameterDefinition(name).defaultValue())
+        if value is None or value == "":
+            return None
+        return self.parameterAsInt(parameters, name, context)
+
     def input_path(self, parameters: dict, name: str, context: QgsProcessingContext) -> str:
         """A path the CLI can open: the string itself when it names a file or folder, else
         the file behind the raster layer (GDAL layers only)."""

@@ -15,7 +15,6 @@ from qgis.core import (
     QgsProcessingParameterVectorLayer,
 )
 
-from .. import options
 from .base import Sar2OptAlgorithm
 
 __all__ = ["TranslateAoiAlgorithm"]
@@ -56,8 +55,8 @@ class TranslateAoiAlgorithm(Sar2OptAlgorithm):
             "scene are reported in the summary, not fatal.\n"
             "Name field: values must be unique (empty = feature index).\n"
             "Buffer: grows (negative: shrinks) each polygon before cropping, in metres (default 0).\n"
-            f"Model, bands, tile size (pixels, default {options.TILE_SIZE_DEFAULT}), overlap (pixels, default "
-            f"{options.OVERLAP_DEFAULT}) and device are as in 'Translate SAR to optical RGB'. Outputs keep the "
+            "Model, bands, tile size and overlap (pixels; empty = chosen for the model within the memory "
+            "budget), memory budget, backend and device are as in 'Translate SAR to optical RGB'. Outputs keep the "
             "scene CRS (no reprojection). Re-running into the same folder skips crops whose inputs did not "
             "change; after a cancel the finished crops stay, so running again resumes."
         )
