@@ -25,10 +25,16 @@ fail the test (default 0.01).
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rasterio.windows import Window
+
+from ..errors import InputError
 
 __all__ = [
     "BRIGHT_REFLECTANCE",
@@ -36,7 +42,9 @@ __all__ = [
     "SCL_NODATA",
     "SCL_REJECT",
     "WHITENESS",
+    "SclSource",
     "find_scl",
+    "open_scl",
     "rgb_test",
     "scl_test",
 ]
@@ -94,3 +102,42 @@ def rgb_test(rgb: np.ndarray, reflectance: bool, dn_max: float | None = None) ->
         if dn_max is None:
             return np.zeros(rgb.shape[1:], dtype=bool)
         return (rgb >= np.float32(dn_max)).any(axis=0)
+
+
+class SclSource:
+    """SCL classes warped onto a grid: ``read(window)`` -> float32 classes, NaN where class 0 (no data)."""
+
+    def __init__(self, vrt: Any, ds: Any, source: str) -> None:
+        self.vrt, self.ds, self.source = vrt, ds, source
+
+    def read(self, window: Window) -> np.ndarray:
+        a = self.vrt.read(1, window=window).astype(np.float32)
+        a[a == 0] = np.nan
+        return a
+
+
+@contextlib.contextmanager
+def open_scl(oscene: Any, path: str | None, grid: Any) -> Iterator[SclSource | None]:
+    """The SCL classes warped onto ``grid`` (nearest, or mode when downsampling), or None without an SCL."""
+    import rasterio
+    from rasterio.enums import Resampling
+    from rasterio.vrt import WarpedVRT
+
+    found = path or find_scl(oscene)
+    if not found:
+        yield None
+        return
+    from ..sensors._raster import open_raster
+
+    ds = open_raster(str(found))
+    try:
+        if ds.crs is None:
+            raise InputError(f"{found}: the SCL raster has no CRS; it must be georeferenced like the optical scene")
+        res = abs(ds.transform.a) * (ds.crs.linear_units_factor[1] if not ds.crs.is_geographic else 111_320.0)
+        dst_res = grid.res[0] * (grid.crs.linear_units_factor[1] if not grid.crs.is_geographic else 111_320.0)
+        method = Resampling.mode if dst_res > 1.5 * res else Resampling.nearest
+        with rasterio.Env(), WarpedVRT(ds, crs=grid.crs, transform=grid.transform, width=grid.width,
+                                       height=grid.height, resampling=method, src_nodata=0, nodata=0) as vrt:
+            yield SclSource(vrt, ds, Path(str(found)).name)
+    finally:
+        ds.close()

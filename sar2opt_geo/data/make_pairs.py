@@ -64,12 +64,11 @@ import json
 import logging
 import math
 import os
-import shutil
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from rasterio.windows import Window
@@ -79,10 +78,19 @@ from ..errors import (
     DatasetError,
     InputError,
     NoValidDataError,
-    OutputExistsError,
 )
-from .cloudmask import SCL_REJECT, rgb_test, scl_test
+from .cloudmask import SCL_REJECT, open_scl, rgb_test, scl_test
 from .pairs import PAIRS_FORMAT, PAIRS_VERSION, read_pairs_metadata
+from .pairs_store import (
+    OPT_PERCENTILE,
+    Storage,
+    check_cancel,
+    existing_dataset,
+    publish,
+    staging,
+    storage_doc,
+    write_tiles,
+)
 
 __all__ = ["PairsOptions", "PairsResult", "make_pairs", "pairs_card"]
 
@@ -90,10 +98,7 @@ log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[float, str], None]
 CancelFn = Callable[[], bool]
-Storage = Literal["percentile", "db"]
 
-SAR_NODATA_UINT8 = 128  # round(255 * (0 + 1) / 2): the model-domain nodata fill 0.0 in the 8-bit SAR storage
-_OPT_PERCENTILE = 99.0
 
 
 @dataclass(frozen=True)
@@ -172,77 +177,6 @@ def _sub(progress: ProgressFn | None, lo: float, hi: float) -> ProgressFn | None
     if progress is None:
         return None
     return lambda f, msg="": progress(lo + (hi - lo) * min(max(float(f), 0.0), 1.0), msg)
-
-
-def _check(cancel: CancelFn | None, what: str) -> None:
-    from ..errors import CancelledError
-
-    if cancel is not None and cancel():
-        raise CancelledError(f"{what}: cancelled; the dataset was left as it was")
-
-
-# -- the dataset folder ------------------------------------------------------------------
-
-
-def _existing(out_dir: Path, append: bool) -> dict | None:
-    """The metadata of the dataset in ``out_dir`` to append to, or None for a new one; refuses what cannot work."""
-    if out_dir.is_file():
-        raise OutputExistsError(f"{out_dir}: is a file; give a folder for the pairs")
-    meta = out_dir / "metadata.json"
-    if meta.exists():
-        if not append:
-            raise OutputExistsError(f"{out_dir}: already holds a pairs dataset; pass --append (append=True) to add "
-                                    "this scene pair, or choose a new folder")
-        return read_pairs_metadata(out_dir)
-    if out_dir.is_dir() and any(p for p in out_dir.iterdir() if not p.name.startswith(".")):
-        raise OutputExistsError(f"{out_dir}: folder is not empty and holds no pairs dataset (no metadata.json); "
-                                "choose a new or empty folder")
-    return None
-
-
-@contextlib.contextmanager
-def _staging(out_dir: Path, appending: bool) -> Iterator[Path]:
-    """A hidden folder to write the new tiles into, removed whatever happens."""
-    from ..io.atomic import sweep_stale, temp_path_for
-
-    parent = out_dir if appending else out_dir.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        sweep_stale(parent)
-        stage = (out_dir / temp_path_for(out_dir / "append").name) if appending else temp_path_for(out_dir)
-        shutil.rmtree(stage, ignore_errors=True)
-        (stage / "sar").mkdir(parents=True)
-        (stage / "opt").mkdir()
-    except OSError as exc:
-        raise InputError(f"{parent}: cannot write the pairs there ({exc.strerror or exc}); choose another folder") from None
-    try:
-        yield stage
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
-
-
-def _publish(stage: Path, out_dir: Path, metadata: dict, appending: bool) -> None:
-    """Move the staged tiles into ``out_dir`` and write ``metadata.json`` last (atomically)."""
-    text = json.dumps(metadata, indent=1)
-    if not appending:
-        (stage / "metadata.json").write_text(text)
-        if out_dir.is_dir():
-            out_dir.rmdir()  # an empty folder the user made (non-empty ones were refused)
-        os.replace(stage, out_dir)
-        return
-    for side in ("sar", "opt"):
-        (out_dir / side).mkdir(exist_ok=True)
-        for f in sorted((stage / side).iterdir()):
-            os.replace(f, out_dir / side / f.name)
-    tmp = out_dir / f".metadata.json.tmp-{os.getpid()}"
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, out_dir / "metadata.json")
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-# -- domain and card ---------------------------------------------------------------------
 
 
 def _storage(card: Any) -> Storage:
@@ -367,7 +301,7 @@ def make_pairs(
     if overrides:
         opts = opts.replace(**overrides)
     out_dir = Path(out_dir)
-    existing = _existing(out_dir, opts.append)
+    existing = existing_dataset(out_dir, opts.append)
     base = load(opts.model, "cpu", kind="sar").card
     from ..preprocess.bands import is_sar_card
 
@@ -479,12 +413,12 @@ def _build(sscene: Any, oscene: Any, out_dir: Path, opts: PairsOptions, existing
                                f"{spacing:g} m, smaller than one tile of {T} px; use a smaller --tile")
 
     pair_id = f"p{(len(existing['scene_pairs']) if existing else 0) + 1:03d}"
-    with work_dir(out_dir) as work, _staging(out_dir, existing is not None) as stage:
+    with work_dir(out_dir) as work, staging(out_dir, existing is not None) as stage:
         sar_src = open_linear_source(sscene, plan.bands.bands, grid, work_dir=work, resampling=opts.resampling,
                                      cancel=cancel, progress=_sub(progress, 0.15, 0.25))
         opt_src = open_linear_source(oscene, tuple(oscene.bands), grid, work_dir=work, resampling=opts.resampling,
                                      cancel=cancel, progress=_sub(progress, 0.25, 0.35))
-        with sar_src, opt_src, _open_scl(oscene, opts.scl, grid) as scl:
+        with sar_src, opt_src, open_scl(oscene, opts.scl, grid) as scl:
             reflectance = all(oscene.bands[b].quantity == Quantity.REFLECTANCE for b in oscene.bands)
             dn_max = _dn_max(oscene)
             cloud_test = (f"SCL classes {', '.join(str(c) for c in SCL_REJECT)} ({scl.source})" if scl is not None
@@ -518,10 +452,10 @@ def _build(sscene: Any, oscene: Any, out_dir: Path, opts: PairsOptions, existing
                 for b, h in zip(oscene.bands, hists):
                     if h.total == 0:
                         raise NoValidDataError(f"{oscene.path}: band {b} has no clear, valid pixel in the overlap")
-                    scales.append(float(h.percentile(_OPT_PERCENTILE)))
-            tiles = _write_tiles(read, kept, cols, T, grid, win, stage, pair_id, plan, card, storage, scales,
+                    scales.append(float(h.percentile(OPT_PERCENTILE)))
+            tiles = write_tiles(read, kept, cols, T, grid, win, stage, pair_id, plan, card, storage, scales,
                                  sscene, oscene, _sub(progress, 0.6, 0.97), cancel)
-            _check(cancel, str(out_dir))
+            check_cancel(cancel, str(out_dir))
             sar_entry = {
                 "path": str(Path(sscene.path).resolve()), "product_id": sscene.product_id, "sensor": sscene.sensor,
                 "frequency_band": sscene.frequency_band, "bands": list(plan.bands.bands),
@@ -533,7 +467,7 @@ def _build(sscene: Any, oscene: Any, out_dir: Path, opts: PairsOptions, existing
                 "path": str(Path(oscene.path).resolve()), "product_id": oscene.product_id, "sensor": oscene.sensor,
                 "bands": list(oscene.bands), "calibration": oscene.calibration, **opt_when,
                 "percentiles": dict(zip(oscene.bands, scales)) if scales else None,
-                "percentile": _OPT_PERCENTILE if scales else None,
+                "percentile": OPT_PERCENTILE if scales else None,
                 "statistics_area": "clear, valid pixels of the overlap on the pairs' grid" if scales else None,
             }
             pair = {
@@ -551,13 +485,13 @@ def _build(sscene: Any, oscene: Any, out_dir: Path, opts: PairsOptions, existing
             metadata = existing or {
                 "format": PAIRS_FORMAT, "version": PAIRS_VERSION,
                 "layout": "sar/<name>.tif <-> opt/<name>.tif, matched by name; tiles listed below",
-                "storage": _storage_doc(storage, card), "input": meta_input,
+                "storage": storage_doc(storage, card), "input": meta_input,
                 "output": json.loads(json.dumps(dataclasses.asdict(_output_spec(storage, oscene)))),
                 "tile_size": T, "scene_pairs": [], "tiles": [],
             }
             metadata["scene_pairs"].append(pair)
             metadata["tiles"].extend(tiles)
-            _publish(stage, out_dir, metadata, existing is not None)
+            publish(stage, out_dir, metadata, existing is not None)
     if progress is not None:
         progress(1.0, "done")
     seconds = time.perf_counter() - t0
@@ -591,59 +525,6 @@ def _output_spec(storage: Storage, oscene: Any) -> Any:
                       sensor=oscene.sensor)
 
 
-def _storage_doc(storage: Storage, card: Any) -> dict[str, str]:
-    if storage == "percentile":
-        return {"rule": "percentile",
-                "sar": f"uint8 = round(255 * clip(linear {card.input.quantity} / scene p"
-                       f"{card.input.percentile:g}, 0, 1)); nodata {SAR_NODATA_UINT8} (model-domain 0) + mask",
-                "optical": f"uint8 red, green, blue = round(255 * clip(band / band p{_OPT_PERCENTILE:g}, 0, 1)); "
-                           "nodata 0 + mask",
-                "read_as": "x / 255 (layout 'pairs', scaling 'uint8')"}
-    return {"rule": "db", "sar": f"float32 {card.input.quantity} in dB, NaN nodata",
-            "optical": "uint16 red, green, blue = round(reflectance x 10000); nodata 0",
-            "read_as": "dB clipped to (-25, 0) dB; reflectance 0..0.3 (layout 'pairs', scalings 'db_clip', "
-                       "'reflectance')"}
-
-
-class _SclSource:
-    def __init__(self, vrt: Any, ds: Any, source: str) -> None:
-        self.vrt, self.ds, self.source = vrt, ds, source
-
-    def read(self, window: Window) -> np.ndarray:
-        a = self.vrt.read(1, window=window).astype(np.float32)
-        a[a == 0] = np.nan
-        return a
-
-
-@contextlib.contextmanager
-def _open_scl(oscene: Any, path: str | None, grid: Any) -> Iterator[_SclSource | None]:
-    """The SCL classes warped onto ``grid`` (nearest, or mode when downsampling), or None without an SCL."""
-    import rasterio
-    from rasterio.enums import Resampling
-    from rasterio.vrt import WarpedVRT
-
-    from .cloudmask import find_scl
-
-    found = path or find_scl(oscene)
-    if not found:
-        yield None
-        return
-    from ..sensors._raster import open_raster
-
-    ds = open_raster(str(found))
-    try:
-        if ds.crs is None:
-            raise InputError(f"{found}: the SCL raster has no CRS; it must be georeferenced like the optical scene")
-        res = abs(ds.transform.a) * (ds.crs.linear_units_factor[1] if not ds.crs.is_geographic else 111_320.0)
-        dst_res = grid.res[0] * (grid.crs.linear_units_factor[1] if not grid.crs.is_geographic else 111_320.0)
-        method = Resampling.mode if dst_res > 1.5 * res else Resampling.nearest
-        with rasterio.Env(), WarpedVRT(ds, crs=grid.crs, transform=grid.transform, width=grid.width,
-                                       height=grid.height, resampling=method, src_nodata=0, nodata=0) as vrt:
-            yield _SclSource(vrt, ds, Path(str(found)).name)
-    finally:
-        ds.close()
-
-
 def _survey(read: Callable, rows: list[int], cols: list[int], T: int, S: int, opts: PairsOptions, storage: Storage,
             progress: ProgressFn | None, cancel: CancelFn | None) -> tuple[list[dict], list[Any]]:
     """Pass 1: nodata and cloud fractions of every tile (keep or not), and the optical histograms of the
@@ -655,7 +536,7 @@ def _survey(read: Callable, rows: list[int], cols: list[int], T: int, S: int, op
     hists: list[Any] = []
     count_cols = cols[-1] + T - cols[0]
     for i, r in enumerate(rows):
-        _check(cancel, "building pairs")
+        check_cancel(cancel, "building pairs")
         _, o_lin, valid, bad = read(r)
         if storage == "percentile":
             if not hists:
@@ -690,79 +571,3 @@ def _nothing_kept(sscene: Any, oscene: Any, n: int, n_nodata: int, n_cloud: int,
         fix = "raise --max-nodata/--max-cloud or use a smaller --tile"
     return f"{sscene.path} and {oscene.path}: {what}; {fix}"
 
-
-def _write_tiles(read: Callable, kept: list[dict], cols: list[int], T: int, grid: Any, win: Window, stage: Path,
-                 pair_id: str, plan: Any, card: Any, storage: Storage, scales: list[float] | None, sscene: Any,
-                 oscene: Any, progress: ProgressFn | None, cancel: CancelFn | None) -> list[dict]:
-    """Pass 2: encode and write the kept tiles into ``stage``; their metadata entries."""
-    from ..normalize import percentile_to_unit
-    from ..radiometry import to_db
-
-    entries: list[dict] = []
-    by_row: dict[int, list[dict]] = {}
-    for d in kept:
-        by_row.setdefault(d["row"], []).append(d)
-    crs_name = grid.crs.to_string()
-    sar_names = tuple(plan.bands.bands)
-    done = 0
-    for r, tiles in by_row.items():
-        _check(cancel, "writing pairs")
-        s_lin, o_lin, valid, _ = read(r)
-        for d in tiles:
-            cs = slice(d["col"] - cols[0], d["col"] - cols[0] + T)
-            ok = valid[:, cs]
-            s, o = s_lin[:, :, cs], o_lin[:, :, cs]
-            if storage == "percentile":
-                unit = (plan.normaliser(s) + 1.0) / 2.0
-                sar = np.round(np.nan_to_num(unit, nan=0.5) * 255.0).astype(np.uint8)
-                sar[:, ~ok] = SAR_NODATA_UINT8
-                ounit = percentile_to_unit(o, np.asarray(scales, np.float32), quantize_levels=255)
-                opt = np.round(np.nan_to_num(ounit, nan=0.0) * 255.0).astype(np.uint8)
-                opt[:, ~ok] = 0
-            else:
-                sar = to_db(s)
-                sar[:, ~ok] = np.nan
-                opt = np.clip(np.round(np.nan_to_num(o, nan=0.0) * 10000.0), 1, 65535).astype(np.uint16)
-                opt[:, ~ok] = 0
-            name = f"{pair_id}_r{int(win.row_off) + d['row']:05d}_c{int(win.col_off) + d['col']:05d}"
-            tgrid = grid.window_grid(Window(col_off=d["col"], row_off=d["row"], width=T, height=T))
-            tags = {"SAR2OPT_PAIR": pair_id, "SAR2OPT_SOURCE": str(sscene.path)}
-            _write_tif(stage / "sar" / f"{name}.tif", sar, tgrid, sar_names, ok, storage, {
-                **tags, "SAR2OPT_STORAGE": _storage_doc(storage, card)["sar"],
-                "SAR2OPT_NORMALISATION": plan.normaliser.describe()})
-            _write_tif(stage / "opt" / f"{name}.tif", opt, tgrid, ("red", "green", "blue"), ok, storage, {
-                **tags, "SAR2OPT_SOURCE": str(oscene.path), "SAR2OPT_STORAGE": _storage_doc(storage, card)["optical"],
-                "SAR2OPT_PERCENTILES": ",".join(f"{v:.6g}" for v in scales) if scales else ""})
-            entries.append({"name": name, "pair": pair_id, "crs": crs_name, "bounds": list(tgrid.bounds),
-                            "row": d["row"], "col": d["col"], "nodata_fraction": d["nodata_fraction"],
-                            "cloud_fraction": d["cloud_fraction"]})
-            done += 1
-            if progress is not None:
-                progress(done / len(kept), f"tiles {done}/{len(kept)}")
-    return entries
-
-
-def _write_tif(path: Path, data: np.ndarray, grid: Any, names: Sequence[str], valid: np.ndarray, storage: Storage,
-               tags: dict[str, str]) -> None:
-    import rasterio
-    from rasterio.enums import ColorInterp
-
-    profile: dict[str, Any] = {
-        "driver": "GTiff", "width": grid.width, "height": grid.height, "count": data.shape[0],
-        "dtype": str(data.dtype), "crs": grid.crs, "transform": grid.transform, "compress": "deflate",
-        "predictor": 3 if data.dtype.kind == "f" else 2,
-    }
-    if data.dtype.kind == "f":
-        profile["nodata"] = float("nan")
-    elif data.dtype == np.uint16:
-        profile["nodata"] = 0
-    masked = data.dtype == np.uint8 and not valid.all()
-    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(path, "w", **profile) as dst:
-        if tuple(names) == ("red", "green", "blue"):
-            dst.colorinterp = [ColorInterp.red, ColorInterp.green, ColorInterp.blue]
-        dst.write(data)
-        if masked:
-            dst.write_mask(np.where(valid, np.uint8(255), np.uint8(0)))
-        for i, n in enumerate(names, 1):
-            dst.set_band_description(i, n)
-        dst.update_tags(**tags)
