@@ -49,6 +49,7 @@ OPT_PERCENTILE = 99.0
 
 
 def check_cancel(cancel: CancelFn | None, what: str) -> None:
+    """Raise :class:`~sar2opt_geo.errors.CancelledError` if ``cancel()`` says so."""
     from ..errors import CancelledError
 
     if cancel is not None and cancel():
@@ -116,10 +117,11 @@ def publish(stage: Path, out_dir: Path, metadata: dict, appending: bool) -> None
         tmp.unlink(missing_ok=True)
 
 
-# -- domain and card ---------------------------------------------------------------------
+# -- storage rules and tile files --------------------------------------------------------
 
 
 def storage_doc(storage: Storage, card: Any) -> dict[str, str]:
+    """The storage rule of the tiles, in words (``metadata.json["storage"]`` and the tiles' tags)."""
     if storage == "percentile":
         return {"rule": "percentile",
                 "sar": f"uint8 = round(255 * clip(linear {card.input.quantity} / scene p"
