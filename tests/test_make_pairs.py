@@ -288,7 +288,9 @@ def test_options_are_checked():
                 {"pixel_spacing_m": -1}):
         with pytest.raises(ConfigError):
             PairsOptions(**bad)
-    assert PairsOptions(tile_size=64).stride == 64
+    assert PairsOptions(tile_size=64).tile_stride == 64
+    assert PairsOptions(stride=32).replace(tile_size=64).tile_stride == 32
+    assert PairsOptions().replace(tile_size=64).tile_stride == 64, "regression: replace kept the old default stride"
 
 
 def test_training_datasets_read_the_pairs_in_the_card_domain(sen12, tmp_path):

@@ -132,10 +132,8 @@ class PairsOptions:
             raise ConfigError(f"optical_bands must name red, green, blue (3 bands), got {','.join(self.optical_bands)}")
         if self.tile_size < 16 or self.tile_size % 16:
             raise ConfigError(f"tile size must be a multiple of 16 pixels (>= 16), got {self.tile_size}")
-        stride = self.tile_size if self.stride is None else self.stride
-        if not isinstance(stride, int) or stride < 1:
+        if self.stride is not None and (not isinstance(self.stride, int) or self.stride < 1):
             raise ConfigError(f"stride must be a whole number of pixels >= 1, got {self.stride!r}")
-        put(self, "stride", stride)
         for name in ("max_nodata", "max_cloud"):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
@@ -146,6 +144,11 @@ class PairsOptions:
             raise ConfigError(f"pixel spacing must be a positive number of metres, got {self.pixel_spacing_m}")
         if self.resampling not in RESAMPLING_METHODS:
             raise ConfigError(f"unknown resampling {self.resampling!r}; e.g. nearest, bilinear, cubic, average")
+
+    @property
+    def tile_stride(self) -> int:
+        """Pixels between tile origins: ``stride``, else ``tile_size``."""
+        return self.tile_size if self.stride is None else int(self.stride)
 
     def replace(self, **changes: Any) -> PairsOptions:
         return dataclasses.replace(self, **changes)
@@ -405,7 +408,7 @@ def _build(sscene: Any, oscene: Any, out_dir: Path, opts: PairsOptions, existing
                              thermal_noise_removal=opts.thermal_noise_removal)
     plan = plan_translation(sscene, pseudo, topts, progress=_sub(progress, 0.0, 0.15), cancel=cancel)
     grid, win = plan.out_grid, plan.out_window
-    T, S = opts.tile_size, opts.stride
+    T, S = opts.tile_size, opts.tile_stride
     rows = _lattice(int(win.row_off), grid.height, T, S)
     cols = _lattice(int(win.col_off), grid.width, T, S)
     if not rows or not cols:

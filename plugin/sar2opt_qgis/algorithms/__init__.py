@@ -4,9 +4,20 @@ from __future__ import annotations
 
 from .composite import CompositeAlgorithm
 from .info import InfoAlgorithm
+from .pairs import MakePairsAlgorithm
+from .train import TrainAlgorithm
 from .translate import TranslateAlgorithm
 from .translate_aoi import TranslateAoiAlgorithm
 
-__all__ = ["ALGORITHMS", "CompositeAlgorithm", "InfoAlgorithm", "TranslateAlgorithm", "TranslateAoiAlgorithm"]
+__all__ = [
+    "ALGORITHMS",
+    "CompositeAlgorithm",
+    "InfoAlgorithm",
+    "MakePairsAlgorithm",
+    "TrainAlgorithm",
+    "TranslateAlgorithm",
+    "TranslateAoiAlgorithm",
+]
 
-ALGORITHMS = (TranslateAlgorithm, TranslateAoiAlgorithm, CompositeAlgorithm, InfoAlgorithm)
+ALGORITHMS = (TranslateAlgorithm, TranslateAoiAlgorithm, CompositeAlgorithm, InfoAlgorithm, MakePairsAlgorithm,
+              TrainAlgorithm)
