@@ -427,3 +427,33 @@ def test_rgb_cloud_test_flags_white_bright_and_saturated_only():
     dn = np.array([[10, 255, 40]], np.float32).T.reshape(3, 1, 1)
     assert rgb_test(dn, reflectance=False, dn_max=255)[0].tolist() == [True]
     assert not rgb_test(dn, reflectance=False, dn_max=None).any()
+
+
+def test_synthetic_palsar2_l21_gives_l_band_hv_pairs_at_10m(tmp_path):
+    """A PALSAR-2 L2.1 product folder (synthetic: no real one in ../shared/data) at 6.25 m in UTM 54N,
+    paired with an optical raster in lon/lat: HV is chosen for the VH model, averaged to 10 m."""
+    from sar2opt_geo.samples import write_synthetic_palsar2_l21
+    from sar2opt_geo.sensors import open_scene
+
+    product = write_synthetic_palsar2_l21(tmp_path / "palsar2", size=256)
+    with open_scene(product) as scene:
+        crs, t = scene.crs, scene.transform
+    left, top = t.c, t.f
+    rng = np.random.default_rng(0)
+    rgb = (rng.uniform(300, 2000, size=(3, 200, 200))).astype(np.uint16)  # synthetic optical, 8 m, then lon/lat
+    (tmp_path / "opt" / "s2").mkdir(parents=True)  # the reader takes SAR words in the folder names above as hints
+    opt = _reproject(rgb, crs, Affine(8.0, 0, left - 8, 0, -8.0, top + 8),
+                     tmp_path / "opt" / "s2" / "synthetic_s2_lonlat.tif", "EPSG:4326", 8e-5)
+    r = make_pairs(product, opt, tmp_path / "pairs", tile_size=64, max_nodata=0.05)
+    meta = json.loads((tmp_path / "pairs" / "metadata.json").read_text())
+    d = meta["input"]
+    assert (d["sensor"], d["bands"], d["frequency_band"], d["pixel_spacing_m"]) == ("ALOS-2 PALSAR-2", ["HV"], "L", 10.0)
+    sar = meta["scene_pairs"][0]["sar"]
+    assert sar["date"].startswith("2020-01-05") and "observation_date" in sar["date_from"]
+    assert sar["resampling"].startswith("average resampling of linear values from 6.25 m to 10 m")
+    assert r.crs == crs.to_string() and r.tiles_kept >= 3
+    with rasterio.open(tmp_path / "pairs" / "sar" / f"{meta['tiles'][0]['name']}.tif") as ds:
+        assert ds.res == (10.0, 10.0) and ds.descriptions == ("HV",)
+    both = make_pairs(product, opt, tmp_path / "both", tile_size=64, max_nodata=0.05, sar_bands="HH,HV")
+    assert both.tiles_kept == r.tiles_kept
+    assert json.loads((tmp_path / "both" / "metadata.json").read_text())["input"]["bands"] == ["HH", "HV"]

@@ -463,12 +463,14 @@ def _build(sscene: Any, oscene: Any, out_dir: Path, opts: PairsOptions, existing
                 "path": str(Path(sscene.path).resolve()), "product_id": sscene.product_id, "sensor": sscene.sensor,
                 "frequency_band": sscene.frequency_band, "bands": list(plan.bands.bands),
                 "calibration": sscene.calibration, **sar_when,
+                "resampling": sar_src.description,
                 "normalisation": plan.normaliser.describe(), "statistics_area": plan.statistics_area,
                 "percentiles": dict(zip(plan.bands.bands, plan.normaliser.scales or ())),
             }
             opt_entry = {
                 "path": str(Path(oscene.path).resolve()), "product_id": oscene.product_id, "sensor": oscene.sensor,
                 "bands": list(oscene.bands), "calibration": oscene.calibration, **opt_when,
+                "resampling": opt_src.description,
                 "percentiles": dict(zip(oscene.bands, scales)) if scales else None,
                 "percentile": OPT_PERCENTILE if scales else None,
                 "statistics_area": "clear, valid pixels of the overlap on the pairs' grid" if scales else None,
