@@ -60,6 +60,7 @@ class Result:
     tiles: int
     tiles_skipped: int
     seconds: float
+    spread: Path | None = None  # <stem>_spread.tif with samples > 1 (sar2opt_geo.sampling)
 
 
 def resolve_device(device: str) -> str:
@@ -114,6 +115,7 @@ def translate(
     from .io import check_writable, open_product, quicklook_path
     from .models.loading import load
     from .plan import plan_translation
+    from .sampling import open_samples, spread_path
     from .sensors import open_scene
 
     opts = options or TranslateOptions()
@@ -124,7 +126,8 @@ def translate(
     device = resolve_device(opts.device)
     if _same_file(src, dst):
         raise OutputExistsError(f"{dst}: is the input itself; choose another output path")
-    for path in (dst, quicklook_path(dst) if opts.quicklook else None):  # fail before any work
+    spread_dst = spread_path(dst) if opts.samples > 1 else None
+    for path in (dst, quicklook_path(dst) if opts.quicklook else None, spread_dst):  # fail before any work
         if path is not None:
             check_writable(path, opts.overwrite)
     with open_scene(src, bands=list(opts.bands) if opts.bands else None,
@@ -133,8 +136,10 @@ def translate(
         loaded = load(model, device, kind="sar" if scene.is_sar else "gray")
         plan = plan_translation(scene, loaded, opts, device=device, progress=_sub(progress, 0.0, 0.05), cancel=cancel)
         with open_product(dst, plan.out_grid, loaded.card.out_channels, clip=plan.aoi, quicklook=opts.quicklook,
-                          overwrite=opts.overwrite) as product:
-            stats, resampling_note = _run(scene, loaded, plan, opts, product, device, progress, cancel)
+                          overwrite=opts.overwrite) as product, \
+                open_samples(dst, plan.out_grid, loaded.card.out_channels, opts.samples, clip=plan.aoi,
+                             overwrite=opts.overwrite) as samples:
+            stats, resampling_note = _run(scene, loaded, plan, opts, product, device, progress, cancel, samples)
             if product.valid_pixels == 0:
                 where = f" inside {tuple(round(v, 3) for v in plan.out_grid.bounds)} " \
                         f"({plan.out_grid.crs.to_string()})" if plan.is_crop else ""
@@ -145,6 +150,9 @@ def translate(
                                    resampling=opts.resampling, progress=_sub(progress, 0.9, 0.98), cancel=cancel)
             if valid == 0:
                 raise NoValidDataError(f"{scene.path}: the output grid {plan.final.bounds} holds no valid pixel")
+            if samples is not None:
+                samples.finish(tags={**_tags(scene, loaded, plan, opts, resampling_note), **samples.tags()},
+                               final=final, resampling=opts.resampling, cancel=cancel)
             if progress is not None:
                 progress(1.0, "done")
     final = plan.final
@@ -152,21 +160,24 @@ def translate(
         path=dst, quicklook=product.quicklook, crs=final.crs.to_string(), transform=tuple(final.transform)[:6],
         width=final.width, height=final.height, bounds=final.bounds, model_name=loaded.name,
         card_hash=loaded.card_hash, warnings=plan.warnings, tiles=stats.tiles, tiles_skipped=stats.tiles_skipped,
-        seconds=time.perf_counter() - t0,
+        seconds=time.perf_counter() - t0, spread=spread_dst,
     )
     log.info("wrote %s (%d x %d px, %s) in %.1f s", dst, result.width, result.height, result.crs, result.seconds)
     return result
 
 
 def _run(scene: Any, loaded: Any, plan: Any, opts: TranslateOptions, product: Any, device: str,
-         progress: ProgressFn | None, cancel: CancelFn | None) -> tuple[Any, str]:
+         progress: ProgressFn | None, cancel: CancelFn | None, samples: Any = None) -> tuple[Any, str]:
     """Tiled inference of ``plan``'s context window, the written window streamed into ``product``.
 
+    With ``samples`` (``opts.samples`` > 1, :func:`sar2opt_geo.sampling.open_samples`): one
+    stochastic sweep per seed into the sample stack, whose mean then goes into ``product``.
     Returns the engine's :class:`~sar2opt_geo.engine.TilingStats` and a description of the resampling.
     """
     from .engine import run_tiled
     from .plan import crop_block
     from .preprocess import open_linear_source
+    from .sampling import sample_seeds
 
     ctx = plan.context_grid
     source = open_linear_source(
@@ -174,6 +185,8 @@ def _run(scene: Any, loaded: Any, plan: Any, opts: TranslateOptions, product: An
         speckle_window=opts.speckle_window if opts.speckle_filter == "lee" else None,
         cancel=cancel, progress=_sub(progress, 0.05, 0.15),
     )
+    sink = product if samples is None else samples
+    seeds = sample_seeds(opts.seed, opts.samples if samples is not None else 1)
 
     def read(window: Any) -> np.ndarray:
         return plan.normaliser(source.read(window))
@@ -182,14 +195,21 @@ def _run(scene: Any, loaded: Any, plan: Any, opts: TranslateOptions, product: An
         block = crop_block(plan, window, y)
         if block is not None:
             out_window, part = block
-            product.write(out_window, np.clip((part + 1.0) / 2.0, 0.0, 1.0).astype(np.float32))  # NaN stays NaN
+            sink.write(out_window, np.clip((part + 1.0) / 2.0, 0.0, 1.0).astype(np.float32))  # NaN stays NaN
 
+    span = 0.75 / len(seeds)
     with source:
-        stats = run_tiled(
-            loaded.module, read, ctx.height, ctx.width, write, plan.tiling, device=device,
-            progress=_sub(progress, 0.15, 0.9), cancel=cancel, stochastic=opts.stochastic, seed=opts.seed,
-            fill_value=loaded.card.input.nodata_fill, backend=opts.backend, quantize=opts.quantize,
-        )
+        for k, seed in enumerate(seeds):
+            if samples is not None:
+                samples.begin(k)
+            stats = run_tiled(
+                loaded.module, read, ctx.height, ctx.width, write, plan.tiling, device=device,
+                progress=_sub(progress, 0.15 + k * span, 0.15 + (k + 1) * span), cancel=cancel,
+                stochastic=opts.stochastic or samples is not None, seed=seed, fill_value=loaded.card.input.nodata_fill,
+                backend=opts.backend, quantize=opts.quantize,
+            )
+    if samples is not None:
+        samples.emit(product, cancel=cancel)
     return stats, source.description
 
 
@@ -215,6 +235,8 @@ def _tags(scene: Any, loaded: Any, plan: Any, opts: TranslateOptions, resampling
     }
     if plan.statistics_area and plan.statistics_area != "whole scene":
         tags["SAR2OPT_STATISTICS_AREA"] = plan.statistics_area
-    if opts.stochastic:
+    if opts.stochastic or opts.samples > 1:
         tags["SAR2OPT_STOCHASTIC_SEED"] = str(opts.seed)
+    if opts.samples > 1:
+        tags["SAR2OPT_SAMPLES"] = f"mean of {opts.samples} stochastic runs, seeds {opts.seed}..{opts.seed + opts.samples - 1}"
     return tags

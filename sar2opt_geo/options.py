@@ -145,6 +145,11 @@ class TranslateOptions:
         False, "keep dropout on at inference (the article's mode)", flag="--stochastic", group="output", kind="flag")
     seed: int = _opt(
         0, "seed of the dropout masks with --stochastic (default 0)", flag="--seed", group="output", metavar="N")
+    samples: int = _opt(
+        1, "uncertainty: run the stochastic mode (dropout on) N times with seeds --seed .. --seed+N-1, write their "
+        "mean as OUTPUT and the per-pixel spread (sample std of BT.601 luminance, float32) as "
+        "<OUTPUT stem>_spread.tif (default 1: one run, no spread)", flag="--samples", group="output", qgis="SAMPLES",
+        metavar="N")
     aoi: object | None = _opt(None, "a shapely geometry: pixels outside it become nodata (unless keep_rectangle)",
                               cli=False)
     aoi_crs: str | None = _opt(None, "CRS of aoi (default: dst_crs if set, else the input's)", cli=False)
@@ -162,6 +167,8 @@ class TranslateOptions:
             raise ConfigError(f"speckle_window must be an odd number of pixels >= 3, got {self.speckle_window}")
         if self.resampling not in RESAMPLING_METHODS:
             raise ConfigError(f"unknown resampling {self.resampling!r}; e.g. nearest, bilinear, cubic, average")
+        if isinstance(self.samples, bool) or not isinstance(self.samples, int) or self.samples < 1:
+            raise ConfigError(f"samples must be a whole number >= 1 (stochastic runs), got {self.samples!r}")
         if self.dst_res is not None and not self.dst_res > 0:
             raise ConfigError(f"dst_res must be a positive resolution in dst_crs units, got {self.dst_res}")
         if self.match_input_grid and (self.dst_crs or self.dst_res):

@@ -30,7 +30,8 @@ SAR2OPT = ROOT / ".venv" / "bin" / "sar2opt"
 QGIS_PROCESS = shutil.which("qgis_process.bin") or ("/usr/bin/qgis_process.bin" if Path("/usr/bin/qgis_process.bin").exists() else None)
 QGIS_PYTHON = "/usr/bin/python3"
 REQUIRED = os.environ.get("SAR2OPT_REQUIRE_DATA") == "1"
-ALGORITHMS = ("sar2opt:setup", "sar2opt:translate", "sar2opt:translateaoi", "sar2opt:composite", "sar2opt:info")
+ALGORITHMS = ("sar2opt:setup", "sar2opt:translate", "sar2opt:translateaoi", "sar2opt:composite", "sar2opt:info",
+              "sar2opt:makepairs", "sar2opt:train")
 
 sys.path.insert(0, str(ROOT / "scripts"))
 sys.path.insert(0, str(ROOT / "plugin"))
@@ -259,17 +260,21 @@ def test_algorithm_parameters_and_help(qgis):
     expected = {
         "sar2opt:setup": {"TORCH", "PYTHON", "TORCH_INDEX_URL", "REINSTALL"},
         "sar2opt:translate": {"INPUT", "MODEL", "BANDS", "TILE_SIZE", "OVERLAP", "MAX_MEMORY_MB", "BACKEND", "DEVICE",
-                              "TARGET_CRS", "MATCH_INPUT_GRID", "OUTPUT"},
+                              "TARGET_CRS", "MATCH_INPUT_GRID", "SAMPLES", "OUTPUT"},
         "sar2opt:translateaoi": {"INPUT", "AOI", "NAME_FIELD", "BUFFER", "MODEL", "BANDS", "TILE_SIZE", "OVERLAP",
                                  "MAX_MEMORY_MB", "BACKEND", "DEVICE", "WORKERS", "OUTPUT"},
         "sar2opt:composite": {"INPUT", "CO_POL", "CROSS_POL", "STRETCH", "OUTPUT"},
         "sar2opt:info": {"INPUT"},
+        "sar2opt:makepairs": {"SAR", "OPTICAL", "PIXEL_SPACING", "TILE", "STRIDE", "SAR_BANDS", "OPTICAL_BANDS", "MAX_NODATA",
+                              "MAX_CLOUD", "MAX_DAYS", "APPEND", "OUTPUT"},
+        "sar2opt:train": {"PAIRS", "INIT", "EPOCHS", "BATCH_SIZE", "CROP_SIZE", "MAX_MINUTES", "DEVICE", "RESUME", "RUN_FOLDER",
+                          "OUTPUT"},
     }
     assert set(algs) == set(expected)
     for alg_id, names in expected.items():
         alg = algs[alg_id]
         assert set(alg["parameters"]) == names, alg_id
-        assert alg["can_cancel"] and alg["group"] in ("setup", "translation", "visualisation", "inspection")
+        assert alg["can_cancel"] and alg["group"] in ("setup", "translation", "visualisation", "inspection", "training")
         # a one-line tooltip that the help text does not repeat (qgis_process help prints both)
         assert alg["summary"] and "\n" not in alg["summary"] and alg["summary"] not in alg["help"], alg_id
         assert alg["summary"].split(" ", 3)[:3] != alg["help"].split(" ", 3)[:3], alg_id
@@ -287,6 +292,7 @@ def test_algorithm_parameters_and_help(qgis):
             assert p["OVERLAP"]["advanced"] and p["DEVICE"]["advanced"] and not p["TILE_SIZE"]["advanced"]
             assert "default" in alg["help"].lower()
     assert algs["sar2opt:translateaoi"]["outputs"] == ["OUTPUT", "SUMMARY"]
+    assert set(algs["sar2opt:translate"]["outputs"]) == {"OUTPUT", "SPREAD"}
     assert {"INFO", "CRS", "WIDTH", "HEIGHT"} <= set(algs["sar2opt:info"]["outputs"])
 
 

@@ -85,6 +85,8 @@ def emit_raster_done(result: Any) -> None:
     outputs = {"OUTPUT": str(result.path.resolve())}
     if result.quicklook is not None:
         outputs["QUICKLOOK"] = str(result.quicklook.resolve())
+    if getattr(result, "spread", None) is not None:  # translate --samples N
+        outputs["SPREAD"] = str(result.spread.resolve())
     emit_json({"event": "done", "outputs": outputs, "warnings": list(result.warnings)})
 
 

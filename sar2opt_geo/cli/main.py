@@ -21,6 +21,7 @@ SUBCOMMANDS = (
     "translate",
     "composite",
     "batch",
+    "pairs",
     "train",
     "evaluate",
     "experiment",

@@ -27,6 +27,8 @@ Data layouts (--layout, default auto-detected from folder names):
   la           root/sar/NNN.tif (VH, 8-bit: linear / scene p99, clipped) <-> root/opt/NNN.tif (RGB, same rule)
   sen12ms-cr   root/s1/<id>.tif (dB, VV, VH) <-> root/s2/<id>.tif (reflectance x 10000; RGB = B4, B3, B2)
   bigearthnet  one folder per patch with *_VV.tif, *_VH.tif, *_B04.tif, *_B03.tif, *_B02.tif
+  pairs        what `sar2opt pairs` builds: root/sar/<name>.tif <-> root/opt/<name>.tif + metadata.json
+               (storage rule and input domain recorded there; the card takes its domain from it)
   images       (with --mode colorize) any RGB PNG/JPEG or optical GeoTIFF
 Pairs are matched by file name; an unmatched or mis-registered pair is an error.
 
@@ -41,6 +43,8 @@ Outputs in OUT: log.csv/log.json (per epoch), samples/epoch_NNNN.png (input | ge
 real), checkpoints/{last,best,epoch_NNNN}.safetensors (generator + model card),
 checkpoints/state_last.pt (for --resume), curves.png, baseline.json.
 Multi-GPU: torchrun --nproc_per_node=N -m sar2opt_geo.cli.main train ... (DDP).
+Fine-tuning: --init MODEL starts the generator from a checkpoint or a bundled model ('sar',
+'gray'); the card records the parent (name, hash, path) and the new data's input domain.
 """
 
 
@@ -84,7 +88,6 @@ def build_datasets(args: argparse.Namespace, crop_size: int | None = None, crops
     from ..data import PairDataset, detect_layout, find_pairs, split_pairs
 
     root = Path(args.data)
-    sar_bands = tuple(args.sar_bands or ("VH",))
     layout = args.layout
     if layout == "auto":
         try:
@@ -93,6 +96,8 @@ def build_datasets(args: argparse.Namespace, crop_size: int | None = None, crops
             if args.mode != "colorize":
                 raise
             layout = "images"
+    # the pairs layout stores its bands (metadata.json): all of them unless --sar-band picks some
+    sar_bands = tuple(args.sar_bands) if args.sar_bands else (None if layout == "pairs" else ("VH",))
     pairs = find_pairs(root, layout, args.mode, sar_bands, getattr(args, "rgb_bands", None))
     train_pairs, val_pairs = split_pairs(pairs, args.split, args.val_fraction, seed)
     train_ds = PairDataset(train_pairs, crop_size, crops_per_image, random_crops=True, augment=augment, seed=seed)
@@ -101,7 +106,7 @@ def build_datasets(args: argparse.Namespace, crop_size: int | None = None, crops
         "root": str(root.resolve()),
         "layout": layout,
         "mode": args.mode,
-        "sar_bands": list(sar_bands) if args.mode == "sar" else None,
+        "sar_bands": list(pairs[0].condition.names) if args.mode == "sar" and pairs[0].condition else None,
         "split": args.split,
         "val_fraction": args.val_fraction,
         "train_pairs": [p.key for p in train_pairs],
@@ -155,6 +160,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     g.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
                    help="random flips and 90-degree rotations (default: on)")
     g.add_argument("--seed", type=int, default=0, help="seed of weights, crops, augmentation and dropout (default: 0)")
+    g.add_argument("--init", default=None, metavar="PATH|sar|gray",
+                   help="fine-tune: start the generator from this checkpoint or bundled model; its architecture, "
+                        "width, norm and dropout replace --width; the discriminator starts fresh; the card records "
+                        "the parent (name, hash, path) (default: random initialisation)")
     r = p.add_argument_group("run")
     r.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (default: 0)")
     r.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
@@ -185,21 +194,31 @@ def run(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    parent = _load_parent(args.init) if getattr(args, "init", None) else None
+    arch = parent.card.architecture_args if parent is not None else {}
     cfg = TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, beta1=args.beta1, lambda_l1=args.lambda_l1,
-        width=args.width, crop_size=args.crop_size, crops_per_image=args.crops_per_image, augment=args.augment,
+        width=float(arch.get("width", args.width)), norm=str(arch.get("norm", "batch")),
+        dropout=float(arch.get("dropout", 0.5)), crop_size=args.crop_size, crops_per_image=args.crops_per_image, augment=args.augment,
         workers=args.workers, threads=args.threads, seed=args.seed, checkpoint_every=args.checkpoint_every,
         best_metric=args.best_metric, device=args.device, amp=args.amp, max_minutes=args.max_minutes,
     )
     train_ds, val_ds, layout, desc = build_datasets(args, cfg.crop_size, cfg.crops_per_image, cfg.augment, cfg.seed)
     out = Path(args.out)
-    card = card_for_dataset(layout, args.mode, tuple(args.sar_bands or ("VH",)), args.name or out.resolve().name,
-                            args.description)
+    name = args.name or out.resolve().name
+    if layout == "pairs":  # the input domain recorded by sar2opt pairs (sensor, bands, frequency band, spacing)
+        from ..data.make_pairs import pairs_card
+
+        card = pairs_card(args.data, name, args.description, args.mode, tuple(args.sar_bands or ()))
+    else:
+        card = card_for_dataset(layout, args.mode, tuple(args.sar_bands or ("VH",)), name, args.description)
+    if parent is not None:
+        card = _with_parent(card, parent, train_ds, args.data)
     command = command_line(args)
     progress, close = make_progress(args.progress, "train")
     try:
         result = train(train_ds, val_ds, out, card, cfg, resume=args.resume, command=command,
-                       data_description=desc, progress=progress)
+                       data_description=desc, progress=progress, init=parent.module if parent is not None else None)
     finally:
         close()
     if os.environ.get("RANK", "0") != "0":  # torchrun: rank 0 writes and reports
@@ -224,6 +243,43 @@ def run(args: argparse.Namespace) -> int:
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         _leave_distributed()
     return 0
+
+
+def _load_parent(model: str):
+    """The generator to fine-tune (``--init``): a checkpoint path or bundled name, on the CPU."""
+    from ..errors import CheckpointError
+    from ..models.loading import load
+
+    parent = load(model, "cpu")
+    if parent.card.architecture != "unet_article":
+        raise CheckpointError(f"{parent.path or model}: --init needs an unet_article generator (what this trainer "
+                              f"trains), this one is {parent.card.architecture}")
+    return parent
+
+
+def _with_parent(card, parent, train_ds, data: str):
+    """``card`` with ``training["parent"]``, after checking that the data fit the parent's input."""
+    from ..errors import DatasetError
+
+    p, d = parent.card.input, card.input
+    where = parent.path or parent.name
+    if train_ds.in_channels != parent.card.in_channels or train_ds.out_channels != parent.card.out_channels:
+        raise DatasetError(f"{data}: pairs have {train_ds.in_channels} input and {train_ds.out_channels} output "
+                           f"band(s), --init {where} takes {parent.card.in_channels} and gives "
+                           f"{parent.card.out_channels}; build pairs with as many bands or train from scratch")
+    rule = (d.normalisation, d.percentile, d.db_range, d.quantity == "gray")
+    if rule != (p.normalisation, p.percentile, p.db_range, p.quantity == "gray"):
+        raise DatasetError(f"{data}: pairs are normalised as {d.normalisation} ({d.bands}), --init {where} expects "
+                           f"{p.normalisation} ({p.bands}); rebuild them with sar2opt pairs --model {where}")
+    if (p.sensor, p.bands, p.frequency_band, p.pixel_spacing_m) != (d.sensor, d.bands, d.frequency_band,
+                                                                     d.pixel_spacing_m):
+        log.info("fine-tuning %s (%s %s, %s-band, %g m) on %s %s, %s-band, %g m", parent.name, p.sensor,
+                 "/".join(p.bands), p.frequency_band, p.pixel_spacing_m, d.sensor, "/".join(d.bands),
+                 d.frequency_band, d.pixel_spacing_m)
+    info = {"name": parent.name, "hash": parent.card_hash, "path": str(parent.path) if parent.path else None,
+            "input": {"sensor": p.sensor, "bands": list(p.bands), "frequency_band": p.frequency_band,
+                      "pixel_spacing_m": p.pixel_spacing_m}}
+    return card.replace(training={**card.training, "parent": info})
 
 
 def _leave_distributed() -> None:

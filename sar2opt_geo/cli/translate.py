@@ -55,6 +55,7 @@ examples:
   sar2opt translate S1A_IW_GRDH_...SAFE s1_rgb.tif --quicklook
   sar2opt translate palsar2_dir/ out.tif --bands HV --calibration-factor -83
   sar2opt translate scene.tif out.tif --t-srs EPSG:4326 --dtype float32 --progress json
+  sar2opt translate scene.tif out.tif --samples 8   # mean of 8 stochastic runs + out_spread.tif
 """
 
 
@@ -117,6 +118,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"{result.path}  ({result.width} x {result.height} px, {result.crs}, model {result.model_name})")
         if result.quicklook is not None:
             print(result.quicklook)
+        if result.spread is not None:
+            print(f"{result.spread}  (spread of {options.samples} stochastic runs)")
     return 0
 
 

@@ -159,6 +159,7 @@ def train(
     command: str | None = None,
     data_description: dict[str, Any] | None = None,
     progress: Callable[[float, str], None] | None = None,
+    init: nn.Module | None = None,
 ) -> TrainResult:
     """Train a generator/discriminator pair and write logs, samples and checkpoints to ``out_dir``.
 
@@ -171,6 +172,10 @@ def train(
         resume: continue from ``checkpoints/state_last.pt`` (same config expected).
         command: the exact command line, recorded in the card (default: ``sys.argv``).
         data_description: recorded in the card's ``training["data"]``.
+        init: fine-tuning: a generator of the same architecture (``config.width``, ``norm``,
+            ``dropout``, channels) whose weights the generator starts from; the discriminator
+            starts fresh (checkpoints hold generators only). Record the parent in
+            ``card.training["parent"]``. Ignored with ``resume`` (the state holds the weights).
     """
     out = Path(out_dir)
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -194,7 +199,15 @@ def train(
     arch_args = {"in_channels": in_ch, "out_channels": out_ch, "width": config.width, "norm": config.norm,
                  "dropout": config.dropout}
     torch.manual_seed(config.seed)
-    gen = UNetGenerator(**arch_args).to(device)
+    gen = UNetGenerator(**arch_args)
+    if init is not None and not resume:
+        try:
+            gen.load_state_dict(init.state_dict())
+        except RuntimeError as exc:
+            raise CheckpointError(f"the initial generator does not fit {arch_args} ({str(exc).splitlines()[0]}); "
+                                  "train with the parent's width, norm and dropout") from None
+        log.info("generator initialised from the parent model (fine-tuning)")
+    gen = gen.to(device)
     disc = PatchDiscriminator(in_ch + out_ch, width=config.width, norm=config.norm).to(device)
     opt_g = torch.optim.Adam(gen.parameters(), lr=config.lr, betas=(config.beta1, config.beta2))
     opt_d = torch.optim.Adam(disc.parameters(), lr=config.lr, betas=(config.beta1, config.beta2))

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from qgis.core import (
+    QgsProcessingContext,
+    QgsProcessingOutputRasterLayer,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterCrs,
     QgsProcessingParameterDefinition,
+    QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
 )
 
@@ -19,6 +24,8 @@ class TranslateAlgorithm(Sar2OptAlgorithm):
     """Declares the parameters and turns them into one ``sar2opt translate`` call."""
 
     MATCH_INPUT_GRID = "MATCH_INPUT_GRID"
+    SAMPLES = "SAMPLES"
+    SPREAD = "SPREAD"
 
     _group = ("translation", "Translation")
     _summary = "SAR scene to a georeferenced optical-looking RGB GeoTIFF with a pix2pix generator."
@@ -52,7 +59,10 @@ class TranslateAlgorithm(Sar2OptAlgorithm):
             "for the bundled models) in the input's projected CRS, covering the input's bounds; lon/lat "
             "and GCP-georeferenced inputs (Sentinel-1 GRD) go to the UTM zone of the scene centre. "
             "MATCH_INPUT_GRID resamples the result back onto the input's pixel grid; TARGET_CRS "
-            "reprojects it instead (set one of the two).\n\n"
+            "reprojects it instead (set one of the two).\n"
+            "Uncertainty: SAMPLES > 1 runs the stochastic mode (dropout on) that many times with different "
+            "seeds, writes their mean as the RGB output and adds <output>_spread.tif to the map: the "
+            "per-pixel standard deviation of the luminance (float32, same grid and CRS).\n\n"
             "The work runs in the sar2opt backend that 'Set up the sar2opt backend' installs (or the one "
             "set in Settings > Options > Processing > Providers > sar2opt)."
         )
@@ -73,7 +83,13 @@ class TranslateAlgorithm(Sar2OptAlgorithm):
         match = QgsProcessingParameterBoolean(self.MATCH_INPUT_GRID, self.tr("Match the input grid (map-projected inputs only)"), defaultValue=False)
         match.setFlags(match.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
         self.addParameter(match)
+        samples = QgsProcessingParameterNumber(
+            self.SAMPLES, self.tr("Stochastic samples (1 = one run; N > 1 adds the spread layer)"),
+            type=QgsProcessingParameterNumber.Integer, defaultValue=1, minValue=1, maxValue=256)
+        samples.setFlags(samples.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        self.addParameter(samples)
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Translated RGB")))
+        self.addOutput(QgsProcessingOutputRasterLayer(self.SPREAD, self.tr("Spread (std of luminance)")))
 
     def processAlgorithm(self, parameters, context, feedback):
         src = self.input_path(parameters, self.INPUT, context)
@@ -84,6 +100,15 @@ class TranslateAlgorithm(Sar2OptAlgorithm):
             args += ["--t-srs", t_srs]
         if self.parameterAsBool(parameters, self.MATCH_INPUT_GRID, context):
             args += ["--match-input-grid"]
+        samples = self.parameterAsInt(parameters, self.SAMPLES, context)
+        spread = str(Path(dst).with_name(f"{Path(dst).stem}_spread.tif")) if samples > 1 else None
+        if spread:
+            args += ["--samples", str(samples)]
         args += ["--progress", "json"]
-        result = self.run_backend(args, feedback, files=[dst])
-        return {self.OUTPUT: result.outputs.get("OUTPUT", dst)}
+        result = self.run_backend(args, feedback, files=[dst] + ([spread] if spread else []))
+        outputs = {self.OUTPUT: result.outputs.get("OUTPUT", dst)}
+        if spread:
+            outputs[self.SPREAD] = result.outputs.get("SPREAD", spread)
+            details = QgsProcessingContext.LayerDetails(self.tr(f"{Path(dst).stem} spread"), context.project(), self.SPREAD)
+            context.addLayerToLoadOnCompletion(outputs[self.SPREAD], details)
+        return outputs
