@@ -19,7 +19,7 @@ from sar2opt_geo.engine import (
     run_tiled,
     tile_grid,
 )
-from sar2opt_geo.engine.planner import _cpu_probe
+from sar2opt_geo.engine.planner import _cpu_probe, _status_mb
 from sar2opt_geo.errors import ConfigError
 from sar2opt_geo.models import UNetGenerator
 from sar2opt_geo.models.reference import (
@@ -112,7 +112,10 @@ def test_reference_unet_256_works_with_defaults(caplog) -> None:
     # and the engine runs with it (the planned default), same output size
     image = np.random.default_rng(0).uniform(-1, 1, (1, 300, 280)).astype(np.float32)
     out = []
-    stats = run_tiled(net, lambda w: image[:, w.row_off : w.row_off + w.height], 300, 280, lambda w, a: out.append(a))
+    # the budget is for the whole process: this pytest process may already hold more than a CLI run does
+    budget = max(1500.0, (_status_mb("VmRSS") or 0.0) + 1100.0)
+    stats = run_tiled(net, lambda w: image[:, w.row_off : w.row_off + w.height], 300, 280, lambda w, a: out.append(a),
+                      max_memory_mb=budget)
     assert stats.tile_shape[0] % 256 == 0 and sum(a.shape[1] for a in out) == 300
 
 
