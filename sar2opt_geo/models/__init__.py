@@ -10,6 +10,7 @@ from torch import nn
 from .card import InputDomain, ModelCard, OutputSpec
 from .discriminator import PatchDiscriminator
 from .generator import UNetGenerator
+from .resnet_lite import ResNetLiteGenerator
 
 __all__ = [
     "GENERATORS",
@@ -17,12 +18,13 @@ __all__ = [
     "ModelCard",
     "OutputSpec",
     "PatchDiscriminator",
+    "ResNetLiteGenerator",
     "UNetGenerator",
     "build_generator",
 ]
 
 #: Generator constructors by architecture name (the card's ``architecture``).
-GENERATORS: dict[str, Callable[..., nn.Module]] = {"unet_article": UNetGenerator}
+GENERATORS: dict[str, Callable[..., nn.Module]] = {"unet_article": UNetGenerator, "resnet_lite": ResNetLiteGenerator}
 from .reference import register as _register_reference; _register_reference(GENERATORS)  # noqa: I001
 
 
