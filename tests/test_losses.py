@@ -40,6 +40,12 @@ def test_gradient_l1_on_a_ramp():
     assert float(gradient_l1(ramp01 * 2 - 1, flat01 * 2 - 1)) == pytest.approx(((8 * s) ** 2 + 1e-6) ** 0.5 - 1e-3, rel=1e-4)
     # magnitudes, not signs: a ramp the other way round costs nothing
     assert float(gradient_l1(ramp01.flip(-1) * 2 - 1, ramp01 * 2 - 1)) == pytest.approx(0.0, abs=1e-5)
+    # luminance, not bands: colour texture that keeps the luminance flat costs nothing either
+    rgb_flat = flat01.expand(1, 3, 16, 16).clone()
+    chroma = rgb_flat.clone()
+    chroma[:, 0] += 0.1 * torch.sign(ramp01[0, 0] - 0.075)  # red up and down ...
+    chroma[:, 1] -= 0.1 * torch.sign(ramp01[0, 0] - 0.075) * 0.299 / 0.587  # ... green compensates
+    assert float(gradient_l1(chroma * 2 - 1, rgb_flat * 2 - 1)) == pytest.approx(0.0, abs=1e-5)
 
 
 def test_article_recipe_is_gan_plus_100_l1():

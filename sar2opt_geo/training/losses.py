@@ -6,7 +6,7 @@ Generator loss::
     lambda_gan x BCE(D(x, G(x)) -> real)
   + lambda_l1 x mean |G(x) - y|                      (model domain [-1, 1], as the article)
   + lambda_ssim x (1 - SSIM(G(x), y))                (unit scale [0, 1]; SSIM of metrics.ssim)
-  + lambda_grad x mean | |Sobel(G(x))| - |Sobel(y)| |  (unit scale; gradient magnitude of every band)
+  + lambda_grad x mean | |Sobel(L(G(x)))| - |Sobel(L(y))| |  (unit scale; L = BT.601 luminance)
 
 The article's recipe is ``lambda_gan = 1, lambda_l1 = 100, lambda_ssim = lambda_grad = 0``.
 """
@@ -51,13 +51,16 @@ def _magnitude(t: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
 
 
 def gradient_l1(fake: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean | |Sobel(fake)| - |Sobel(target)| | over every band and pixel (unit scale, 1-px border left out).
+    """Mean | |Sobel(L(fake))| - |Sobel(L(target))| | over pixels (unit scale, 1-px border left out).
 
-    On magnitudes, not on the signed d/dx, d/dy: where the SAR tells *that* there is texture or
-    an edge but not its exact phase, an L1 on signed gradients is minimised by a flat output
-    (the median of a symmetric distribution is 0); the magnitude keeps the amount of detail.
+    ``L`` is the BT.601 luminance (a one-band image is its own luminance), as in the gradient-r
+    metric. On magnitudes, not on the signed d/dx, d/dy: where the SAR tells *that* there is
+    texture or an edge but not its exact phase, an L1 on signed gradients is minimised by a flat
+    output (the median of a symmetric distribution is 0); the magnitude keeps the amount of
+    detail. On luminance, not per band: per-band magnitudes reward independent texture in R, G
+    and B, which the first trials turned into colour noise.
     """
-    return (_magnitude(_unit(fake)) - _magnitude(_unit(target))).abs().mean()
+    return (_magnitude(metrics.luminance(_unit(fake))) - _magnitude(metrics.luminance(_unit(target)))).abs().mean()
 
 
 class GeneratorLoss(NamedTuple):
