@@ -1,5 +1,5 @@
 # Two commands do all set-up on a fresh machine (see README.md):
-#   make demo   translate the generated sample scene with the bundled weights -> out/demo_rgb.tif + .png
+#   make demo   translate the bundled real Sentinel-1 sample -> out/demo_rgb.tif + .png + out/demo_side_by_side.png
 #   make test   install what the tests need (venv, torch CPU pinned, QGIS from apt) and run them
 
 PYTHON ?= python3

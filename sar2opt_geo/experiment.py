@@ -4,7 +4,7 @@ Inputs: a SAR->RGB generator and a gray->RGB (colourisation) generator (default:
 bundled ones), an optional folder of paired test data, and one or more dual-pol scenes.
 Outputs in ``out_dir``:
 
-* ``metrics.json`` / ``paired_metrics.csv``: PSNR (dB), SSIM, L1 on the [0, 1] scale of each
+* ``metrics.json`` / ``paired_metrics.csv``: PSNR (dB), SSIM, L1, gradient r on the [0, 1] scale of each
   generator against the real optical images of the paired data's **held-out area** (the
   split the trainer uses: :func:`sar2opt_geo.data.split_pairs`, ``auto``, 20 %), beside the
   constant-colour baseline (mean colour of the training part). The SAR->RGB generator gets
@@ -288,9 +288,10 @@ def run_experiment(cfg: ExperimentConfig, progress: ProgressFn | None = None) ->
 def _write_paired_csv(table: dict[str, dict[str, float]], path: Path) -> None:
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["generator", "images", "psnr_db", "ssim", "l1"])
+        w.writerow(["generator", "images", "psnr_db", "ssim", "l1", "grad_r"])
         for name, row in table.items():
-            w.writerow([name, int(row["images"]), f"{row['psnr']:.3f}", f"{row['ssim']:.4f}", f"{row['l1']:.4f}"])
+            w.writerow([name, int(row["images"]), f"{row['psnr']:.3f}", f"{row['ssim']:.4f}", f"{row['l1']:.4f}",
+                        f"{row['grad_r']:.4f}"])
 
 
 def _write_structure_csv(scenes: Sequence[dict[str, Any]], path: Path) -> None:

@@ -253,9 +253,10 @@ def write_report(metrics: dict[str, Any], path: Path) -> Path:
                   "pairs: its numbers below are optimistic."), ""] if keys else []
         if p.get("trained_on_evaluated_pairs") and not any(p["trained_on_evaluated_pairs"].values()):
             L += ["None of the evaluated pairs is among the training pairs listed in either model card.", ""]
-        L += ["| generator (input) | images | PSNR (dB) | SSIM | L1 |", "|---|---|---|---|---|"]
+        L += ["| generator (input) | images | PSNR (dB) | SSIM | L1 | gradient r |", "|---|---|---|---|---|---|"]
         for name, row in p["table"].items():
-            L.append(f"| {name} | {row['images']} | {_f(row['psnr'], 2)} | {_f(row['ssim'])} | {_f(row['l1'])} |")
+            L.append(f"| {name} | {row['images']} | {_f(row['psnr'], 2)} | {_f(row['ssim'])} | {_f(row['l1'])} "
+                     f"| {_f(row.get('grad_r', float('nan')))} |")
         base = p["table"].get("constant colour (baseline)")
         L += ["", (f"Baseline: a constant image of the {p['baseline']['note']} "
               f"(RGB {', '.join(f'{c:.3f}' for c in p['baseline']['colour'])} on the [0, 1] scale).")]
@@ -265,6 +266,7 @@ def write_report(metrics: dict[str, Any], path: Path) -> Path:
                 if name.startswith("constant"):
                     continue
                 better = [k.upper() for k in ("psnr", "ssim") if row[k] > base[k]] + (["L1"] if row["l1"] < base["l1"] else [])
+                better += ["gradient r"] if row.get("grad_r", 0.0) > base.get("grad_r", 0.0) else []
                 verdicts.append(f"{name}: beats the baseline on {', '.join(better) if better else 'no metric'}")
             L += ["", "; ".join(verdicts) + "."]
         L += ["", "Metric definitions: " + "; ".join(f"{k}: {v}" for k, v in p["notes"].items()) + ".", ""]

@@ -1,4 +1,4 @@
-"""Synthetic sample scenes (clearly labelled **synthetic**; no real data is shipped in the package).
+"""Synthetic sample scenes (clearly labelled **synthetic**; the one real sample pair is in :mod:`sar2opt_geo.demo`).
 
 * :func:`write_sample_scene`: a Sentinel-1 VH-like GeoTIFF, float32 sigma0 in dB, 10 m,
   UTM 31N, nodata -9999, used by ``sar2opt demo``. Structure: dark water bodies and a river

@@ -134,7 +134,7 @@ def test_strict_mismatch_refused(make_geotiff, tiny_vv, tmp_path, capsys):
 
 def test_demo_writes_sample_geotiff_and_preview(tmp_path, capsys):
     out = tmp_path / "out" / "demo_rgb.tif"
-    assert main(["demo", "--output", str(out), "--size", "96", "--progress", "none", "--device", "cpu"]) == 0
+    assert main(["demo", "--synthetic", "--output", str(out), "--size", "96", "--progress", "none", "--device", "cpu"]) == 0
     printed = capsys.readouterr().out
     sample = out.parent / "sample_s1_vh_db.tif"
     for p in (sample, out, out.with_suffix(".png")):

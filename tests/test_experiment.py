@@ -69,9 +69,14 @@ def test_experiment_end_to_end_and_deterministic(tmp_path, tiny_models, la_subse
     }
     for row in table.values():
         assert row["images"] == 2 and 0 < row["psnr"] < 60 and -1 <= row["ssim"] <= 1 and 0 <= row["l1"] <= 1
+        assert -1 <= row["grad_r"] <= 1
+    assert table["constant colour (baseline)"]["grad_r"] == 0.0
+    assert table["gray->RGB (input: gray of the real optical)"]["grad_r"] > 0.3  # its input carries the edges
     assert m["paired"]["pairs_training_area"] > 0 and "training-area" in m["paired"]["baseline"]["note"]
     with open(out / "paired_metrics.csv") as f:
-        assert len(list(csv.DictReader(f))) == 4
+        rows = list(csv.DictReader(f))
+        assert len(rows) == 4 and all("grad_r" in r for r in rows)
+    assert "| gradient r |" in (out / "report.md").read_text()
     # composites: four GeoTIFFs + PNGs per scene, all on the scene grid
     with rasterio.open(scene) as src:
         grid = (src.crs, src.transform, src.shape)

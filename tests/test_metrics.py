@@ -1,11 +1,19 @@
-"""PSNR / SSIM / L1 on the [0, 1] scale (sar2opt_geo.training.metrics)."""
+"""PSNR / SSIM / L1 / gradient r on the [0, 1] scale (sar2opt_geo.training.metrics)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from sar2opt_geo.training.metrics import gaussian_window, l1, psnr, ssim
+from sar2opt_geo.training.metrics import (
+    gaussian_window,
+    grad_r,
+    l1,
+    luminance,
+    psnr,
+    sobel_magnitude,
+    ssim,
+)
 
 
 def _rand(shape, seed=0):
@@ -77,3 +85,58 @@ def test_metrics_reject_mismatched_shapes():
         psnr(torch.zeros(1, 3, 8, 8), torch.zeros(1, 1, 8, 8))
     with pytest.raises(ValueError):
         ssim(torch.zeros(1, 1, 8, 8), torch.zeros(1, 1, 8, 8))  # smaller than the window
+
+
+def test_grad_r_matches_a_hand_computation_with_scipy():
+    """BT.601 luminance, scipy.ndimage.sobel magnitude, 1-px border dropped, numpy Pearson r."""
+    import numpy as np
+    from scipy.ndimage import sobel
+
+    a = _rand((1, 3, 40, 48), 3).double()
+    b = (0.6 * a + 0.4 * _rand((1, 3, 40, 48), 4).double()).clamp(0, 1)
+
+    def mag(t):
+        lum = 0.299 * t[0, 0] + 0.587 * t[0, 1] + 0.114 * t[0, 2]
+        lum = lum.numpy()
+        return np.hypot(sobel(lum, axis=1), sobel(lum, axis=0))[1:-1, 1:-1]
+
+    ref = np.corrcoef(mag(a).ravel(), mag(b).ravel())[0, 1]
+    assert float(grad_r(a.float(), b.float())) == pytest.approx(ref, abs=1e-5)
+    assert 0.2 < ref < 0.95
+    # the Sobel magnitude itself agrees with scipy's
+    assert np.abs(sobel_magnitude(luminance(a))[0, 0].numpy() - mag(a)).max() < 1e-5  # float32
+
+
+def test_grad_r_extremes():
+    x = _rand((2, 3, 32, 32), 5)
+    assert torch.allclose(grad_r(x, x), torch.ones(2), atol=1e-6)
+    # an inverted or rescaled image has its edges in the same places: r = 1
+    assert torch.allclose(grad_r(1 - x, x), torch.ones(2), atol=1e-6)
+    assert torch.allclose(grad_r(0.5 * x + 0.2, x), torch.ones(2), atol=1e-6)
+    # a constant image has no gradient: r is undefined and reported as 0, on either side
+    const = torch.full_like(x, 0.4)
+    assert torch.equal(grad_r(const, x), torch.zeros(2)) and torch.equal(grad_r(x, const), torch.zeros(2))
+    # unrelated noise: near 0
+    assert float(grad_r(_rand((1, 3, 128, 128), 6), _rand((1, 3, 128, 128), 7)).abs()) < 0.05
+
+
+def test_grad_r_of_a_blurred_average_is_far_below_a_sharp_translation():
+    """What the metric is for: blurring keeps PSNR close but loses the edges."""
+    import numpy as np
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(0)
+    fields = np.kron(rng.uniform(0.1, 0.6, (8, 8)), np.ones((16, 16)))  # a 128 px patchwork of fields
+    target = torch.from_numpy(np.repeat(fields[None, None], 3, 1)).float()
+    blurred = torch.from_numpy(gaussian_filter(target.numpy(), (0, 0, 6, 6))).float()
+    noisy = (target + 0.05 * torch.from_numpy(rng.normal(0, 1, target.shape)).float()).clamp(0, 1)
+    assert float(grad_r(noisy, target)) > 0.5 > float(grad_r(blurred, target))
+
+
+def test_grad_r_takes_a_one_band_image_as_its_luminance():
+    x = _rand((1, 3, 24, 24), 8)
+    lum = luminance(x)
+    assert lum.shape == (1, 1, 24, 24)
+    assert float(grad_r(lum, x)) == pytest.approx(1.0, abs=1e-6)
+    with pytest.raises(ValueError):
+        grad_r(x, _rand((1, 3, 24, 20)))

@@ -26,10 +26,17 @@ def tiny_data(la_pairs):
     return train_ds, val_ds
 
 
-def _run(tiny_data, out, epochs, resume=False):
+#: The shipped recipe's options (cheap generator, structure terms, speckle), at test size.
+LITE = {**TINY, "arch": "resnet_lite", "width": 0.25, "disc_width": 0.25, "lambda_ssim": 30.0, "lambda_grad": 30.0,
+        "speckle_aug": True}
+
+
+def _run(tiny_data, out, epochs, resume=False, **config):
     train_ds, val_ds = tiny_data
     card = card_for_dataset("la", "sar", ("VH",), name="tiny")
-    return train(train_ds, val_ds, out, card, TrainConfig(epochs=epochs, **TINY), resume=resume, command="pytest")
+    train_ds.speckle = None  # the trainer sets it from the config and the card
+    return train(train_ds, val_ds, out, card, TrainConfig(epochs=epochs, **(config or TINY)), resume=resume,
+                 command="pytest")
 
 
 def test_one_epoch_writes_logs_samples_and_checkpoints(tiny_data, tmp_path):
@@ -37,7 +44,7 @@ def test_one_epoch_writes_logs_samples_and_checkpoints(tiny_data, tmp_path):
     with open(tmp_path / "log.csv") as f:
         rows = list(csv.DictReader(f))
     assert [r["epoch"] for r in rows] == ["1"]
-    for k in ("g_total", "g_adv", "g_l1", "d", "val_psnr", "val_ssim", "val_l1"):
+    for k in ("g_total", "g_adv", "g_l1", "d", "val_psnr", "val_ssim", "val_l1", "val_grad_r", "cpu_seconds"):
         assert float(rows[0][k]) == pytest.approx(float(rows[0][k]))  # a number, not NaN
     assert json.loads((tmp_path / "log.json").read_text())[0]["steps"] == 3  # 6 crops / batch 2
     assert (tmp_path / "samples" / "epoch_0001.png").stat().st_size > 0
@@ -49,8 +56,10 @@ def test_one_epoch_writes_logs_samples_and_checkpoints(tiny_data, tmp_path):
     assert card.input.bands == ("VH",) and card.input.pixel_spacing_m == 10.0
     assert card.training["command"] == "pytest" and card.training["recipe"]["lambda_l1"] == 100.0
     assert len(card.training["mean_colour"]) == 3
-    assert set(card.metrics["validation"]) >= {"psnr", "ssim", "l1"}
-    assert set(card.metrics["baseline_constant_colour"]) >= {"psnr", "ssim", "l1"}
+    assert set(card.metrics["validation"]) >= {"psnr", "ssim", "l1", "grad_r"}
+    assert set(card.metrics["baseline_constant_colour"]) >= {"psnr", "ssim", "l1", "grad_r"}
+    assert card.metrics["baseline_constant_colour"]["grad_r"] == 0.0  # a constant image has no edges
+    assert rows[0]["g_ssim"] == rows[0]["g_grad"] == ""  # the article's recipe has no structure terms
     assert card.library_version
 
 
@@ -64,6 +73,31 @@ def test_resume_continues_exactly(tiny_data, tmp_path):
     assert cb.training["epochs_trained"] == 2
     for (k, va), vb in zip(ga.state_dict().items(), gb.state_dict().values()):
         assert torch.equal(va, vb), k  # same weights as an uninterrupted run
+
+
+def test_resume_continues_exactly_with_the_shipped_recipe_options(tiny_data, tmp_path):
+    """resnet_lite + SSIM + gradient terms + speckle augmentation: still bit-identical after --resume."""
+    straight = _run(tiny_data, tmp_path / "a", 2, **LITE)
+    _run(tiny_data, tmp_path / "b", 1, **LITE)
+    resumed = _run(tiny_data, tmp_path / "b", 2, resume=True, **LITE)
+    ga, ca = load_model(straight.last)
+    gb, _ = load_model(resumed.last)
+    assert ca.architecture == "resnet_lite" and ca.training["recipe"]["lambda_ssim"] == 30.0
+    assert ca.training["augmentation"]["speckle"]["domain"] == "linear"
+    for (k, va), vb in zip(ga.state_dict().items(), gb.state_dict().values()):
+        assert torch.equal(va, vb), k
+    row = resumed.history[-1]
+    assert row["g_ssim"] > 0 and row["g_grad"] > 0 and row["cpu_seconds_total"] > row["cpu_seconds"] > 0
+
+
+def test_no_gan_trains_no_discriminator_and_cpu_budget_stops(tiny_data, tmp_path):
+    res = _run(tiny_data, tmp_path, 50, **{**TINY, "lambda_gan": 0.0, "lambda_ssim": 10.0, "max_cpu_minutes": 1e-4})
+    assert len(res.history) == 1 and res.history[0]["steps"] == 1  # stopped after the first step past the budget
+    assert res.history[0]["partial"] and res.history[0]["d"] is None and res.history[0]["g_adv"] is None
+    state = torch.load(tmp_path / "checkpoints" / "state_last.pt", weights_only=True)
+    assert state["opt_d"]["state"] == {}  # the discriminator was never stepped
+    with open(tmp_path / "log.csv") as f:
+        assert next(csv.DictReader(f))["d"] == ""
 
 
 @pytest.mark.slow
@@ -123,7 +157,8 @@ def test_cli_train_then_evaluate(four_la_tiles, tmp_path, capsys):
     assert res["images"] == 1 and res["pairs"] == ["262"] and res["data"]["mode"] == "colorize"
     assert res["baseline_colour_source"].startswith("training set")
     # same data, same model as the card's validation numbers: the CLI reproduces them
-    for k in ("psnr", "ssim", "l1"):
+    for k in ("psnr", "ssim", "l1", "grad_r"):
         assert res["model_metrics"][k] == pytest.approx(card.metrics["validation"][k], rel=1e-4)
         assert res["baseline_constant_colour"][k] == pytest.approx(card.metrics["baseline_constant_colour"][k], rel=1e-4)
-    assert "constant-colour baseline" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "constant-colour baseline" in printed and "grad r" in printed

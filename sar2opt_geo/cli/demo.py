@@ -1,13 +1,16 @@
-"""``sar2opt demo``: generate the synthetic sample scene and translate it with the bundled SAR model.
+"""``sar2opt demo``: translate the bundled real Sentinel-1 sample with the bundled SAR model.
 
 Writes, next to ``--output`` (default ``out/demo_rgb.tif``):
 
-* ``sample_s1_vh_db.tif`` — a **synthetic** Sentinel-1 VH-like scene (sigma0 dB, 10 m, UTM 31N,
-  from :func:`sar2opt_geo.samples.write_sample_scene`; no real data is shipped);
 * ``demo_rgb.tif`` — the translated RGB Cloud Optimized GeoTIFF (opens in QGIS);
-* ``demo_rgb.png`` — a PNG preview.
+* ``demo_rgb.png`` — a PNG preview;
+* ``demo_side_by_side.png`` — real SAR | translation | real optical, the honest first picture.
 
-This is what ``make demo`` runs on a fresh machine.
+The input is a real 512 x 512 px Sentinel-1A VH crop over Los Angeles from the validation area
+(the model never trained on it) with its co-registered Sentinel-2 image
+(:mod:`sar2opt_geo.demo`; "Contains modified Copernicus Sentinel data 2020"). ``--synthetic``
+generates and translates the **synthetic** VH-like scene instead (``sample_s1_vh_db.tif``,
+sigma0 dB, 10 m, UTM 31N; no optical image exists for it). This is what ``make demo`` runs.
 """
 
 from __future__ import annotations
@@ -18,27 +21,33 @@ from pathlib import Path
 
 from ._common import add_device, add_progress, add_verbosity, emit_json, make_progress
 
-__all__ = ["SAMPLE_NAME", "add_parser", "run"]
+__all__ = ["SAMPLE_NAME", "SIDE_BY_SIDE_NAME", "add_parser", "run"]
 
 log = logging.getLogger(__name__)
 
 SAMPLE_NAME = "sample_s1_vh_db.tif"
+SIDE_BY_SIDE_NAME = "demo_side_by_side.png"
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "demo",
-        help="translate a generated (synthetic) Sentinel-1 sample scene with the bundled model",
+        help="translate the bundled real Sentinel-1 sample (or a synthetic scene) with the bundled model",
         description=(
-            "Generate a synthetic Sentinel-1 VH sample scene (sigma0 dB, 10 m, UTM 31N) next to OUTPUT as "
-            f"{SAMPLE_NAME}, translate it with the bundled SAR model into an RGB GeoTIFF, write a PNG "
-            "preview, and print the three paths."
+            "Translate the bundled real Sentinel-1A VH sample (512 x 512 px, Los Angeles, validation area: never "
+            "trained on) with the bundled SAR model into an RGB GeoTIFF, write a PNG preview and "
+            f"{SIDE_BY_SIDE_NAME} (real SAR | translation | real Sentinel-2 optical) next to OUTPUT, and print the "
+            "paths. Contains modified Copernicus Sentinel data 2020. --synthetic uses a generated synthetic scene "
+            f"({SAMPLE_NAME}: sigma0 dB, 10 m, UTM 31N) instead."
         ),
     )
     p.add_argument("--output", "-o", type=Path, default=Path("out/demo_rgb.tif"), metavar="PATH",
                    help="output GeoTIFF (default out/demo_rgb.tif; the PNG preview gets the same stem)")
-    p.add_argument("--size", type=int, default=1024, metavar="PX", help="sample scene width = height in pixels (default 1024)")
-    p.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the synthetic landscape (default 0)")
+    p.add_argument("--synthetic", action="store_true",
+                   help="translate a generated synthetic scene instead of the bundled real sample")
+    p.add_argument("--size", type=int, default=1024, metavar="PX",
+                   help="with --synthetic: scene width = height in pixels (default 1024)")
+    p.add_argument("--seed", type=int, default=0, metavar="N", help="with --synthetic: seed of the landscape (default 0)")
     p.add_argument("--model", metavar="PATH", help="generator checkpoint (default: the bundled SAR model)")
     add_device(p)
     add_progress(p)
@@ -49,23 +58,37 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def run(args: argparse.Namespace) -> int:
     from ..api import translate
+    from ..demo import ATTRIBUTION, bundled_pair, side_by_side
     from ..samples import write_sample_scene
 
-    if args.size < 16:
-        print(f"sar2opt demo: error: --size {args.size} is too small; give at least 16 pixels")
-        return 2
     output: Path = args.output
-    sample = write_sample_scene(output.parent / SAMPLE_NAME, size=args.size, seed=args.seed)
+    if args.synthetic:
+        if args.size < 16:
+            print(f"sar2opt demo: error: --size {args.size} is too small; give at least 16 pixels")
+            return 2
+        sample, optical = write_sample_scene(output.parent / SAMPLE_NAME, size=args.size, seed=args.seed), None
+        what, title, attribution = "sample scene (synthetic)", "SYNTHETIC scene (no real optical image exists)", None
+    else:
+        pair = bundled_pair()
+        sample, optical = pair.sar, pair.optical
+        what, title, attribution = "real Sentinel-1 sample", pair.description, ATTRIBUTION
     progress, close = make_progress(args.progress, "demo")
     try:
         result = translate(sample, output, args.model, device=args.device, quicklook=True, progress=progress)
     finally:
         close()
+    picture = side_by_side(sample, result.path, output.parent / SIDE_BY_SIDE_NAME, optical, title=title,
+                           attribution=attribution)
     if args.progress == "json":
         emit_json({"event": "done", "outputs": {"INPUT": str(sample), "OUTPUT": str(result.path),
-                                                "QUICKLOOK": str(result.quicklook)}})
+                                                "QUICKLOOK": str(result.quicklook), "SIDE_BY_SIDE": str(picture)}})
     else:
-        print(f"sample scene (synthetic): {sample}")
-        print(f"RGB GeoTIFF:              {result.path}  ({result.width} x {result.height} px, {result.crs})")
-        print(f"PNG preview:              {result.quicklook}")
+        print(f"{what + ':':26s}{sample}")
+        if optical is not None:
+            print(f"{'real optical:':26s}{optical}")
+        print(f"{'RGB GeoTIFF:':26s}{result.path}  ({result.width} x {result.height} px, {result.crs})")
+        print(f"{'PNG preview:':26s}{result.quicklook}")
+        print(f"{'side by side:':26s}{picture}")
+        if attribution:
+            print(attribution)
     return 0

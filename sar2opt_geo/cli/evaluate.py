@@ -25,6 +25,9 @@ averaged over images:
   SSIM  Gaussian window 11x11, sigma 1.5, K1 0.01, K2 0.03 (Wang et al. 2004, like skimage with
         gaussian_weights=True, use_sample_covariance=False)
   L1    mean absolute difference
+  grad r  Pearson r between 3x3 Sobel gradient magnitudes of output and real luminance
+        (0.299 R + 0.587 G + 0.114 B), 1-px border left out: does the output put edges where
+        the real image has them? (~0 for a blurred average; 0 for the constant colour)
 The constant-colour baseline scores an image of one colour everywhere: the training set's
 mean colour recorded in the model card (else the evaluated data's own mean, flagged).
 By default every pair is scored (--split none); --split area|scene|auto scores only the
@@ -35,7 +38,7 @@ held-out part, exactly as training split it.
 def add_parser(subparsers) -> argparse.ArgumentParser:
     from .train import add_data_options
 
-    p = subparsers.add_parser("evaluate", help="PSNR/SSIM/L1 of a generator vs the constant-colour baseline",
+    p = subparsers.add_parser("evaluate", help="PSNR/SSIM/L1/gradient r of a generator vs the constant-colour baseline",
                               description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", help="generator checkpoint (.safetensors with a model card); 'sar' or 'gray' for the bundled ones")
     p.add_argument("data", help="dataset folder (layouts as in `sar2opt train --help`)")
@@ -54,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
     from ..models.loading import load
     from ..training import (
         METRIC_NOTES,
+        METRICS,
         constant_baseline,
         evaluate_generator,
         resolve_device,
@@ -96,8 +100,8 @@ def run(args: argparse.Namespace) -> int:
         "data": {k: desc[k] for k in ("root", "layout", "mode", "split")},
         "pairs": [p.key for p in data.pairs],
         "images": scores["images"],
-        "model_metrics": {k: scores[k] for k in ("psnr", "ssim", "l1")},
-        "baseline_constant_colour": {k: baseline[k] for k in ("psnr", "ssim", "l1")},
+        "model_metrics": {k: scores[k] for k in METRICS},
+        "baseline_constant_colour": {k: baseline[k] for k in METRICS},
         "baseline_colour": [float(c) for c in colour],
         "baseline_colour_source": source,
         "notes": METRIC_NOTES,
@@ -118,9 +122,9 @@ def run(args: argparse.Namespace) -> int:
         emit_json({"event": "done", "outputs": {"OUTPUT": args.output} if args.output else {}, **result})
     else:
         print(f"{card.name} on {result['images']} images of {args.data} (split {args.split}), scale (y+1)/2 in [0, 1]:")
-        print(f"  {'':24s} {'PSNR dB':>8s} {'SSIM':>7s} {'L1':>7s}")
-        print(f"  {'model':24s} {m['psnr']:8.2f} {m['ssim']:7.3f} {m['l1']:7.4f}")
-        print(f"  {'constant-colour baseline':24s} {b['psnr']:8.2f} {b['ssim']:7.3f} {b['l1']:7.4f}")
+        print(f"  {'':24s} {'PSNR dB':>8s} {'SSIM':>7s} {'L1':>7s} {'grad r':>7s}")
+        for name, row in (("model", m), ("constant-colour baseline", b)):
+            print(f"  {name:24s} {row['psnr']:8.2f} {row['ssim']:7.3f} {row['l1']:7.4f} {row['grad_r']:7.3f}")
         if args.output:
             print(f"  written to {args.output}")
     return 0

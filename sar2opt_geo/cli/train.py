@@ -1,4 +1,4 @@
-"""``sar2opt train``: train a pix2pix generator with the article's recipe (thin shell over
+"""``sar2opt train``: train a pix2pix generator, by default with the article's recipe (thin shell over
 :func:`sar2opt_geo.training.train`)."""
 
 from __future__ import annotations
@@ -18,7 +18,10 @@ __all__ = ["add_data_options", "add_parser", "build_datasets", "command_line", "
 log = logging.getLogger(__name__)
 
 DESCRIPTION = """\
-Train a pix2pix generator (the article's U-Net + PatchGAN) on paired data.
+Train a pix2pix generator (default: the article's U-Net + PatchGAN and recipe) on paired data.
+The recipe of the bundled SAR weights (scripts/train_defaults.sh, docs/TRAINING.md) adds:
+--arch resnet_lite (cheap at full resolution), --lambda-ssim/--lambda-grad (structure loss
+terms) and --speckle-aug (random gain and speckle on the SAR input).
 
 Data layouts (--layout, default auto-detected from folder names):
   sen1-2       ROIsXXXX_<season>/s1_<n>/..._s1_<n>_p<k>.png <-> .../s2_<n>/..._s2_<n>_p<k>.png
@@ -150,15 +153,32 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     g.add_argument("--batch-size", type=int, default=128, help="global batch size in crops (default: 128)")
     g.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate for G and D (default: 2e-4)")
     g.add_argument("--beta1", type=float, default=0.5, help="Adam beta1 (default: 0.5; beta2 is 0.999)")
-    g.add_argument("--lambda-l1", type=float, default=100.0, help="weight of the L1 term in G's loss (default: 100)")
+    g.add_argument("--lambda-l1", type=float, default=100.0,
+                   help="weight of the L1 term in G's loss, on the model scale [-1, 1] (default: 100)")
+    g.add_argument("--lambda-gan", type=float, default=1.0,
+                   help="weight of the adversarial term in G's loss; 0 trains no discriminator (default: 1)")
+    g.add_argument("--lambda-ssim", type=float, default=0.0,
+                   help="weight of 1 - SSIM (11x11 Gaussian window, [0, 1] scale) in G's loss (default: 0)")
+    g.add_argument("--lambda-grad", type=float, default=0.0,
+                   help="weight of the L1 between Sobel gradient magnitudes of output and target, [0, 1] scale "
+                        "(default: 0)")
+    g.add_argument("--arch", default="unet_article", choices=("unet_article", "resnet_lite"),
+                   help="generator: unet_article (the article's U-Net, 3.48 M parameters at width 1, 29.9 GFLOP per "
+                        "256 px) or resnet_lite (strided stem, residual blocks at 1/4 and 1/8 resolution, 0.64 M, "
+                        "4.2 GFLOP) (default: unet_article)")
     g.add_argument("--width", type=float, default=1.0,
-                   help="channel multiplier of G and D; 1.0 = the article's 3.48 M-parameter generator, "
+                   help="channel multiplier of G and D; unet_article: 1.0 = the article's 3.48 M-parameter generator, "
                         "0.5 ~ 0.87 M, 0.25 ~ 0.22 M (default: 1.0)")
+    g.add_argument("--disc-width", type=float, default=None,
+                   help="channel multiplier of the discriminator (default: --width)")
     g.add_argument("--crop-size", type=int, default=256, help="training crop side in pixels, multiple of 16 (default: 256)")
     g.add_argument("--crops-per-image", type=int, default=1,
                    help="random crops per training pair per epoch (default: 1)")
     g.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
                    help="random flips and 90-degree rotations (default: on)")
+    g.add_argument("--speckle-aug", action=argparse.BooleanOptionalAction, default=False,
+                   help="SAR input only: random gain (+-2 dB, as if the scene percentile moved) and, on half the "
+                        "samples, gamma speckle of 3..30 looks, on linear power (default: off)")
     g.add_argument("--seed", type=int, default=0, help="seed of weights, crops, augmentation and dropout (default: 0)")
     g.add_argument("--init", default=None, metavar="PATH|sar|gray",
                    help="fine-tune: start the generator from this checkpoint or bundled model; its architecture, "
@@ -170,11 +190,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     r.add_argument("--amp", default="auto", choices=("auto", "bf16", "fp16", "none"),
                    help="mixed precision on CUDA (auto: bf16 if supported else fp16; never on CPU) (default: auto)")
     r.add_argument("--checkpoint-every", type=int, default=10, help="also keep epoch_NNNN.safetensors every N epochs (default: 10)")
-    r.add_argument("--best-metric", default="psnr", choices=("psnr", "ssim", "l1"),
+    r.add_argument("--best-metric", default="psnr", choices=("psnr", "ssim", "l1", "grad_r"),
                    help="validation metric that selects best.safetensors (default: psnr)")
     r.add_argument("--max-minutes", type=float, default=None,
                    help="wall-clock budget in minutes: training stops at the first step past it, then validates and saves "
                         "(the last epoch is then partial) (default: no limit)")
+    r.add_argument("--max-cpu-minutes", type=float, default=None,
+                   help="budget in CPU minutes of this process (all its threads; per rank under torchrun), same rule: "
+                        "comparable between runs on a shared machine (default: no limit)")
     r.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/state_last.pt")
     r.add_argument("--name", default=None, help="model name recorded in the card (default: OUT's folder name)")
     r.add_argument("--description", default="", help="free text recorded in the card")
@@ -198,10 +221,13 @@ def run(args: argparse.Namespace) -> int:
     arch = parent.card.architecture_args if parent is not None else {}
     cfg = TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, beta1=args.beta1, lambda_l1=args.lambda_l1,
+        lambda_gan=args.lambda_gan, lambda_ssim=args.lambda_ssim, lambda_grad=args.lambda_grad,
+        arch=parent.card.architecture if parent is not None else args.arch,
         width=float(arch.get("width", args.width)), norm=str(arch.get("norm", "batch")),
-        dropout=float(arch.get("dropout", 0.5)), crop_size=args.crop_size, crops_per_image=args.crops_per_image, augment=args.augment,
-        workers=args.workers, threads=args.threads, seed=args.seed, checkpoint_every=args.checkpoint_every,
-        best_metric=args.best_metric, device=args.device, amp=args.amp, max_minutes=args.max_minutes,
+        dropout=float(arch.get("dropout", 0.5)), disc_width=args.disc_width, crop_size=args.crop_size,
+        crops_per_image=args.crops_per_image, augment=args.augment, speckle_aug=args.speckle_aug, workers=args.workers,
+        threads=args.threads, seed=args.seed, checkpoint_every=args.checkpoint_every, best_metric=args.best_metric,
+        device=args.device, amp=args.amp, max_minutes=args.max_minutes, max_cpu_minutes=args.max_cpu_minutes,
     )
     train_ds, val_ds, layout, desc = build_datasets(args, cfg.crop_size, cfg.crops_per_image, cfg.augment, cfg.seed)
     out = Path(args.out)
@@ -249,11 +275,12 @@ def _load_parent(model: str):
     """The generator to fine-tune (``--init``): a checkpoint path or bundled name, on the CPU."""
     from ..errors import CheckpointError
     from ..models.loading import load
+    from ..training.trainer import TRAINABLE_ARCHITECTURES
 
     parent = load(model, "cpu")
-    if parent.card.architecture != "unet_article":
-        raise CheckpointError(f"{parent.path or model}: --init needs an unet_article generator (what this trainer "
-                              f"trains), this one is {parent.card.architecture}")
+    if parent.card.architecture not in TRAINABLE_ARCHITECTURES:
+        raise CheckpointError(f"{parent.path or model}: --init needs a generator this trainer trains "
+                              f"({', '.join(TRAINABLE_ARCHITECTURES)}), this one is {parent.card.architecture}")
     return parent
 
 

@@ -14,6 +14,7 @@ __all__ = [
     "BandSource",
     "Pair",
     "PairDataset",
+    "SpeckleAugment",
     "check_same_grid",
     "detect_layout",
     "find_pairs",
@@ -24,7 +25,7 @@ __all__ = [
 ]
 
 _WHERE = {
-    "PairDataset": "datasets", "read_unit": "datasets",
+    "PairDataset": "datasets", "SpeckleAugment": "augment", "read_unit": "datasets",
     "LAYOUTS": "pairs", "BandSource": "pairs", "Pair": "pairs", "check_same_grid": "pairs", "detect_layout": "pairs",
     "find_pairs": "pairs",
     "split_by_area": "splits", "split_by_scene": "splits", "split_pairs": "splits",

@@ -3,7 +3,9 @@
 Crop positions and augmentations are drawn from ``numpy.random.default_rng([seed, epoch,
 index])``: the same (seed, epoch, index) always gives the same sample, whichever
 DataLoader worker or DDP rank loads it, and ``--resume`` needs no data-loader state.
-Call :meth:`PairDataset.set_epoch` at the start of every epoch.
+Call :meth:`PairDataset.set_epoch` at the start of every epoch. The optional radiometric
+augmentation of the SAR side (:class:`~sar2opt_geo.data.augment.SpeckleAugment`) draws from the
+same per-sample stream, after the crop and the flips.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from torch.utils.data import Dataset
 
 from .. import normalize
 from ..errors import DatasetError
+from .augment import SpeckleAugment
 from .pairs import BandSource, Pair
 
 __all__ = ["PairDataset", "read_unit"]
@@ -99,6 +102,8 @@ class PairDataset(Dataset):
         gray_weights: weights of red, green, blue for colourisation pairs (condition None).
         nodata_fill: model-domain value of nodata (NaN) condition pixels: the card's
             ``input.nodata_fill``, the same value the inference engine feeds (targets' NaN -> 0).
+        speckle: random gain + speckle on the SAR condition of random crops (None: off);
+            ignored for colourisation pairs and deterministic (validation) samples.
     """
 
     def __init__(
@@ -112,6 +117,7 @@ class PairDataset(Dataset):
         cache: bool = True,
         gray_weights: Sequence[float] = normalize.GRAY_WEIGHTS,
         nodata_fill: float = normalize.DEFAULT_NODATA_FILL,
+        speckle: SpeckleAugment | None = None,
     ) -> None:
         if not pairs:
             raise DatasetError("no training pairs: the dataset (or this split of it) is empty")
@@ -126,6 +132,7 @@ class PairDataset(Dataset):
         self.cache = cache
         self.gray_weights = tuple(gray_weights)
         self.nodata_fill = float(nodata_fill)
+        self.speckle = speckle
         self.epoch = 0
         self._store: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
@@ -191,6 +198,8 @@ class PairDataset(Dataset):
             arng = rng or np.random.default_rng([self.seed, self.epoch, index, 1])
             k, fh, fv = int(arng.integers(0, 4)), bool(arng.integers(0, 2)), bool(arng.integers(0, 2))
             cond, target = (self._aug(a, k, fh, fv) for a in (cond, target))
+        if self.speckle is not None and rng is not None and self.pairs[i].condition is not None:
+            cond = self.speckle(np.ascontiguousarray(cond), rng)
         return {
             "condition": torch.from_numpy(normalize.unit_to_model(np.ascontiguousarray(cond))),
             "target": torch.from_numpy(normalize.unit_to_model(np.ascontiguousarray(target))),

@@ -12,6 +12,7 @@ from .card import InputDomain, ModelCard, OutputSpec
 from .discriminator import PatchDiscriminator
 from .generator import UNetGenerator
 from .reference import ReferenceResnetGenerator, ReferenceUnetGenerator
+from .resnet_lite import ResNetLiteGenerator
 
 __all__ = [
     "GENERATORS",
@@ -19,6 +20,7 @@ __all__ = [
     "ModelCard",
     "OutputSpec",
     "PatchDiscriminator",
+    "ResNetLiteGenerator",
     "UNetGenerator",
     "build_generator",
 ]
@@ -26,6 +28,7 @@ __all__ = [
 #: Generator constructors by architecture name (the card's ``architecture``), listed here explicitly.
 GENERATORS: dict[str, Callable[..., nn.Module]] = {
     "unet_article": UNetGenerator,
+    "resnet_lite": ResNetLiteGenerator,
     "pix2pix_unet": ReferenceUnetGenerator,
     "pix2pix_resnet": ReferenceResnetGenerator,
 }

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from .cards import card_for_dataset
-from .evaluate import METRIC_NOTES, constant_baseline, evaluate_generator
+from .evaluate import METRIC_NOTES, METRICS, constant_baseline, evaluate_generator
 from .losses import discriminator_loss, gan_loss, generator_loss
-from .metrics import l1, psnr, ssim
+from .metrics import grad_r, l1, psnr, ssim
 from .trainer import TrainConfig, TrainResult, resolve_device, train
 
 __all__ = [
+    "METRICS",
     "METRIC_NOTES",
     "TrainConfig",
     "TrainResult",
@@ -18,6 +19,7 @@ __all__ = [
     "evaluate_generator",
     "gan_loss",
     "generator_loss",
+    "grad_r",
     "l1",
     "psnr",
     "resolve_device",

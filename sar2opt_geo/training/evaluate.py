@@ -1,4 +1,4 @@
-"""Validation and evaluation: PSNR / SSIM / L1 of a generator and of the constant-colour baseline.
+"""Validation and evaluation: PSNR / SSIM / L1 / gradient r of a generator and of the constant-colour baseline.
 
 Scale: metrics compare ``(y + 1) / 2`` in [0, 1] (data range 1.0) with the target on the
 same scale; SSIM uses an 11 x 11 Gaussian window, sigma 1.5 (see :mod:`.metrics`). Each
@@ -22,7 +22,10 @@ from torch.utils.data import DataLoader, Dataset
 from ..normalize import model_to_unit
 from . import metrics
 
-__all__ = ["METRIC_NOTES", "constant_baseline", "evaluate_generator"]
+__all__ = ["METRICS", "METRIC_NOTES", "constant_baseline", "evaluate_generator"]
+
+#: The metrics every evaluation reports, in table order.
+METRICS = ("psnr", "ssim", "l1", "grad_r")
 
 log = logging.getLogger(__name__)
 
@@ -32,13 +35,15 @@ METRIC_NOTES = {
     "ssim": "Gaussian window 11x11, sigma 1.5, K1 0.01, K2 0.03, no sample-covariance correction (Wang et al. 2004; "
     "skimage gaussian_weights=True, use_sample_covariance=False)",
     "l1": "mean |prediction - target| on the [0, 1] scale",
+    "grad_r": "Pearson r between 3x3 Sobel gradient magnitudes of the BT.601 luminance of prediction and target, "
+    "1-px border left out; 0 for an image without gradients (the constant colour: r undefined)",
     "baseline": "constant image of the training set's mean target colour",
 }
 
 
 def _summarise(rows: list[dict[str, float]]) -> dict[str, float]:
     out: dict[str, float] = {"images": len(rows)}
-    for k in ("psnr", "ssim", "l1"):
+    for k in METRICS:
         vals = [r[k] for r in rows]
         finite = [v for v in vals if math.isfinite(v)]
         out[k] = float(np.mean(vals)) if len(finite) == len(vals) else float("inf") if not finite else float(np.mean(finite))
@@ -47,7 +52,8 @@ def _summarise(rows: list[dict[str, float]]) -> dict[str, float]:
 
 def _score(pred01: torch.Tensor, target01: torch.Tensor) -> list[dict[str, float]]:
     p, s, a = metrics.psnr(pred01, target01), metrics.ssim(pred01, target01), metrics.l1(pred01, target01)
-    return [{"psnr": float(p[i]), "ssim": float(s[i]), "l1": float(a[i])} for i in range(len(p))]
+    r = metrics.grad_r(pred01, target01)
+    return [{"psnr": float(p[i]), "ssim": float(s[i]), "l1": float(a[i]), "grad_r": float(r[i])} for i in range(len(p))]
 
 
 @torch.no_grad()
@@ -59,7 +65,7 @@ def evaluate_generator(
     autocast_dtype: torch.dtype | None = None,
     progress: Callable[[float, str], None] | None = None,
 ) -> dict[str, float]:
-    """Mean PSNR (dB), SSIM and L1 of ``model`` (eval mode) over ``dataset`` on the [0, 1] scale."""
+    """Mean PSNR (dB), SSIM, L1 and gradient r of ``model`` (eval mode) over ``dataset`` on the [0, 1] scale."""
     was_training = model.training
     model.eval()
     device = torch.device(device)

@@ -10,6 +10,12 @@ range 1.0, and return one value per image (average over images yourself).
   depthwise ``conv2d`` over the valid region (no padding: the 5-pixel border is left out,
   as skimage crops it), averaged over pixels and channels.
 * L1: mean absolute difference.
+* Gradient correlation (:func:`grad_r`): Pearson r between the Sobel gradient magnitudes of
+  the two images' luminance (ITU-R BT.601 ``0.299 R + 0.587 G + 0.114 B`` of the [0, 1]
+  bands; a one-band image is its own luminance), over every pixel but a 1-pixel border
+  (3 x 3 Sobel, ``|g| = sqrt(gx^2 + gy^2)``, no padding). It tells a translation that puts
+  edges where the real image has them (r near 1) from a blurred average (r near 0). An
+  image without any gradient (a constant colour) has no defined r; it is reported as 0.
 """
 
 from __future__ import annotations
@@ -17,10 +23,24 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["SSIM_SIGMA", "SSIM_WINDOW", "gaussian_window", "gaussian_window_1d", "l1", "psnr", "ssim"]
+__all__ = [
+    "LUMA_WEIGHTS",
+    "SSIM_SIGMA",
+    "SSIM_WINDOW",
+    "gaussian_window",
+    "gaussian_window_1d",
+    "grad_r",
+    "l1",
+    "luminance",
+    "psnr",
+    "sobel_magnitude",
+    "ssim",
+]
 
 SSIM_WINDOW = 11
 SSIM_SIGMA = 1.5
+#: ITU-R BT.601 luma weights of red, green, blue (the luminance of :func:`grad_r`).
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 
 
 def _check(a: torch.Tensor, b: torch.Tensor) -> None:
@@ -90,3 +110,43 @@ def ssim(
     mx, my = mx + shift, my + shift  # luminance uses the true local means
     s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
     return s.flatten(1).mean(1)
+
+
+def luminance(img: torch.Tensor) -> torch.Tensor:
+    """``(N, 1, H, W)`` BT.601 luminance of ``(N, 3, H, W)`` RGB (a one-band image is returned as is)."""
+    if img.ndim != 4 or img.shape[1] not in (1, 3):
+        raise ValueError(f"luminance needs (N, 1, H, W) or (N, 3, H, W), got {tuple(img.shape)}")
+    x = img.float()
+    if x.shape[1] == 1:
+        return x
+    w = torch.tensor(LUMA_WEIGHTS, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    return (x * w).sum(1, keepdim=True)
+
+
+def sobel_magnitude(img: torch.Tensor) -> torch.Tensor:
+    """3 x 3 Sobel gradient magnitude of each band, ``(N, C, H - 2, W - 2)`` (no padding: valid pixels only)."""
+    x = img.float()
+    c = x.shape[1]
+    kx = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], dtype=x.dtype, device=x.device)
+    k = torch.stack([kx, kx.T]).view(2, 1, 3, 3).repeat(c, 1, 1, 1)  # per band: d/dx, d/dy
+    g = F.conv2d(x, k, groups=c)
+    return torch.sqrt(g[:, 0::2] ** 2 + g[:, 1::2] ** 2)
+
+
+def grad_r(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Pearson r between the Sobel magnitudes of the luminances of ``pred`` and ``target``, per image, ``(N,)``.
+
+    0 where either image has no gradient variance (e.g. a constant colour: r is undefined).
+    Either side may have 1 band (used as its luminance) or 3 (RGB), e.g. the SAR input itself.
+    """
+    if pred.ndim != 4 or target.ndim != 4 or pred.shape[0] != target.shape[0] or pred.shape[2:] != target.shape[2:]:
+        raise ValueError(f"grad_r needs two (N, C, H, W) tensors of one N, H, W, got {tuple(pred.shape)} and {tuple(target.shape)}")
+    if min(pred.shape[2:]) < 3:
+        raise ValueError(f"grad_r needs images of at least 3x3 px, got {tuple(pred.shape[2:])}")
+    a = sobel_magnitude(luminance(pred)).flatten(1).double()
+    b = sobel_magnitude(luminance(target)).flatten(1).double()
+    a, b = a - a.mean(1, keepdim=True), b - b.mean(1, keepdim=True)
+    num = (a * b).sum(1)
+    den = torch.sqrt((a * a).sum(1) * (b * b).sum(1))
+    ok = den > 1e-12 * a.shape[1]
+    return torch.where(ok, num / torch.where(ok, den, torch.ones_like(den)), torch.zeros_like(den)).float()

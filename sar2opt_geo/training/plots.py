@@ -51,7 +51,7 @@ def save_sample_grid(
 
 
 def plot_curves(history: Sequence[dict[str, Any]], path: str | os.PathLike, baseline: dict[str, float] | None = None) -> Path:
-    """Losses (G total/adv/L1, D) and validation PSNR/SSIM/L1 per epoch, with the baseline as dashed lines."""
+    """Losses (G total and its terms, D) and validation PSNR/SSIM/gradient r per epoch, baseline dashed."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -59,12 +59,14 @@ def plot_curves(history: Sequence[dict[str, Any]], path: str | os.PathLike, base
 
     path = Path(path)
     ep = [h["epoch"] for h in history]
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    for k in ("g_total", "g_adv", "g_l1", "d"):
-        axes[0].plot(ep, [h[k] for h in history], label=k)
+    fig, axes = plt.subplots(1, 4, figsize=(20, 4))
+    for k in ("g_total", "g_adv", "g_l1", "g_ssim", "g_grad", "d"):
+        vals = [h.get(k) for h in history]
+        if any(v is not None for v in vals):  # terms the recipe leaves out are None
+            axes[0].plot(ep, [np.nan if v is None else v for v in vals], label=k)
     axes[0].set_yscale("log")
-    axes[0].set_title("training losses (g_l1 in [-1,1] units, unweighted)")
-    for ax, k in ((axes[1], "val_psnr"), (axes[2], "val_ssim")):
+    axes[0].set_title("training losses (unweighted; g_l1 in [-1,1] units)")
+    for ax, k in ((axes[1], "val_psnr"), (axes[2], "val_ssim"), (axes[3], "val_grad_r")):
         vals = [h.get(k) for h in history]
         if any(v is not None for v in vals):
             ax.plot(ep, [np.nan if v is None else v for v in vals], "o-", label=k)

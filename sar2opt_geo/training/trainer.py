@@ -3,10 +3,16 @@
 Recipe (defaults of :class:`TrainConfig`, from the article): 100 epochs, batch 128, Adam
 lr 2e-4, betas (0.5, 0.999); generator loss ``BCEWithLogits(D(x, G(x)) -> real) + 100 x
 L1``; each step updates the generator, then the discriminator on the detached fake.
+Options beyond the article (off by default): the generator architecture (``arch``, e.g. the
+cheap ``resnet_lite``), SSIM and gradient-magnitude loss terms (:mod:`.losses`), the GAN
+weight (0 trains no discriminator), random gain + speckle on the SAR input
+(:class:`~sar2opt_geo.data.augment.SpeckleAugment`), and a budget in process CPU time
+(comparable between runs on a shared machine, unlike wall-clock minutes).
 
 Output folder::
 
-    log.csv, log.json            one row per epoch: losses, validation metrics, seconds
+    log.csv, log.json            one row per epoch: losses, validation metrics (PSNR, SSIM, L1,
+                                 gradient r), wall-clock and CPU seconds
     samples/epoch_NNNN.png       input | generated | real, validation crops
     checkpoints/epoch_NNNN.safetensors  every ``checkpoint_every`` epochs
     checkpoints/last.safetensors, best.safetensors   generators with full model cards
@@ -42,14 +48,15 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
 from .. import __version__
+from ..data.augment import SpeckleAugment
 from ..data.datasets import PairDataset
 from ..devices import resolve_device
-from ..errors import CheckpointError
-from ..models import PatchDiscriminator, UNetGenerator
+from ..errors import CheckpointError, ConfigError
+from ..models import GENERATORS, PatchDiscriminator
 from ..models.card import ModelCard
 from ..models.checkpoint import save_generator
 from . import plots
-from .evaluate import METRIC_NOTES, constant_baseline, evaluate_generator
+from .evaluate import METRIC_NOTES, METRICS, constant_baseline, evaluate_generator
 from .losses import discriminator_loss, generator_loss
 
 __all__ = ["STATE_FILE", "TrainConfig", "TrainResult", "resolve_device", "train"]
@@ -57,7 +64,14 @@ __all__ = ["STATE_FILE", "TrainConfig", "TrainResult", "resolve_device", "train"
 log = logging.getLogger(__name__)
 
 STATE_FILE = "state_last.pt"
-LOG_FIELDS = ("epoch", "steps", "g_total", "g_adv", "g_l1", "d", "val_psnr", "val_ssim", "val_l1", "seconds", "lr")
+LOG_FIELDS = ("epoch", "steps", "g_total", "g_adv", "g_l1", "g_ssim", "g_grad", "d", "val_psnr", "val_ssim", "val_l1",
+              "val_grad_r", "seconds", "cpu_seconds", "lr")
+#: Loss parts summed per epoch (None for terms the recipe leaves out).
+_LOSS_KEYS = ("g_total", "g_adv", "g_l1", "g_ssim", "g_grad", "d")
+#: Architecture arguments the trainer passes, by architecture.
+_ARCH_ARGS = {"unet_article": ("width", "norm", "dropout"), "resnet_lite": ("width", "norm")}
+#: Generator architectures this trainer builds (and ``--init`` can fine-tune).
+TRAINABLE_ARCHITECTURES: tuple[str, ...] = tuple(_ARCH_ARGS)
 
 
 @dataclass(frozen=True)
@@ -70,20 +84,27 @@ class TrainConfig:
     beta1: float = 0.5
     beta2: float = 0.999
     lambda_l1: float = 100.0
+    lambda_gan: float = 1.0  # weight of the adversarial term; 0: no discriminator is trained
+    lambda_ssim: float = 0.0  # weight of 1 - SSIM (unit scale)
+    lambda_grad: float = 0.0  # weight of the L1 between Sobel gradient magnitudes (unit scale)
+    arch: str = "unet_article"  # generator architecture (models.GENERATORS key)
     width: float = 1.0  # channel multiplier of generator and discriminator
+    disc_width: float | None = None  # channel multiplier of the discriminator (None: width)
     norm: str = "batch"
     dropout: float = 0.5
     crop_size: int = 256  # pixels
     crops_per_image: int = 1  # random crops per pair per epoch
     augment: bool = True  # flips and 90-degree rotations
+    speckle_aug: bool = False  # random gain (+-2 dB) and gamma speckle (3..30 looks, p 0.5) on the SAR input
     workers: int = 0  # DataLoader worker processes
     threads: int | None = None  # torch intra-op threads (None: torch default)
     seed: int = 0
     checkpoint_every: int = 10  # epochs
-    best_metric: Literal["psnr", "ssim", "l1"] = "psnr"
+    best_metric: Literal["psnr", "ssim", "l1", "grad_r"] = "psnr"
     device: str = "auto"
     amp: Literal["auto", "bf16", "fp16", "none"] = "auto"  # autocast on CUDA ("auto": bf16 if supported, else fp16)
     max_minutes: float | None = None  # wall-clock budget: stop at the first step past it, then validate and save
+    max_cpu_minutes: float | None = None  # the same in CPU time of this process (all its threads; per DDP rank)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -196,19 +217,27 @@ def train(
         ckpt_dir.mkdir(parents=True, exist_ok=True)
 
     in_ch, out_ch = train_data.in_channels, train_data.out_channels
-    arch_args = {"in_channels": in_ch, "out_channels": out_ch, "width": config.width, "norm": config.norm,
-                 "dropout": config.dropout}
+    if config.arch not in _ARCH_ARGS or config.arch not in GENERATORS:
+        raise ConfigError(f"unknown or untrainable generator architecture {config.arch!r}; "
+                          f"choose one of {', '.join(a for a in _ARCH_ARGS if a in GENERATORS)}")
+    arch_args = {"in_channels": in_ch, "out_channels": out_ch,
+                 **{k: getattr(config, k) for k in _ARCH_ARGS[config.arch]}}
+    if config.speckle_aug and getattr(train_data, "speckle", None) is None:
+        if card.input.quantity == "gray":
+            raise ConfigError("speckle augmentation is for SAR inputs; drop --speckle-aug for colourisation")
+        train_data.speckle = SpeckleAugment.for_input(card.input)
     torch.manual_seed(config.seed)
-    gen = UNetGenerator(**arch_args)
+    gen = GENERATORS[config.arch](**arch_args)
     if init is not None and not resume:
         try:
             gen.load_state_dict(init.state_dict())
         except RuntimeError as exc:
-            raise CheckpointError(f"the initial generator does not fit {arch_args} ({str(exc).splitlines()[0]}); "
-                                  "train with the parent's width, norm and dropout") from None
+            raise CheckpointError(f"the initial generator does not fit {config.arch} {arch_args} "
+                                  f"({str(exc).splitlines()[0]}); train with the parent's architecture and width") from None
         log.info("generator initialised from the parent model (fine-tuning)")
     gen = gen.to(device)
-    disc = PatchDiscriminator(in_ch + out_ch, width=config.width, norm=config.norm).to(device)
+    disc = PatchDiscriminator(in_ch + out_ch, width=config.disc_width or config.width, norm=config.norm).to(device)
+    use_gan = config.lambda_gan > 0
     opt_g = torch.optim.Adam(gen.parameters(), lr=config.lr, betas=(config.beta1, config.beta2))
     opt_d = torch.optim.Adam(disc.parameters(), lr=config.lr, betas=(config.beta1, config.beta2))
     amp_dtype, use_scaler = _autocast(device, config.amp)
@@ -251,11 +280,17 @@ def train(
         baseline = constant_baseline(mean_colour, val_data)
         _atomic_write_text(out / "baseline.json", json.dumps({"mean_colour": mean_colour.tolist(), **baseline,
                                                                "notes": METRIC_NOTES}, indent=1))
-        log.info("constant-colour baseline on validation: PSNR %.2f dB, SSIM %.3f, L1 %.4f",
-                 baseline["psnr"], baseline["ssim"], baseline["l1"])
+        log.info("constant-colour baseline on validation: PSNR %.2f dB, SSIM %.3f, L1 %.4f, grad r %.3f",
+                 baseline["psnr"], baseline["ssim"], baseline["l1"], baseline["grad_r"])
     command = command or " ".join(shlex.quote(a) for a in sys.argv)
-    t_start = time.monotonic()
+    t_start, cpu_start = time.monotonic(), time.process_time()
     seconds_before = float(history[-1].get("seconds_total", 0.0)) if history else 0.0
+    cpu_before = float(history[-1].get("cpu_seconds_total", 0.0) or 0.0) if history else 0.0
+
+    def over_budget() -> bool:
+        wall = config.max_minutes is not None and (time.monotonic() - t_start) / 60 >= config.max_minutes
+        cpu = config.max_cpu_minutes is not None and (time.process_time() - cpu_start) / 60 >= config.max_cpu_minutes
+        return wall or cpu
     steps_total = int(history[-1].get("steps_total", 0)) if history else 0
 
     def make_card(metrics: dict[str, Any] | None, epoch: int) -> ModelCard:
@@ -268,6 +303,9 @@ def train(
             "epochs_trained": epoch,
             "steps": steps_total,
             "seconds": round(seconds_before + time.monotonic() - t_start, 1),
+            "cpu_seconds": round(cpu_before + time.process_time() - cpu_start, 1),
+            "augmentation": {"flips_rot90": config.augment,
+                             "speckle": train_data.speckle.to_dict() if getattr(train_data, "speckle", None) else None},
             "mean_colour": [round(float(v), 6) for v in mean_colour],
             "distributed_world_size": world,
             "device": str(device),
@@ -275,7 +313,7 @@ def train(
         m = dict(card.metrics)
         if metrics is not None:
             m.update({"validation": metrics, "epoch": epoch, "baseline_constant_colour": baseline, "notes": METRIC_NOTES})
-        return card.replace(architecture="unet_article", architecture_args=arch_args, training=training, metrics=m,
+        return card.replace(architecture=config.arch, architecture_args=arch_args, training=training, metrics=m,
                             library_version=__version__,
                             created=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"))
 
@@ -285,12 +323,12 @@ def train(
             torch.cuda.set_rng_state(state["rng_cuda"], device)
     epoch = start_epoch - 1
     for epoch in range(start_epoch, config.epochs + 1):
-        t0 = time.monotonic()
+        t0, cpu_epoch0 = time.monotonic(), time.process_time()
         train_data.set_epoch(epoch)
         sampler.set_epoch(epoch)
         gen.train()
         disc.train()
-        sums = {"g_total": 0.0, "g_adv": 0.0, "g_l1": 0.0, "d": 0.0}
+        sums: dict[str, float | None] = dict.fromkeys(_LOSS_KEYS, 0.0)
         n = 0
         for i, batch in enumerate(loader):
             x = batch["condition"].to(device, non_blocking=True)
@@ -301,64 +339,71 @@ def train(
             d_plain = _unwrap(disc)
             d_plain.requires_grad_(False)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                g_total, g_adv, g_l1 = generator_loss(d_plain(x, fake), fake, y, config.lambda_l1)
+                gl = generator_loss(d_plain(x, fake) if use_gan else None, fake, y, config.lambda_l1,
+                                    config.lambda_gan, config.lambda_ssim, config.lambda_grad)
             opt_g.zero_grad(set_to_none=True)
-            scaler.scale(g_total).backward()
+            scaler.scale(gl.total).backward()
             scaler.step(opt_g)
             d_plain.requires_grad_(True)
-            # discriminator step on the detached fake
-            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                if distributed:  # one DDP forward per backward
-                    logits = disc(torch.cat([x, x]), torch.cat([y, fake.detach()]))
-                    real_logits, fake_logits = logits.chunk(2)
-                else:
-                    real_logits, fake_logits = disc(x, y), disc(x, fake.detach())
-                d_loss = discriminator_loss(real_logits, fake_logits)
-            opt_d.zero_grad(set_to_none=True)
-            scaler.scale(d_loss).backward()
-            scaler.step(opt_d)
+            d_loss = None
+            if use_gan:  # discriminator step on the detached fake
+                with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                    if distributed:  # one DDP forward per backward
+                        logits = disc(torch.cat([x, x]), torch.cat([y, fake.detach()]))
+                        real_logits, fake_logits = logits.chunk(2)
+                    else:
+                        real_logits, fake_logits = disc(x, y), disc(x, fake.detach())
+                    d_loss = discriminator_loss(real_logits, fake_logits)
+                opt_d.zero_grad(set_to_none=True)
+                scaler.scale(d_loss).backward()
+                scaler.step(opt_d)
             scaler.update()
-            for k, v in zip(sums, (g_total, g_adv, g_l1, d_loss)):
-                sums[k] += float(v.detach())
+            for k, v in zip(_LOSS_KEYS, (gl.total, gl.adv, gl.l1, gl.ssim, gl.grad, d_loss)):
+                sums[k] = None if v is None else sums[k] + float(v.detach())  # type: ignore[operator]
             n += 1
             steps_total += 1
-            out_of_time = config.max_minutes is not None and (time.monotonic() - t_start) / 60 >= config.max_minutes
+            out_of_time = over_budget()
             if distributed:  # every rank stops at the same step
                 flag = torch.tensor([float(out_of_time)], device=device)
                 torch.distributed.all_reduce(flag)
                 out_of_time = bool(flag.item())
             if out_of_time and i + 1 < len(loader):
-                log.info("wall-clock budget of %.1f min reached after step %d of epoch %d; validating and stopping",
-                         config.max_minutes, i + 1, epoch)
+                log.info("budget reached after step %d of epoch %d; validating and stopping", i + 1, epoch)
                 break
             if progress and is_main:
+                d_text = f" D {float(d_loss.detach()):.3f}" if d_loss is not None else ""
                 progress(((epoch - 1) + (i + 1) / len(loader)) / config.epochs,
-                         f"epoch {epoch}/{config.epochs} step {i + 1}/{len(loader)} G {float(g_total.detach()):.3f} D {float(d_loss.detach()):.3f}")
-        row: dict[str, Any] = {"epoch": epoch, "steps": n, **{k: v / max(n, 1) for k, v in sums.items()},
+                         f"epoch {epoch}/{config.epochs} step {i + 1}/{len(loader)} G {float(gl.total.detach()):.3f}{d_text}")
+        row: dict[str, Any] = {"epoch": epoch, "steps": n,
+                               **{k: (None if v is None else v / max(n, 1)) for k, v in sums.items()},
                                "lr": config.lr, "partial": n < len(loader)}
         if distributed:
-            vals = torch.tensor([row[k] for k in sums], device=device)
+            keys = [k for k in _LOSS_KEYS if row[k] is not None]
+            vals = torch.tensor([row[k] for k in keys], device=device)
             torch.distributed.all_reduce(vals)
-            row.update({k: float(v) / world for k, v in zip(sums, vals)})
+            row.update({k: float(v) / world for k, v in zip(keys, vals)})
         if is_main:
             g = _unwrap(gen)
             if val_data is not None:
                 metrics = evaluate_generator(g, val_data, device, autocast_dtype=amp_dtype)
-                row.update({"val_psnr": metrics["psnr"], "val_ssim": metrics["ssim"], "val_l1": metrics["l1"]})
+                row.update({f"val_{k}": metrics[k] for k in METRICS})
                 _sample_grid(g, val_data, out / "samples" / f"epoch_{epoch:04d}.png", device)
             else:
                 metrics = None
                 _sample_grid(g, train_data, out / "samples" / f"epoch_{epoch:04d}.png", device)
             row["seconds"] = round(time.monotonic() - t0, 2)
             row["seconds_total"] = round(seconds_before + time.monotonic() - t_start, 2)
+            row["cpu_seconds"] = round(time.process_time() - cpu_epoch0, 2)
+            row["cpu_seconds_total"] = round(cpu_before + time.process_time() - cpu_start, 2)
             row["steps_total"] = steps_total
             history.append(row)
             _write_logs(out, history)
+            parts = ", ".join(f"{k[2:]} {row[k]:.4f}" for k in ("g_adv", "g_l1", "g_ssim", "g_grad") if row[k] is not None)
             log.info(
-                "epoch %d/%d: G %.4f (adv %.4f, L1 %.4f) D %.4f%s [%.1f s]", epoch, config.epochs, row["g_total"],
-                row["g_adv"], row["g_l1"], row["d"],
-                f"; val PSNR {metrics['psnr']:.2f} dB SSIM {metrics['ssim']:.3f} L1 {metrics['l1']:.4f}"
-                if metrics else "", row["seconds"],
+                "epoch %d/%d: G %.4f (%s)%s%s [%.1f s, %.1f CPU s]", epoch, config.epochs, row["g_total"], parts,
+                f" D {row['d']:.4f}" if row["d"] is not None else "",
+                f"; val PSNR {metrics['psnr']:.2f} dB SSIM {metrics['ssim']:.3f} L1 {metrics['l1']:.4f} "
+                f"grad r {metrics['grad_r']:.3f}" if metrics else "", row["seconds"], row["cpu_seconds"],
             )
             if metrics is not None and _better(config.best_metric, metrics[config.best_metric], best_value):
                 best_value, best_epoch, best_metrics = metrics[config.best_metric], epoch, metrics
@@ -376,8 +421,14 @@ def train(
             }, state_path)
         if distributed:
             torch.distributed.barrier()
-        if config.max_minutes is not None and (time.monotonic() - t_start) / 60 >= config.max_minutes:
-            log.info("stopping after epoch %d: wall-clock budget of %.1f min reached", epoch, config.max_minutes)
+        stop = over_budget()
+        if distributed:  # every rank stops after the same epoch (rank 0 spent extra CPU time validating)
+            flag = torch.tensor([float(stop)], device=device)
+            torch.distributed.all_reduce(flag)
+            stop = bool(flag.item())
+        if stop:
+            log.info("stopping after epoch %d: budget reached (wall-clock %s min, CPU %s min)", epoch,
+                     config.max_minutes, config.max_cpu_minutes)
             break
     if is_main and history:
         plots.plot_curves(history, out / "curves.png", baseline)
