@@ -16,7 +16,7 @@
 #
 # The shipped recipe (docs/TRAINING.md has the comparison that chose it): generator resnet_lite
 # (strided stem, residual blocks at 1/4 and 1/8; 0.64 M parameters), loss 100 x L1 +
-# 30 x (1 - SSIM) + 30 x gradient-magnitude L1 and no GAN term, random gain (+-2 dB) and gamma
+# 30 x (1 - SSIM) + 10 x gradient-magnitude L1 and no GAN term, random gain (+-2 dB) and gamma
 # speckle (3..30 looks) on the SAR input, batch 8 of 256 px crops, Adam 1e-3 (0.5, 0.999)
 # (run I of the comparison in docs/TRAINING.md).
 #
@@ -37,7 +37,7 @@ SAR2OPT=${SAR2OPT:-.venv/bin/sar2opt}
 WEIGHTS=sar2opt_geo/models/weights
 DESC="Sentinel-1 VH (linear sigma0 / scene p99) -> Sentinel-2 true colour; resnet_lite with SSIM + gradient terms and speckle augmentation, trained on 32 Los Angeles/Texas tiles"
 RECIPE=(--mode sar --sar-band VH --arch resnet_lite --width 1.0 --lambda-l1 100 --lambda-gan 0 --lambda-ssim 30
-        --lambda-grad 30 --speckle-aug --augment --crop-size 256 --crops-per-image 8 --seed 0 --best-metric ssim
+        --lambda-grad 10 --speckle-aug --augment --crop-size 256 --crops-per-image 8 --seed 0 --best-metric ssim
         --name s1vh_to_rgb --description "$DESC")
 
 case "$MODE" in
