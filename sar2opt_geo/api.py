@@ -135,23 +135,37 @@ def translate(
         with open_product(dst, plan.out_grid, loaded.card.out_channels, clip=plan.aoi, quicklook=opts.quicklook,
                           overwrite=opts.overwrite) as product:
             stats, resampling_note = _run(scene, loaded, plan, opts, product, device, progress, cancel)
-            if product.valid_pixels == 0:
-                where = f" inside {tuple(round(v, 3) for v in plan.out_grid.bounds)} " \
-                        f"({plan.out_grid.crs.to_string()})" if plan.is_crop else ""
-                raise NoValidDataError(f"{scene.path}: no valid input pixel{where}; nothing to translate")
-            final = None if plan.final.same_as(plan.out_grid) else plan.final
-            valid = product.finish(dtype=opts.dtype, band_names=loaded.card.output.bands,
-                                   tags=_tags(scene, loaded, plan, opts, resampling_note), final=final,
-                                   resampling=opts.resampling, progress=_sub(progress, 0.9, 0.98), cancel=cancel)
-            if valid == 0:
-                raise NoValidDataError(f"{scene.path}: the output grid {plan.final.bounds} holds no valid pixel")
-            if progress is not None:
-                progress(1.0, "done")
+            _finish(scene, loaded, plan, opts, product, product.valid_pixels, resampling_note, progress, cancel)
+    return _result(dst, product, plan, loaded, stats.tiles, stats.tiles_skipped, t0)
+
+
+def _finish(scene: Any, loaded: Any, plan: Any, opts: TranslateOptions, product: Any, valid_pixels: int,
+            resampling_note: str, progress: ProgressFn | None, cancel: CancelFn | None) -> None:
+    """Check that something valid was translated, then encode ``product`` (COG, tags, quicklook).
+
+    Shared by :func:`translate` and the assembly of row bands (:mod:`sar2opt_geo.rowbands`), so a
+    scene translated in bands is encoded exactly like one translated in one pass.
+    """
+    if valid_pixels == 0:
+        where = f" inside {tuple(round(v, 3) for v in plan.out_grid.bounds)} " \
+                f"({plan.out_grid.crs.to_string()})" if plan.is_crop else ""
+        raise NoValidDataError(f"{scene.path}: no valid input pixel{where}; nothing to translate")
+    final = None if plan.final.same_as(plan.out_grid) else plan.final
+    valid = product.finish(dtype=opts.dtype, band_names=loaded.card.output.bands,
+                           tags=_tags(scene, loaded, plan, opts, resampling_note), final=final,
+                           resampling=opts.resampling, progress=_sub(progress, 0.9, 0.98), cancel=cancel)
+    if valid == 0:
+        raise NoValidDataError(f"{scene.path}: the output grid {plan.final.bounds} holds no valid pixel")
+    if progress is not None:
+        progress(1.0, "done")
+
+
+def _result(dst: Path, product: Any, plan: Any, loaded: Any, tiles: int, tiles_skipped: int, t0: float) -> Result:
     final = plan.final
     result = Result(
         path=dst, quicklook=product.quicklook, crs=final.crs.to_string(), transform=tuple(final.transform)[:6],
         width=final.width, height=final.height, bounds=final.bounds, model_name=loaded.name,
-        card_hash=loaded.card_hash, warnings=plan.warnings, tiles=stats.tiles, tiles_skipped=stats.tiles_skipped,
+        card_hash=loaded.card_hash, warnings=plan.warnings, tiles=tiles, tiles_skipped=tiles_skipped,
         seconds=time.perf_counter() - t0,
     )
     log.info("wrote %s (%d x %d px, %s) in %.1f s", dst, result.width, result.height, result.crs, result.seconds)
@@ -159,24 +173,28 @@ def translate(
 
 
 def _run(scene: Any, loaded: Any, plan: Any, opts: TranslateOptions, product: Any, device: str,
-         progress: ProgressFn | None, cancel: CancelFn | None) -> tuple[Any, str]:
+         progress: ProgressFn | None, cancel: CancelFn | None, rows: tuple[int, int] | None = None) -> tuple[Any, str]:
     """Tiled inference of ``plan``'s context window, the written window streamed into ``product``.
+
+    ``rows``: only rows ``[r0, r1)`` of the context window, on the tile grid of the whole window
+    (a row band, :mod:`sar2opt_geo.rowbands`); ``product`` then gets those rows only. The source is
+    read in fixed row blocks of the context window (:func:`~sar2opt_geo.rowbands.aligned_reader`),
+    so that every pixel is read and resampled the same way whatever band or tiling asks for it.
 
     Returns the engine's :class:`~sar2opt_geo.engine.TilingStats` and a description of the resampling.
     """
     from .engine import run_tiled
     from .plan import crop_block
     from .preprocess import open_linear_source
+    from .rowbands import aligned_reader, source_rows
 
     ctx = plan.context_grid
     source = open_linear_source(
         scene, plan.bands.bands, ctx, work_dir=product.work, resampling=opts.resampling,
         speckle_window=opts.speckle_window if opts.speckle_filter == "lee" else None,
         cancel=cancel, progress=_sub(progress, 0.05, 0.15),
+        rows=None if rows is None else source_rows(plan, loaded.downsampling, rows),
     )
-
-    def read(window: Any) -> np.ndarray:
-        return plan.normaliser(source.read(window))
 
     def write(window: Any, y: np.ndarray) -> None:
         block = crop_block(plan, window, y)
@@ -185,10 +203,11 @@ def _run(scene: Any, loaded: Any, plan: Any, opts: TranslateOptions, product: An
             product.write(out_window, np.clip((part + 1.0) / 2.0, 0.0, 1.0).astype(np.float32))  # NaN stays NaN
 
     with source:
+        read = aligned_reader(lambda w: plan.normaliser(source.read(w)), ctx.height, ctx.width, plan.tiling.tile_size)
         stats = run_tiled(
             loaded.module, read, ctx.height, ctx.width, write, plan.tiling, device=device,
             progress=_sub(progress, 0.15, 0.9), cancel=cancel, stochastic=opts.stochastic, seed=opts.seed,
-            fill_value=loaded.card.input.nodata_fill,
+            fill_value=loaded.card.input.nodata_fill, rows=rows,
         )
     return stats, source.description
 
