@@ -19,9 +19,9 @@ Three steps:
    (``client.submit`` + ``as_completed``), and merges its rows into ``summary.gpkg`` (layer
    ``summary``): footprint, scene, output, status (done / skipped / failed), reason, timing and
    input hash. Rows are keyed by output path and merged under a file lock, so several AOI files
-   or concurrent batches can share one folder; the summary is rewritten after every output that
-   took a while (and at least every few seconds), so a batch killed with ``kill -9`` resumes
-   without redoing finished work.
+   or concurrent batches can share one folder; the summary is rewritten after every whole scene
+   and every crop that took a while (and at least every few seconds), so a batch killed with
+   ``kill -9`` resumes without redoing finished scenes.
 
 Outputs are ``<name>__<scene stem>.tif`` (``<name>.tif`` with one scene) for AOI crops and
 ``<scene stem>.tif`` for whole scenes, written atomically by translate.
@@ -99,8 +99,9 @@ _SCENE_SUFFIXES = {".tif", ".tiff", ".vrt", ".img", ".jp2", ".zip"}
 #: TranslateOptions fields that do not change the pixels of a crop (left out of the input hash);
 #: the crop fields are hashed through the prepared polygon instead.
 _UNHASHED_OPTIONS = {"device", "batch_size", "overwrite", "bounds", "bounds_crs", "aoi", "aoi_crs", "keep_rectangle"}
-#: The summary is rewritten when this many seconds passed since the last write, or after an
-#: output that took this long: a batch killed with kill -9 loses at most about this much work per worker.
+#: The summary is rewritten after every whole scene, after a crop that took this many seconds, and
+#: when this long passed since the last write: a batch killed with kill -9 loses at most about this
+#: much work per worker (crops finished since the last write are redone).
 _CHECKPOINT_SECONDS = 5.0
 _LOCK_TIMEOUT_S = 300.0  # waiting longer than this for the summary lock is an error naming the lock file
 NO_VALID_DATA = "no valid data in the polygon"
@@ -836,7 +837,7 @@ def run_batch(
             log.warning("%s: failed: %s", rec.output, rec.reason)
         if progress is not None:
             progress(len(records) / max(total, 1), f"{len(records)}/{total} {what}s ({rec.name}: {rec.status})")
-        if time.monotonic() - last_write >= _CHECKPOINT_SECONDS or rec.seconds >= _CHECKPOINT_SECONDS:
+        if rec.fid < 0 or rec.seconds >= _CHECKPOINT_SECONDS or time.monotonic() - last_write >= _CHECKPOINT_SECONDS:
             write_summary(records, summary_path, crs)
             last_write = time.monotonic()
 
