@@ -722,7 +722,9 @@ def write_summary(records: Sequence[Record], path: str | os.PathLike, crs: Any) 
     new = _frame(records, crs)
     with summary_lock(path):
         gdf = _merged(new, path)
-        tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.gpkg")
+        from .io.atomic import temp_path_for
+
+        tmp = temp_path_for(path)  # .summary.tmp-<host>-<pid>.gpkg: swept by the next writer if this one is killed
         try:
             gdf.to_file(tmp, layer=SUMMARY_LAYER, driver="GPKG", engine="pyogrio", dataset_options={"VERSION": "1.3"})
             os.replace(tmp, path)

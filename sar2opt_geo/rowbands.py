@@ -397,7 +397,9 @@ def _write_vrt(path: Path, grid: Any, count: int, bands: Sequence[tuple[Path, tu
             ET.SubElement(s, "SourceBand").text = str(b)
             ET.SubElement(s, "SrcRect", xOff="0", yOff="0", xSize=str(grid.width), ySize=str(r1 - r0))
             ET.SubElement(s, "DstRect", xOff="0", yOff=str(r0), xSize=str(grid.width), ySize=str(r1 - r0))
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    from .io.atomic import temp_path_for
+
+    tmp = temp_path_for(path)
     ET.ElementTree(root).write(tmp, encoding="unicode")
     os.replace(tmp, path)
 
