@@ -385,6 +385,7 @@ def test_concurrent_batches_merge_their_rows_under_a_lock(tmp_path):
 
 
 def test_summary_lock_is_exclusive_and_times_out_with_the_lock_file_named(tmp_path):
+    import os
     import subprocess
     import sys
     import textwrap
@@ -392,13 +393,14 @@ def test_summary_lock_is_exclusive_and_times_out_with_the_lock_file_named(tmp_pa
     from sar2opt_geo.errors import InputError
 
     path = tmp_path / "summary.gpkg"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import sys, time
         from sar2opt_geo.batch import summary_lock
         with summary_lock({str(path)!r}):
             print("locked", flush=True)
             time.sleep(60)
-        """)], stdout=subprocess.PIPE, text=True)
+        """)], stdout=subprocess.PIPE, text=True, env=env)
     try:
         assert holder.stdout.readline().strip() == "locked"
         with pytest.raises(InputError, match=r"\.summary\.gpkg\.lock: the summary is locked by another batch"), \
