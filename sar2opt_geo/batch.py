@@ -542,6 +542,13 @@ def bands_per_scene(split: Split, scenes: int, workers: int) -> int:
     return int(split)
 
 
+def _bands_for(task: CropTask, bands: int) -> int:
+    """The row bands ``task`` runs in: ``bands`` for a whole scene that can be split, else 1."""
+    from .rowbands import splittable
+
+    return bands if task.whole_scene and bands > 1 and splittable(task.options) else 1
+
+
 def _run_split_serial(task: CropTask, bands: int) -> Record:
     t_start = time.time()
     plan = plan_scene_task(task, bands)
@@ -846,7 +853,7 @@ def run_batch(
     def serial() -> None:
         n = bands_per_scene(split, len(tasks), 1)
         for task in tasks:
-            finished(_run_split_serial(task, n) if task.whole_scene and n > 1 else run_task(task, translate))
+            finished(_run_split_serial(task, n) if _bands_for(task, n) > 1 else run_task(task, translate))
 
     if progress is not None:
         progress(len(records) / max(total, 1), f"{len(records)}/{total} {what}s planned")
@@ -903,7 +910,7 @@ def _run_dask(client: Any, tasks: list[CropTask], translate: Callable[..., Any] 
 
     for task in tasks:
         started[task.order] = time.time()
-        if task.whole_scene and n > 1:
+        if _bands_for(task, n) > 1:
             submit("plan", plan_scene_task, task, n)
         else:
             submit("crop", run_task, task, translate)

@@ -67,6 +67,7 @@ __all__ = [
     "run_band",
     "source_rows",
     "split_rows",
+    "splittable",
     "touching_tile_rows",
     "translate_split",
 ]
@@ -232,13 +233,19 @@ def _load(model: Any, device: str, is_sar: bool) -> Any:
     return load(model, device, kind="sar" if is_sar else "gray", cache=True)
 
 
+def splittable(options: TranslateOptions | None) -> bool:
+    """Whether a translation with ``options`` can be split into row bands with the same bytes:
+    not in stochastic mode (or with several samples), whose dropout masks follow the whole sweep."""
+    return options is None or not (options.stochastic or int(getattr(options, "samples", 1) or 1) > 1)
+
+
 def plan_scene(src: str | os.PathLike, model: Any = None, options: TranslateOptions | None = None,
                bands: int = 2, *, progress: ProgressFn | None = None, cancel: CancelFn | None = None) -> ScenePlan:
     """Plan the whole-scene translation of ``src`` (computing its statistics) and cut it into
     at most ``bands`` row bands. ``model`` as for :func:`sar2opt_geo.translate`.
 
     Raises :class:`~sar2opt_geo.errors.ConfigError` for a crop (``bounds`` / ``aoi``): row bands
-    split whole scenes.
+    split whole scenes; and in stochastic mode (:func:`splittable`).
     """
     from .api import resolve_device
     from .plan import plan_translation
@@ -246,6 +253,9 @@ def plan_scene(src: str | os.PathLike, model: Any = None, options: TranslateOpti
     opts = options or TranslateOptions()
     if opts.bounds is not None or opts.aoi is not None:
         raise ConfigError("row bands split whole scenes; translate a crop (bounds / aoi) in one process")
+    if not splittable(opts):
+        raise ConfigError("row bands cannot reproduce stochastic mode (dropout masks are drawn in the order of the "
+                          "whole sweep); translate it in one process (split 1)")
     device = resolve_device(opts.device)
     with _open(str(src), opts) as scene:
         loaded = _load(model, device, scene.is_sar)

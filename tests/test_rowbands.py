@@ -167,8 +167,8 @@ def test_band_resume_redoes_only_missing_partial_and_outdated_bands(tmp_path, s1
     again = [run_band(sp, k, dst) for k in range(3)]
     assert [b.reused for b in again] == [True, False, False]
     assert b0.stat().st_mtime_ns == mtime0
-    # a band made under another key (other options: another normalisation range) is redone
-    other = plan_scene(s1_db_tif, model, opts.replace(seed=3, stochastic=True), bands=3)
+    # a band made under another key (other options: cubic resampling of the input) is redone
+    other = plan_scene(s1_db_tif, model, opts.replace(resampling="cubic"), bands=3)
     assert other.key != sp.key and other.rows == sp.rows
     assert not run_band(other, 0, dst).reused
     assert run_band(sp, 0, dst).reused is False  # band 0 now holds the other key's pixels: redone for sp
@@ -223,3 +223,17 @@ def test_crops_are_not_split(s1_db_tif, tmp_path, tiny_generator):
         b = ds.bounds
     with pytest.raises(ConfigError, match="whole scenes"):
         plan_scene(s1_db_tif, model, TranslateOptions(bounds=(b.left, b.bottom, b.left + 2000, b.bottom + 2000)))
+
+
+def test_stochastic_mode_is_not_split(s1_db_tif, tmp_path, tiny_generator):
+    """Dropout masks are drawn in the order of the whole sweep: a band could not reproduce them."""
+    from sar2opt_geo.batch import run_batch
+
+    model = _s1_model(tmp_path, tiny_generator, 20.0)
+    opts = TranslateOptions(tile_size=128, overlap=96, stochastic=True, seed=5)
+    with pytest.raises(ConfigError, match="stochastic"):
+        plan_scene(s1_db_tif, model, opts)
+    summary = run_batch([s1_db_tif], None, tmp_path / "out", model=model, options=opts, split=3)
+    assert [(r.status, r.bands) for r in summary.records] == [("done", 0)]  # one pass
+    ref = translate(s1_db_tif, tmp_path / "ref.tif", model, opts)
+    assert (tmp_path / "out" / Path(s1_db_tif).name).read_bytes() == ref.path.read_bytes()
