@@ -29,6 +29,8 @@ from shapely.geometry.base import BaseGeometry
 from .errors import GeoreferencingError, InputError
 
 __all__ = [
+    "EMPTY_GEOMETRY",
+    "NULL_GEOMETRY",
     "geometry_problem",
     "metric_crs",
     "output_filename",
@@ -44,6 +46,9 @@ log = logging.getLogger(__name__)
 _RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
 _MAX_NAME = 80  # characters; leaves room for "__<scene stem>.tif" under common 255-byte limits
 _DENSIFY_STEPS = 64  # segments per polygon extent when densifying before reprojection
+#: :func:`geometry_problem` reasons for features a batch skips (others fail).
+EMPTY_GEOMETRY = "empty geometry"
+NULL_GEOMETRY = "no geometry (null): the feature has attributes but no shape"
 
 
 def sanitize_name(value: Any, fallback: str) -> str:
@@ -121,10 +126,13 @@ def read_aoi(path: str | os.PathLike, layer: str | None = None, name_field: str 
 def geometry_problem(geom: BaseGeometry | None, buffer_m: float = 0.0) -> str | None:
     """Why ``geom`` cannot be used as a crop polygon, or None if it can.
 
-    Points and lines are accepted only with a positive buffer (which makes them areas).
+    Points and lines are accepted only with a positive buffer (which makes them areas). A null
+    geometry (None, or the NaN pandas gives for it) is :data:`NULL_GEOMETRY`.
     """
-    if geom is None or geom.is_empty:
-        return "empty geometry"
+    if not isinstance(geom, BaseGeometry):
+        return NULL_GEOMETRY
+    if geom.is_empty:
+        return EMPTY_GEOMETRY
     if not geom.is_valid:
         return (
             f"invalid geometry ({shapely.is_valid_reason(geom)}); repair it "

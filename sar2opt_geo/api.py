@@ -139,44 +139,68 @@ def translate(
                           overwrite=opts.overwrite) as product, \
                 open_samples(dst, plan.out_grid, loaded.card.out_channels, opts.samples, clip=plan.aoi,
                              overwrite=opts.overwrite) as samples:
-            stats, resampling_note = _run(scene, loaded, plan, opts, product, device, progress, cancel, samples)
-            if product.valid_pixels == 0:
-                where = f" inside {tuple(round(v, 3) for v in plan.out_grid.bounds)} " \
-                        f"({plan.out_grid.crs.to_string()})" if plan.is_crop else ""
-                raise NoValidDataError(f"{scene.path}: no valid input pixel{where}; nothing to translate")
-            final = None if plan.final.same_as(plan.out_grid) else plan.final
-            valid = product.finish(dtype=opts.dtype, band_names=loaded.card.output.bands,
-                                   tags=_tags(scene, loaded, plan, opts, resampling_note), final=final,
-                                   resampling=opts.resampling, progress=_sub(progress, 0.9, 0.98), cancel=cancel)
-            if valid == 0:
-                raise NoValidDataError(f"{scene.path}: the output grid {plan.final.bounds} holds no valid pixel")
-            if samples is not None:
-                samples.finish(tags={**_tags(scene, loaded, plan, opts, resampling_note), **samples.tags()},
-                               final=final, resampling=opts.resampling, cancel=cancel)
-            if progress is not None:
-                progress(1.0, "done")
+            stats, resampling_note = _run(scene, loaded, plan, opts, product, device, progress, cancel,
+                                          samples=samples)
+            _finish(scene, loaded, plan, opts, product, product.valid_pixels, resampling_note, progress, cancel,
+                    samples=samples)
+    return _result(dst, product, plan, loaded, stats.tiles, stats.tiles_skipped, t0, spread=spread_dst)
+
+
+def _finish(scene: Any, loaded: Any, plan: Any, opts: TranslateOptions, product: Any, valid_pixels: int,
+            resampling_note: str, progress: ProgressFn | None, cancel: CancelFn | None, samples: Any = None) -> None:
+    """Check that something valid was translated, then encode ``product`` (COG, tags, quicklook)
+    and, with ``samples``, the spread product.
+
+    Shared by :func:`translate` and the assembly of row bands (:mod:`sar2opt_geo.rowbands`), so a
+    scene translated in bands is encoded exactly like one translated in one pass.
+    """
+    if valid_pixels == 0:
+        where = f" inside {tuple(round(v, 3) for v in plan.out_grid.bounds)} " \
+                f"({plan.out_grid.crs.to_string()})" if plan.is_crop else ""
+        raise NoValidDataError(f"{scene.path}: no valid input pixel{where}; nothing to translate")
+    final = None if plan.final.same_as(plan.out_grid) else plan.final
+    tags = _tags(scene, loaded, plan, opts, resampling_note)
+    valid = product.finish(dtype=opts.dtype, band_names=loaded.card.output.bands, tags=tags, final=final,
+                           resampling=opts.resampling, progress=_sub(progress, 0.9, 0.98), cancel=cancel)
+    if valid == 0:
+        raise NoValidDataError(f"{scene.path}: the output grid {plan.final.bounds} holds no valid pixel")
+    if samples is not None:
+        samples.finish(tags={**tags, **samples.tags()}, final=final, resampling=opts.resampling, cancel=cancel)
+    if progress is not None:
+        progress(1.0, "done")
+
+
+def _result(dst: Path, product: Any, plan: Any, loaded: Any, tiles: int, tiles_skipped: int, t0: float,
+            spread: Path | None = None) -> Result:
     final = plan.final
     result = Result(
         path=dst, quicklook=product.quicklook, crs=final.crs.to_string(), transform=tuple(final.transform)[:6],
         width=final.width, height=final.height, bounds=final.bounds, model_name=loaded.name,
-        card_hash=loaded.card_hash, warnings=plan.warnings, tiles=stats.tiles, tiles_skipped=stats.tiles_skipped,
-        seconds=time.perf_counter() - t0, spread=spread_dst,
+        card_hash=loaded.card_hash, warnings=plan.warnings, tiles=tiles, tiles_skipped=tiles_skipped,
+        seconds=time.perf_counter() - t0, spread=spread,
     )
     log.info("wrote %s (%d x %d px, %s) in %.1f s", dst, result.width, result.height, result.crs, result.seconds)
     return result
 
 
 def _run(scene: Any, loaded: Any, plan: Any, opts: TranslateOptions, product: Any, device: str,
-         progress: ProgressFn | None, cancel: CancelFn | None, samples: Any = None) -> tuple[Any, str]:
+         progress: ProgressFn | None, cancel: CancelFn | None, rows: tuple[int, int] | None = None,
+         samples: Any = None) -> tuple[Any, str]:
     """Tiled inference of ``plan``'s context window, the written window streamed into ``product``.
 
+    ``rows``: only rows ``[r0, r1)`` of the context window, on the tile grid of the whole window
+    (a row band, :mod:`sar2opt_geo.rowbands`); ``product`` then gets those rows only. The source is
+    read in fixed row blocks of the context window (:func:`~sar2opt_geo.rowbands.aligned_reader`),
+    so that every pixel is read and resampled the same way whatever band or tiling asks for it.
     With ``samples`` (``opts.samples`` > 1, :func:`sar2opt_geo.sampling.open_samples`): one
     stochastic sweep per seed into the sample stack, whose mean then goes into ``product``.
+
     Returns the engine's :class:`~sar2opt_geo.engine.TilingStats` and a description of the resampling.
     """
     from .engine import run_tiled
     from .plan import crop_block
     from .preprocess import open_linear_source
+    from .rowbands import aligned_reader, source_rows
     from .sampling import sample_seeds
 
     ctx = plan.context_grid
@@ -184,12 +208,10 @@ def _run(scene: Any, loaded: Any, plan: Any, opts: TranslateOptions, product: An
         scene, plan.bands.bands, ctx, work_dir=product.work, resampling=opts.resampling,
         speckle_window=opts.speckle_window if opts.speckle_filter == "lee" else None,
         cancel=cancel, progress=_sub(progress, 0.05, 0.15),
+        rows=None if rows is None else source_rows(plan, loaded.downsampling, rows),
     )
     sink = product if samples is None else samples
     seeds = sample_seeds(opts.seed, opts.samples if samples is not None else 1)
-
-    def read(window: Any) -> np.ndarray:
-        return plan.normaliser(source.read(window))
 
     def write(window: Any, y: np.ndarray) -> None:
         block = crop_block(plan, window, y)
@@ -199,6 +221,7 @@ def _run(scene: Any, loaded: Any, plan: Any, opts: TranslateOptions, product: An
 
     span = 0.75 / len(seeds)
     with source:
+        read = aligned_reader(lambda w: plan.normaliser(source.read(w)), ctx.height, ctx.width, plan.tiling.tile_size)
         for k, seed in enumerate(seeds):
             if samples is not None:
                 samples.begin(k)
@@ -206,7 +229,7 @@ def _run(scene: Any, loaded: Any, plan: Any, opts: TranslateOptions, product: An
                 loaded.module, read, ctx.height, ctx.width, write, plan.tiling, device=device,
                 progress=_sub(progress, 0.15 + k * span, 0.15 + (k + 1) * span), cancel=cancel,
                 stochastic=opts.stochastic or samples is not None, seed=seed, fill_value=loaded.card.input.nodata_fill,
-                backend=opts.backend, quantize=opts.quantize,
+                backend=opts.backend, quantize=opts.quantize, rows=rows,
             )
     if samples is not None:
         samples.emit(product, cancel=cancel)

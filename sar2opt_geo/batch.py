@@ -1,23 +1,30 @@
-"""AOI batches: translate every scene x AOI feature into its own masked GeoTIFF, resumably,
-serially or on Dask distributed.
+"""Batches: translate whole scenes, or every scene x AOI feature into its own masked GeoTIFF,
+resumably, serially or on Dask distributed; a large scene can be split into row bands run by
+several workers, with the very bytes of a one-pass translate.
 
 Three steps:
 
-1. :func:`plan_batch` (in the calling process, cheap): open each scene's metadata, reproject
-   and buffer each AOI feature into the scene CRS, drop unusable or non-overlapping features
-   (reported, not fatal), hash the inputs of each crop and skip those whose output is already
+1. :func:`plan_batch` (in the calling process, cheap): open each scene's metadata; with an AOI,
+   reproject and buffer each feature into the scene CRS and drop unusable or non-overlapping
+   features (reported, not fatal); hash the inputs of each output and skip those already
    complete from an earlier run (same hash, same file size and mtime as recorded).
 2. :func:`run_task` (in any process): load the model once per process
-   (:func:`load_model_cached`), call :func:`sar2opt_geo.translate` with ``bounds`` (the crop
-   window, with the engine's context margin read around it) and ``aoi`` (mask outside the
-   polygon to nodata unless ``keep_rectangle``). Never raises: a failure becomes a record.
+   (:func:`load_model_cached`), call :func:`sar2opt_geo.translate` on the whole scene, or with
+   ``bounds`` (the crop window, with the engine's context margin read around it) and ``aoi``
+   (mask outside the polygon to nodata unless ``keep_rectangle``). Never raises: a failure
+   becomes a record. A scene split into row bands (``split``) runs as
+   :func:`plan_scene_task` -> :func:`band_task` per band -> :func:`assemble_task`
+   (:mod:`sar2opt_geo.rowbands`), each a task of its own.
 3. :func:`run_batch` runs the tasks serially (``client=None``) or as Dask futures
-   (``client.map`` + ``as_completed``), and writes ``summary.gpkg`` (layer ``summary``) with
-   each AOI footprint, scene, output, status (done / skipped / failed), reason, timing and
-   input hash. The summary is also checkpointed every 30 s so an interrupted batch resumes.
+   (``client.submit`` + ``as_completed``), and merges its rows into ``summary.gpkg`` (layer
+   ``summary``): footprint, scene, output, status (done / skipped / failed), reason, timing and
+   input hash. Rows are keyed by output path and merged under a file lock, so several AOI files
+   or concurrent batches can share one folder; the summary is rewritten after every whole scene
+   and every crop that took a while (and at least every few seconds), so a batch killed with
+   ``kill -9`` resumes without redoing finished scenes.
 
-Outputs are ``<name>__<scene stem>.tif`` (``<name>.tif`` with one scene), written atomically
-by translate.
+Outputs are ``<name>__<scene stem>.tif`` (``<name>.tif`` with one scene) for AOI crops and
+``<scene stem>.tif`` for whole scenes, written atomically by translate.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ import functools
 import hashlib
 import json
 import logging
+import math
 import os
 import time
 import uuid
@@ -44,25 +52,37 @@ from shapely.geometry import MultiPoint, box
 from shapely.geometry.base import BaseGeometry
 
 from . import aoi as aoi_mod
-from .errors import GeoreferencingError, InputError, NoValidDataError, Sar2OptError
+from .errors import (
+    ConfigError,
+    GeoreferencingError,
+    InputError,
+    NoValidDataError,
+    Sar2OptError,
+)
 from .models.loading import file_stamp, load_model_cached
 
 __all__ = [
+    "SUMMARY_CRS",
     "SUMMARY_LAYER",
     "SUMMARY_NAME",
     "BatchSummary",
     "CropTask",
     "Record",
     "SceneInfo",
+    "assemble_task",
+    "band_task",
+    "bands_per_scene",
     "dask_client",
     "expand_scenes",
     "input_hash",
     "load_model_cached",
     "plan_batch",
+    "plan_scene_task",
     "read_summary",
     "run_batch",
     "run_task",
     "scene_info",
+    "summary_lock",
     "write_summary",
 ]
 
@@ -70,14 +90,22 @@ log = logging.getLogger(__name__)
 
 SUMMARY_NAME = "summary.gpkg"
 SUMMARY_LAYER = "summary"
+#: CRS of the scene footprints in the summary of a whole-scene batch (an AOI batch uses the AOI's).
+SUMMARY_CRS = "EPSG:4326"
 Status = Literal["done", "skipped", "failed"]
+Split = int | Literal["auto"]
 
 _SCENE_SUFFIXES = {".tif", ".tiff", ".vrt", ".img", ".jp2", ".zip"}
 #: TranslateOptions fields that do not change the pixels of a crop (left out of the input hash);
 #: the crop fields are hashed through the prepared polygon instead.
 _UNHASHED_OPTIONS = {"device", "batch_size", "overwrite", "bounds", "bounds_crs", "aoi", "aoi_crs", "keep_rectangle"}
-_CHECKPOINT_SECONDS = 30.0
+#: The summary is rewritten after every whole scene, after a crop that took this many seconds, and
+#: when this long passed since the last write: a batch killed with kill -9 loses at most about this
+#: much work per worker (crops finished since the last write are redone).
+_CHECKPOINT_SECONDS = 5.0
+_LOCK_TIMEOUT_S = 300.0  # waiting longer than this for the summary lock is an error naming the lock file
 NO_VALID_DATA = "no valid data in the polygon"
+NO_VALID_DATA_SCENE = "no valid data in the scene"
 
 
 # -- scenes ----------------------------------------------------------------------------
@@ -173,21 +201,26 @@ def _crs_string(crs: Any) -> str:
 
 @dataclass(frozen=True)
 class CropTask:
-    """One scene x AOI crop to translate; picklable (sent to Dask workers)."""
+    """One output to make: a scene x AOI crop, or a whole scene (``geometry`` and ``bounds`` None);
+    picklable (sent to Dask workers)."""
 
     order: int  # position in the summary (scene-major)
     name: str
-    fid: int
+    fid: int  # AOI feature id; -1 for a whole scene
     scene: str
     output: str
-    geometry: BaseGeometry  # buffered AOI in ``crs`` (the scene CRS)
+    geometry: BaseGeometry | None  # buffered AOI in ``crs`` (the scene CRS); None for a whole scene
     crs: str
-    bounds: tuple[float, float, float, float]  # crop bounds in ``crs``: polygon bounds within the scene
+    bounds: tuple[float, float, float, float] | None  # crop bounds in ``crs``: polygon bounds within the scene
     keep_rectangle: bool
     model: str  # checkpoint path
     options: Any  # TranslateOptions | None
     input_hash: str
-    aoi_geometry: BaseGeometry | None  # the feature as read, in the AOI CRS (summary footprint)
+    aoi_geometry: BaseGeometry | None  # summary footprint: the feature as read (AOI CRS), or the scene's (lon/lat)
+
+    @property
+    def whole_scene(self) -> bool:
+        return self.geometry is None and self.bounds is None
 
 
 @dataclass
@@ -207,6 +240,7 @@ class Record:
     output_mtime_ns: int = 0
     finished: str = ""  # UTC ISO time
     geometry: BaseGeometry | None = None
+    bands: int = 0  # row bands the output was assembled from (0: one pass)
 
 
 def _now() -> str:
@@ -239,13 +273,15 @@ def _options_dict(options: Any) -> dict[str, Any]:
     return {k: v for k, v in d.items() if k not in _UNHASHED_OPTIONS}
 
 
-def input_hash(scene: SceneInfo, geometry: BaseGeometry, model: str, options: Any, keep_rectangle: bool) -> str:
-    """SHA-256 (first 16 hex digits) of what determines a crop's pixels: the scene's path, size
-    and mtime, the prepared polygon's WKB (scene CRS, buffered), the model card hash, the options."""
+def input_hash(scene: SceneInfo, geometry: BaseGeometry | None, model: str, options: Any, keep_rectangle: bool) -> str:
+    """SHA-256 (first 16 hex digits) of what determines an output's pixels: the scene's path, size
+    and mtime, the prepared polygon's WKB (scene CRS, buffered; None for a whole scene), the model
+    card hash, the options. How a whole scene is split into row bands is not in it: the bytes are
+    the same."""
     payload = {
         "scene": scene.fingerprint,
         "crs": scene.crs,
-        "polygon_wkb": shapely.to_wkb(geometry, hex=True),
+        "polygon_wkb": shapely.to_wkb(geometry, hex=True) if geometry is not None else None,
         "model": _card_hash(model),
         "options": _options_dict(options),
         "keep_rectangle": keep_rectangle,
@@ -262,9 +298,55 @@ def _output_matches(prev: dict[str, Any], output: Path) -> bool:
     return int(prev.get("output_size") or 0) == st.st_size and int(prev.get("output_mtime_ns") or 0) == st.st_mtime_ns
 
 
+def _up_to_date(prev: dict[str, Any] | None, h: str, out: Path, redo: bool, base: dict[str, Any]) -> Record | None:
+    """The 'skipped' row for an output an earlier run already made with the same inputs, else None."""
+    if redo or prev is None or prev.get("input_hash") != h:
+        return None
+    if prev.get("status") in ("done", "skipped") and _output_matches(prev, out):
+        from .rowbands import band_folder
+
+        stale = band_folder(out)  # band files of a run killed after its assembly
+        if stale.is_dir():
+            import shutil
+
+            shutil.rmtree(stale, ignore_errors=True)
+        return Record(**base, status="skipped", reason="up to date (same inputs as the earlier run)",
+                      input_hash=h, output_size=int(prev["output_size"]),
+                      output_mtime_ns=int(prev["output_mtime_ns"]), finished=_now(), bands=int(prev.get("bands") or 0))
+    reason = str(prev.get("reason", ""))
+    if prev.get("status") == "skipped" and reason.startswith((NO_VALID_DATA, NO_VALID_DATA_SCENE)):
+        return Record(**base, status="skipped", reason=reason, input_hash=h, finished=_now())
+    return None
+
+
+def _model_path(model: str | os.PathLike | None, info: SceneInfo) -> str:
+    from .models.checkpoint import default_model_path
+    from .models.loading import resolve_model_path
+
+    return str(resolve_model_path(model).resolve() if model is not None
+               else default_model_path("sar" if info.is_sar else "gray"))
+
+
+def _open_scene_info(scene_path: Path) -> tuple[SceneInfo | None, str]:
+    try:
+        return scene_info(scene_path), ""
+    except Sar2OptError as exc:
+        return None, str(exc)
+    except Exception as exc:  # noqa: BLE001 - a reader bug must not stop the batch either
+        return None, f"{scene_path}: cannot open scene: {exc}"
+
+
+def _lonlat_footprint(info: SceneInfo) -> BaseGeometry | None:
+    """The scene footprint in :data:`SUMMARY_CRS` (densified edges), for the summary; None if it cannot be."""
+    try:
+        return aoi_mod.prepare_aoi(info.footprint, info.crs, SUMMARY_CRS)
+    except Exception:  # noqa: BLE001 - only the summary's picture of the scene is lost
+        return None
+
+
 def plan_batch(
     scenes: Sequence[str | os.PathLike],
-    aoi: gpd.GeoDataFrame,
+    aoi: gpd.GeoDataFrame | None,
     output_dir: str | os.PathLike,
     *,
     model: str | os.PathLike | None = None,
@@ -274,14 +356,12 @@ def plan_batch(
     redo: bool = False,
     previous: dict[str, dict[str, Any]] | None = None,
 ) -> tuple[list[CropTask], list[Record]]:
-    """Split the batch into crops to run and rows already decided (skipped or failed at planning).
+    """Split the batch into outputs to make and rows already decided (skipped or failed at planning).
 
-    ``aoi`` comes from :func:`sar2opt_geo.aoi.read_aoi`; ``buffer_m`` is in metres; ``previous``
-    maps output paths to rows of an earlier summary (:func:`read_summary`).
+    ``aoi`` comes from :func:`sar2opt_geo.aoi.read_aoi`; None translates each whole scene into
+    ``<scene stem>.tif``. ``buffer_m`` is in metres; ``previous`` maps output paths to rows of an
+    earlier summary (:func:`read_summary`).
     """
-    from .models.checkpoint import default_model_path
-    from .models.loading import resolve_model_path
-
     output_dir = Path(output_dir).resolve()
     previous = previous or {}
     scene_paths = expand_scenes(scenes)
@@ -289,25 +369,41 @@ def plan_batch(
     tasks: list[CropTask] = []
     decided: list[Record] = []
     order = 0
-    for scene_path, stem in zip(scene_paths, stems):
-        try:
-            info = scene_info(scene_path)
-        except Sar2OptError as exc:
-            info, scene_error = None, str(exc)
-        except Exception as exc:  # noqa: BLE001 - a reader bug must not stop the batch either
-            info, scene_error = None, f"{scene_path}: cannot open scene: {exc}"
-        for fid, row in aoi.iterrows():
+    if aoi is None:
+        for scene_path, stem in zip(scene_paths, stems):
             order += 1
-            name = str(row["name"])
+            out = output_dir / f"{stem}.tif"
+            info, scene_error = _open_scene_info(scene_path)
+            footprint = _lonlat_footprint(info) if info is not None else None
+            base = {"order": order, "name": stem, "fid": -1, "scene": str(scene_path), "output": str(out),
+                    "geometry": footprint}
+            if info is None:
+                decided.append(Record(**base, status="failed", reason=scene_error, finished=_now()))
+                continue
+            model_path = _model_path(model, info)
+            h = input_hash(info, None, model_path, options, False)
+            skip = _up_to_date(previous.get(str(out)), h, out, redo, base)
+            if skip is not None:
+                decided.append(skip)
+                continue
+            tasks.append(CropTask(order, stem, -1, str(scene_path), str(out), None, info.crs, None, False,
+                                  model_path, options, h, footprint))
+        return tasks, decided
+    for scene_path, stem in zip(scene_paths, stems):
+        info, scene_error = _open_scene_info(scene_path)
+        for fid, name, geom in zip(aoi.index, aoi["name"], aoi.geometry):
+            order += 1
+            name = str(name)
+            geom = geom if isinstance(geom, BaseGeometry) else None  # a null geometry reads as None or NaN
             out = output_dir / aoi_mod.output_filename(name, None if len(scene_paths) == 1 else stem)
-            geom = row.geometry
-            base = {"order": order, "name": name, "fid": int(fid), "scene": str(scene_path), "output": str(out), "geometry": geom}
+            base = {"order": order, "name": name, "fid": int(fid), "scene": str(scene_path), "output": str(out),
+                    "geometry": geom}
             if info is None:
                 decided.append(Record(**base, status="failed", reason=scene_error, finished=_now()))
                 continue
             problem = aoi_mod.geometry_problem(geom, buffer_m)
             if problem is not None:
-                status: Status = "skipped" if problem == "empty geometry" else "failed"
+                status: Status = "skipped" if problem in (aoi_mod.EMPTY_GEOMETRY, aoi_mod.NULL_GEOMETRY) else "failed"
                 decided.append(Record(**base, status=status, reason=problem, finished=_now()))
                 continue
             try:
@@ -322,20 +418,12 @@ def plan_batch(
             if overlap.is_empty or overlap.area == 0:
                 decided.append(Record(**base, status="skipped", reason="does not overlap the scene", finished=_now()))
                 continue
-            model_path = str(resolve_model_path(model).resolve() if model is not None
-                             else default_model_path("sar" if info.is_sar else "gray"))
+            model_path = _model_path(model, info)
             h = input_hash(info, prepared, model_path, options, keep_rectangle)
-            prev = previous.get(str(out))
-            if not redo and prev is not None and prev.get("input_hash") == h:
-                if prev.get("status") in ("done", "skipped") and _output_matches(prev, out):
-                    decided.append(Record(**base, status="skipped", reason="up to date (same inputs as the earlier run)",
-                                          input_hash=h, output_size=int(prev["output_size"]),
-                                          output_mtime_ns=int(prev["output_mtime_ns"]), finished=_now()))
-                    continue
-                if prev.get("status") == "skipped" and str(prev.get("reason", "")).startswith(NO_VALID_DATA):
-                    decided.append(Record(**base, status="skipped", reason=str(prev["reason"]), input_hash=h,
-                                          finished=_now()))
-                    continue
+            skip = _up_to_date(previous.get(str(out)), h, out, redo, base)
+            if skip is not None:
+                decided.append(skip)
+                continue
             pb, sb = prepared.bounds, info.footprint.bounds
             bounds = (max(pb[0], sb[0]), max(pb[1], sb[1]), min(pb[2], sb[2]), min(pb[3], sb[3]))
             tasks.append(CropTask(order, name, int(fid), str(scene_path), str(out), prepared, info.crs, bounds,
@@ -346,8 +434,27 @@ def plan_batch(
 # -- running ---------------------------------------------------------------------------
 
 
+def _failure(task: CropTask, exc: BaseException, t0: float) -> Record:
+    """The record of a task that raised: skipped for no valid data, else failed with the reason."""
+    if isinstance(exc, NoValidDataError):  # the polygon (or scene) covers only nodata (fill)
+        what = NO_VALID_DATA_SCENE if task.whole_scene else NO_VALID_DATA
+        return _record(task, "skipped", f"{what}: {exc}", time.perf_counter() - t0)
+    if isinstance(exc, Sar2OptError):
+        return _record(task, "failed", str(exc), time.perf_counter() - t0)
+    log.debug("output %s failed", task.output, exc_info=exc)
+    return _record(task, "failed", f"{type(exc).__name__}: {exc}", time.perf_counter() - t0)
+
+
+def _done(task: CropTask, t0: float, bands: int = 0) -> Record:
+    rec = _record(task, "done", "", time.perf_counter() - t0)
+    st = Path(task.output).stat()
+    rec.output_size, rec.output_mtime_ns, rec.bands = st.st_size, st.st_mtime_ns, bands
+    return rec
+
+
 def run_task(task: CropTask, translate: Callable[..., Any] | None = None) -> Record:
-    """Translate one crop; never raises for a failed crop (the record says why), only on interrupt."""
+    """Translate one crop or whole scene; never raises for a failed one (the record says why),
+    only on interrupt."""
     from .api import resolve_device
 
     if translate is None:
@@ -357,27 +464,97 @@ def run_task(task: CropTask, translate: Callable[..., Any] | None = None) -> Rec
         device = resolve_device(getattr(task.options, "device", "auto") or "auto")
         model = load_model_cached(task.model, device)
         Path(task.output).parent.mkdir(parents=True, exist_ok=True)
-        translate(
-            task.scene, task.output, model, task.options,
-            bounds=task.bounds, bounds_crs=task.crs, aoi=task.geometry, aoi_crs=task.crs,
-            keep_rectangle=task.keep_rectangle, overwrite=True,
-        )
-    except NoValidDataError as exc:  # the polygon covers only the scene's nodata (fill) area
-        return _record(task, "skipped", f"{NO_VALID_DATA}: {exc}", time.perf_counter() - t0)
-    except Sar2OptError as exc:
-        return _record(task, "failed", str(exc), time.perf_counter() - t0)
-    except Exception as exc:  # keep the batch going; the summary carries the error
-        log.debug("crop %s failed", task.output, exc_info=True)
-        return _record(task, "failed", f"{type(exc).__name__}: {exc}", time.perf_counter() - t0)
-    rec = _record(task, "done", "", time.perf_counter() - t0)
-    st = Path(task.output).stat()
-    rec.output_size, rec.output_mtime_ns = st.st_size, st.st_mtime_ns
-    return rec
+        if task.whole_scene:
+            translate(task.scene, task.output, model, task.options, overwrite=True)
+        else:
+            translate(
+                task.scene, task.output, model, task.options,
+                bounds=task.bounds, bounds_crs=task.crs, aoi=task.geometry, aoi_crs=task.crs,
+                keep_rectangle=task.keep_rectangle, overwrite=True,
+            )
+    except Exception as exc:  # noqa: BLE001 - keep the batch going; the summary carries the error
+        return _failure(task, exc, t0)
+    return _done(task, t0)
+
+
+def _split_options(task: CropTask) -> Any:
+    from .options import TranslateOptions
+
+    return (task.options or TranslateOptions()).replace(overwrite=True)
+
+
+def plan_scene_task(task: CropTask, bands: int) -> Any:
+    """Plan a whole scene in ``bands`` row bands (:func:`sar2opt_geo.rowbands.plan_scene`): the
+    :class:`~sar2opt_geo.rowbands.ScenePlan`, or a failed/skipped :class:`Record`; never raises."""
+    from .rowbands import plan_scene
+
+    t0 = time.perf_counter()
+    try:
+        return plan_scene(task.scene, task.model, _split_options(task), bands)
+    except Exception as exc:  # noqa: BLE001 - becomes the scene's row
+        return _failure(task, exc, t0)
+
+
+def band_task(task: CropTask, plan: Any, k: int) -> Any:
+    """Translate band ``k`` of ``plan`` (:func:`sar2opt_geo.rowbands.run_band`): a
+    :class:`~sar2opt_geo.rowbands.BandResult`, or a failed :class:`Record`; never raises."""
+    from .rowbands import run_band
+
+    t0 = time.perf_counter()
+    try:
+        return run_band(plan, k, task.output)
+    except Exception as exc:  # noqa: BLE001 - becomes the scene's row
+        rec = _failure(task, exc, t0)
+        r0, r1 = plan.rows[k]
+        rec.reason = f"row band {r0}-{r1}: {rec.reason}"
+        return rec
+
+
+def assemble_task(task: CropTask, plan: Any, t_start: float | None = None) -> Record:
+    """Assemble the bands of ``plan`` into the output (:func:`sar2opt_geo.rowbands.assemble`);
+    never raises. ``t_start``: ``time.time()`` when the scene's first task started, for the row's seconds."""
+    from .rowbands import assemble
+
+    t0 = time.perf_counter() - (time.time() - t_start if t_start is not None else 0.0)
+    try:
+        assemble(plan, task.output)
+    except Exception as exc:  # noqa: BLE001 - becomes the scene's row
+        return _failure(task, exc, t0)
+    return _done(task, t0, bands=len(plan.rows))
+
+
+def bands_per_scene(split: Split, scenes: int, workers: int) -> int:
+    """Row bands per whole scene: ``split`` itself, or for ``"auto"`` enough to give every worker
+    thread a band when there are fewer scenes than workers (1 otherwise, or when serial)."""
+    if split == "auto":
+        return max(1, math.ceil(workers / scenes)) if scenes and workers > scenes else 1
+    if int(split) < 1:
+        raise ConfigError(f"split={split!r} must be a number of row bands >= 1, or 'auto'")
+    return int(split)
+
+
+def _bands_for(task: CropTask, bands: int) -> int:
+    """The row bands ``task`` runs in: ``bands`` for a whole scene that can be split, else 1."""
+    from .rowbands import splittable
+
+    return bands if task.whole_scene and bands > 1 and splittable(task.options) else 1
+
+
+def _run_split_serial(task: CropTask, bands: int) -> Record:
+    t_start = time.time()
+    plan = plan_scene_task(task, bands)
+    if isinstance(plan, Record):
+        return plan
+    for k in range(len(plan.rows)):
+        band = band_task(task, plan, k)
+        if isinstance(band, Record):
+            return band
+    return assemble_task(task, plan, t_start)
 
 
 @dataclass
 class BatchSummary:
-    """Outcome of a batch: one :class:`Record` per scene x AOI feature, in plan order."""
+    """Outcome of a batch: one :class:`Record` per output, in plan order."""
 
     records: list[Record]
     output_dir: Path
@@ -398,6 +575,70 @@ class BatchSummary:
         return "\n".join(lines)
 
 
+# -- the summary -----------------------------------------------------------------------
+
+
+def _lock_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.lock")
+
+
+@contextlib.contextmanager
+def summary_lock(path: str | os.PathLike, timeout_s: float = _LOCK_TIMEOUT_S) -> Iterator[Path]:
+    """Hold an exclusive OS lock on ``.<summary name>.lock`` beside ``path`` (``fcntl.flock``; on
+    Windows ``msvcrt.locking``): one process at a time reads, merges and rewrites the summary.
+
+    The lock is released when the process dies (also ``kill -9``), so a killed batch never blocks
+    the next one. Waiting more than ``timeout_s`` raises :class:`InputError` naming the lock file.
+    The lock file itself stays (removing it would race with a waiting process).
+    """
+    lock = _lock_path(Path(path))
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                _try_lock(fd)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise InputError(f"{lock}: the summary is locked by another batch for over {timeout_s:.0f} s; "
+                                     "wait for it, or remove the lock file if no batch is running") from None
+                time.sleep(0.05)
+        try:
+            yield lock
+        finally:
+            _unlock(fd)
+    finally:
+        os.close(fd)
+
+
+def _try_lock(fd: int) -> None:
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        import msvcrt
+
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            raise BlockingIOError from None
+        return
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def _unlock(fd: int) -> None:
+    try:
+        import fcntl
+    except ImportError:
+        import msvcrt
+
+        os.lseek(fd, 0, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+        return
+    fcntl.flock(fd, fcntl.LOCK_UN)
+
+
 def read_summary(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
     """Rows of an earlier ``summary.gpkg`` keyed by output path; empty if absent or unreadable."""
     import pyogrio
@@ -407,19 +648,21 @@ def read_summary(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
         return {}
     try:
         df = pyogrio.read_dataframe(path, layer=SUMMARY_LAYER, read_geometry=False)
-    except Exception as exc:  # noqa: BLE001 - a damaged summary only means redoing the crops
-        log.warning("%s: cannot read the earlier summary (%s); every crop will be redone", path, exc)
+    except Exception as exc:  # noqa: BLE001 - a damaged summary only means redoing the outputs
+        log.warning("%s: cannot read the earlier summary (%s); every output will be redone", path, exc)
         return {}
     return {str(r["output"]): dict(r) for r in df.to_dict("records")}
 
 
-def write_summary(records: Sequence[Record], path: str | os.PathLike, crs: Any) -> Path:
-    """Write the summary layer (AOI footprints in the AOI ``crs``) to a GeoPackage atomically."""
-    path = Path(path)
+_COLUMNS = ("name", "aoi_fid", "scene", "output", "status", "reason", "seconds", "input_hash", "output_size",
+            "output_mtime_ns", "finished", "bands")
+
+
+def _frame(records: Sequence[Record], crs: Any) -> gpd.GeoDataFrame:
     rows = sorted(records, key=lambda r: r.order)
     data = {
         "name": [r.name for r in rows],
-        "aoi_fid": [r.fid for r in rows],
+        "aoi_fid": [int(r.fid) for r in rows],
         "scene": [r.scene for r in rows],
         "output": [r.output for r in rows],
         "status": [r.status for r in rows],
@@ -429,19 +672,67 @@ def write_summary(records: Sequence[Record], path: str | os.PathLike, crs: Any) 
         "output_size": [int(r.output_size) for r in rows],
         "output_mtime_ns": [int(r.output_mtime_ns) for r in rows],
         "finished": [r.finished for r in rows],
+        "bands": [int(r.bands) for r in rows],
     }
-    geoms = [None if r.geometry is None or r.geometry.is_empty else r.geometry for r in rows]
-    gdf = gpd.GeoDataFrame(data, geometry=gpd.GeoSeries(geoms, crs=crs), crs=crs)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.gpkg")
+    geoms = [r.geometry if isinstance(r.geometry, BaseGeometry) and not r.geometry.is_empty else None for r in rows]
+    return gpd.GeoDataFrame(data, geometry=gpd.GeoSeries(geoms, crs=crs), crs=crs)
+
+
+def _merged(new: gpd.GeoDataFrame, path: Path) -> gpd.GeoDataFrame:
+    """The rows of the summary at ``path`` with ``new``'s rows replacing those of the same output
+    (in place) and the others appended; in the existing summary's CRS."""
+    import pandas as pd
+
+    if not path.exists():
+        return new
     try:
-        # GeoPackage 1.3: the GDAL of pip's pyogrio writes 1.4 by default, which QGIS 3.22's GDAL 3.6
-        # opens with "may only be partially supported"; 1.3 has all the summary needs
-        gdf.to_file(tmp, layer=SUMMARY_LAYER, driver="GPKG", engine="pyogrio", dataset_options={"VERSION": "1.3"})
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        old = gpd.read_file(path, layer=SUMMARY_LAYER, engine="pyogrio")
+    except Exception as exc:  # noqa: BLE001 - a damaged summary is replaced by this run's rows
+        log.warning("%s: cannot read the summary to merge into (%s); it is replaced by this run's rows", path, exc)
+        return new
+    if old.empty:
+        return new
+    if old.crs is not None and new.crs is not None and not old.crs.equals(new.crs):
+        new = new.to_crs(old.crs)
+    for col in _COLUMNS:  # summaries of older versions lack some columns
+        if col not in old.columns:
+            old[col] = 0 if col in ("bands", "output_size", "output_mtime_ns") else ""
+    old = old[[*_COLUMNS, old.geometry.name]].rename_geometry("geometry") if old.geometry.name != "geometry" \
+        else old[[*_COLUMNS, "geometry"]]
+    fresh = set(new["output"])
+    by_output = {o: i for i, o in enumerate(new["output"])}
+    keep = [old.iloc[[i]] if o not in fresh else new.iloc[[by_output[o]]] for i, o in enumerate(old["output"])]
+    seen = set(old["output"])
+    keep += [new.iloc[[i]] for i, o in enumerate(new["output"]) if o not in seen]
+    out = pd.concat(keep, ignore_index=True)
+    return gpd.GeoDataFrame(out, geometry="geometry", crs=old.crs if old.crs is not None else new.crs)
+
+
+def write_summary(records: Sequence[Record], path: str | os.PathLike, crs: Any) -> Path:
+    """Merge ``records`` into the summary GeoPackage at ``path`` (footprints given in ``crs``).
+
+    Under :func:`summary_lock`: read the summary, replace the rows of the same outputs, keep the
+    rows of other outputs (another AOI file, a concurrent batch into the same folder), write a
+    temporary GeoPackage (version 1.3, which QGIS 3.22 reads without a warning) and rename it
+    over the summary. A summary in another CRS keeps its CRS; the new footprints are reprojected.
+    """
+    path = Path(path)
+    new = _frame(records, crs)
+    with summary_lock(path):
+        gdf = _merged(new, path)
+        from .io.atomic import temp_path_for
+
+        tmp = temp_path_for(path)  # .summary.tmp-<host>-<pid>.gpkg: swept by the next writer if this one is killed
+        try:
+            gdf.to_file(tmp, layer=SUMMARY_LAYER, driver="GPKG", engine="pyogrio", dataset_options={"VERSION": "1.3"})
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
     return path
+
+
+# -- Dask ------------------------------------------------------------------------------
 
 
 @contextlib.contextmanager
@@ -473,9 +764,16 @@ def dask_client(workers: int | None = None, scheduler: str | None = None) -> Ite
         yield client
 
 
+def _worker_threads(client: Any) -> int:
+    try:
+        return int(sum(client.nthreads().values()))
+    except Exception:  # noqa: BLE001 - only the 'auto' split needs it
+        return 1
+
+
 def run_batch(
     scenes: Sequence[str | os.PathLike],
-    aoi: str | os.PathLike | gpd.GeoDataFrame,
+    aoi: str | os.PathLike | gpd.GeoDataFrame | None,
     output_dir: str | os.PathLike,
     *,
     model: str | os.PathLike | None = None,
@@ -485,33 +783,51 @@ def run_batch(
     buffer_m: float = 0.0,
     keep_rectangle: bool = False,
     redo: bool = False,
+    split: Split = 1,
     client: Any = None,
     translate: Callable[..., Any] | None = None,
     progress: Callable[[float, str], None] | None = None,
 ) -> BatchSummary:
-    """Translate each scene x AOI feature into ``output_dir`` and write ``summary.gpkg``.
+    """Translate each whole scene (``aoi=None``) or each scene x AOI feature into ``output_dir``
+    and merge the rows into ``summary.gpkg``.
 
-    ``aoi`` is a vector file (``layer``, ``name_field`` as in :func:`sar2opt_geo.aoi.read_aoi`)
-    or an already read GeoDataFrame with a ``name`` column; ``buffer_m`` in metres; ``model`` a
-    checkpoint path (default: the bundled model for the scene type); ``options`` a
-    :class:`sar2opt_geo.TranslateOptions`; ``client`` a Dask ``Client``, or a zero-argument
-    callable returning a context manager that yields one (or None for serial), entered only when
-    some crop must run (e.g. ``functools.partial(dask_client, 2)``: a rerun with nothing to do
-    starts no cluster); None runs serially in this process; ``translate`` defaults to :func:`sar2opt_geo.translate`. Without ``redo``,
-    crops whose output is complete with the same input hash are skipped; failed or partial ones
-    are redone. ``progress(fraction, message)`` is called after each crop.
+    ``aoi`` is a vector file (``layer``, ``name_field`` as in :func:`sar2opt_geo.aoi.read_aoi`),
+    an already read GeoDataFrame with a ``name`` column, or None for whole scenes; ``buffer_m``
+    in metres; ``model`` a checkpoint path (default: the bundled model for the scene type);
+    ``options`` a :class:`sar2opt_geo.TranslateOptions`; ``split`` the row bands per whole scene
+    (``"auto"``: enough to keep every worker busy when there are fewer scenes than workers; the
+    bytes do not depend on it); ``client`` a Dask ``Client``, or a zero-argument callable
+    returning a context manager that yields one (or None for serial), entered only when some
+    output must be made (e.g. ``functools.partial(dask_client, 2)``: a rerun with nothing to do
+    starts no cluster); None runs serially in this process; ``translate`` defaults to
+    :func:`sar2opt_geo.translate` (one-pass outputs only). Without ``redo``, outputs complete with
+    the same input hash are skipped; failed or partial ones are redone (a split scene only redoes
+    its missing bands). ``progress(fraction, message)`` is called after each output.
     """
     t0 = time.perf_counter()
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     summary_path = output_dir / SUMMARY_NAME
-    gdf = aoi if isinstance(aoi, gpd.GeoDataFrame) else aoi_mod.read_aoi(aoi, layer=layer, name_field=name_field)
+    if aoi is None:
+        gdf, crs = None, SUMMARY_CRS
+        for name, value in (("layer", layer), ("name_field", name_field)):
+            if value is not None:
+                raise ConfigError(f"{name}={value!r} needs an AOI file (--aoi)")
+        if buffer_m or keep_rectangle:
+            raise ConfigError("buffer_m / keep_rectangle need an AOI file (--aoi)")
+    else:
+        gdf = aoi if isinstance(aoi, gpd.GeoDataFrame) else aoi_mod.read_aoi(aoi, layer=layer, name_field=name_field)
+        crs = gdf.crs
+        if split not in (1, "auto"):
+            raise ConfigError("split (row bands) applies to whole scenes; leave out --aoi, or --split")
+    bands_per_scene(split, 1, 1)  # checks the value before any work
     tasks, records = plan_batch(
         scenes, gdf, output_dir, model=model, options=options, buffer_m=buffer_m, keep_rectangle=keep_rectangle,
         redo=redo, previous=read_summary(summary_path),
     )
     total = len(tasks) + len(records)
-    log.info("batch: %d crop(s) to run, %d decided at planning", len(tasks), len(records))
+    what = "crop" if gdf is not None else "scene"
+    log.info("batch: %d %s(s) to run, %d decided at planning", len(tasks), what, len(records))
     last_write = time.monotonic()
 
     def finished(rec: Record) -> None:
@@ -520,29 +836,32 @@ def run_batch(
         if rec.status == "failed":
             log.warning("%s: failed: %s", rec.output, rec.reason)
         if progress is not None:
-            progress(len(records) / max(total, 1), f"{len(records)}/{total} crops ({rec.name}: {rec.status})")
-        if time.monotonic() - last_write > _CHECKPOINT_SECONDS:
-            write_summary(records, summary_path, gdf.crs)
+            progress(len(records) / max(total, 1), f"{len(records)}/{total} {what}s ({rec.name}: {rec.status})")
+        if rec.fid < 0 or rec.seconds >= _CHECKPOINT_SECONDS or time.monotonic() - last_write >= _CHECKPOINT_SECONDS:
+            write_summary(records, summary_path, crs)
             last_write = time.monotonic()
 
+    def serial() -> None:
+        n = bands_per_scene(split, len(tasks), 1)
+        for task in tasks:
+            finished(_run_split_serial(task, n) if _bands_for(task, n) > 1 else run_task(task, translate))
+
     if progress is not None:
-        progress(len(records) / max(total, 1), f"{len(records)}/{total} crops planned")
+        progress(len(records) / max(total, 1), f"{len(records)}/{total} {what}s planned")
     try:
         if client is None:
-            for task in tasks:
-                finished(run_task(task, translate))
+            serial()
         elif callable(client) and not hasattr(client, "submit"):  # a factory: start the cluster only if needed
             if tasks:
                 with client() as started:
                     if started is None:
-                        for task in tasks:
-                            finished(run_task(task, translate))
+                        serial()
                     else:
-                        _run_dask(started, tasks, translate, finished)
+                        _run_dask(started, tasks, translate, finished, split)
         elif tasks:
-            _run_dask(client, tasks, translate, finished)
+            _run_dask(client, tasks, translate, finished, split)
     finally:  # also on interrupt: what finished is recorded, so a rerun resumes
-        write_summary(records, summary_path, gdf.crs)
+        write_summary(records, summary_path, crs)
     records.sort(key=lambda r: r.order)
     counts = {s: sum(r.status == s for r in records) for s in ("done", "skipped", "failed")}
     log.info("batch: %s in %.1f s; summary %s", ", ".join(f"{v} {k}" for k, v in counts.items()),
@@ -550,22 +869,71 @@ def run_batch(
     return BatchSummary(records, output_dir, summary_path, time.perf_counter() - t0, counts)
 
 
+@dataclass
+class _Split:
+    """A scene split into row bands, while its bands run."""
+
+    plan: Any
+    left: int
+    started: float  # time.time()
+    failure: Record | None = None
+
+
 def _run_dask(client: Any, tasks: list[CropTask], translate: Callable[..., Any] | None,
-              finished: Callable[[Record], None]) -> None:
+              finished: Callable[[Record], None], split: Split = 1) -> None:
+    """Run ``tasks`` as Dask futures; split whole scenes go plan -> bands -> assembly, each
+    submitted when the step before it is done, so bands of several scenes share the workers."""
     from distributed import as_completed
 
     token = uuid.uuid4().hex[:8]  # fresh keys: a rerun with --redo must not reuse earlier results
-    futures = client.map(run_task, tasks, translate=translate, pure=False,
-                         key=[f"sar2opt-crop-{token}-{t.order}" for t in tasks])
-    by_key = {f.key: t for f, t in zip(futures, tasks)}
+    n = bands_per_scene(split, sum(t.whole_scene for t in tasks), _worker_threads(client))
+    meta: dict[str, tuple[str, CropTask]] = {}
+    live: dict[str, Any] = {}
+    splits: dict[int, _Split] = {}
+    started: dict[int, float] = {}
+    ac = as_completed()
+
+    def submit(kind: str, fn: Callable[..., Any], task: CropTask, *args: Any, k: int = -1) -> None:
+        key = f"sar2opt-{kind}-{token}-{task.order}" + (f"-{k}" if k >= 0 else "")
+        fut = client.submit(fn, task, *args, key=key, pure=False)
+        meta[fut.key], live[fut.key] = (kind, task), fut
+        ac.add(fut)
+
+    for task in tasks:
+        started[task.order] = time.time()
+        if _bands_for(task, n) > 1:
+            submit("plan", plan_scene_task, task, n)
+        else:
+            submit("crop", run_task, task, translate)
     try:
-        for fut in as_completed(futures):
+        for fut in ac:
+            kind, task = meta.pop(fut.key)
+            live.pop(fut.key, None)
             try:
-                rec = fut.result()
+                res = fut.result()
             except Exception as exc:  # noqa: BLE001 - the worker died or the task could not be unpickled
-                task = by_key[fut.key]
-                rec = _record(task, "failed", f"Dask task failed: {type(exc).__name__}: {exc}")
-            finished(rec)
+                res = _record(task, "failed", f"Dask task failed: {type(exc).__name__}: {exc}",
+                              time.time() - started[task.order])
+            if kind in ("crop", "assemble"):
+                finished(res)
+            elif kind == "plan":
+                if isinstance(res, Record):
+                    finished(res)
+                    continue
+                splits[task.order] = _Split(res, len(res.rows), started[task.order])
+                for b in range(len(res.rows)):
+                    submit("band", band_task, task, res, b, k=b)
+            else:  # a band
+                state = splits[task.order]
+                state.left -= 1
+                if isinstance(res, Record) and state.failure is None:
+                    state.failure = res
+                if state.left == 0:
+                    if state.failure is not None:
+                        state.failure.seconds = round(time.time() - state.started, 3)
+                        finished(state.failure)
+                    else:
+                        submit("assemble", assemble_task, task, state.plan, state.started)
     except BaseException:
-        client.cancel(futures)
+        client.cancel(list(live.values()))
         raise

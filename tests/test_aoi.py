@@ -11,6 +11,7 @@ from pyproj import CRS, Transformer
 from shapely.geometry import LineString, Point, Polygon, box
 
 from sar2opt_geo.aoi import (
+    NULL_GEOMETRY,
     geometry_problem,
     metric_crs,
     output_filename,
@@ -101,7 +102,7 @@ def test_geometry_problem():
     bowtie = Polygon([(0, 0), (1, 1), (1, 0), (0, 1)])
     assert "invalid" in geometry_problem(bowtie) and "Self-intersection" in geometry_problem(bowtie)
     assert geometry_problem(Polygon()) == "empty geometry"
-    assert geometry_problem(None) == "empty geometry"
+    assert geometry_problem(None) == NULL_GEOMETRY and geometry_problem(float("nan")) == NULL_GEOMETRY
     assert "no area" in geometry_problem(Point(0, 0))
     assert geometry_problem(Point(0, 0), buffer_m=10) is None
     assert geometry_problem(box(0, 0, 1, 1)) is None

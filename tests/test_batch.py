@@ -321,3 +321,165 @@ def test_summary_is_geopackage_1_3_which_qgis_322_reads_without_warning(tmp_path
         assert db.execute("PRAGMA application_id").fetchone()[0] == 0x47504B47  # 'GPKG'
         assert db.execute("PRAGMA user_version").fetchone()[0] == 10300
     assert list(read_summary(path)) == [str(tmp_path / "field.tif")]
+
+
+# -- issue 12: bad input and shared folders ------------------------------------------------
+
+
+def test_null_geometry_feature_is_a_skipped_row_and_the_batch_goes_on(tmp_path, landsat8_tif, gray_model):
+    """Regression: a feature with a null geometry aborted the whole batch (pandas gives NaN for it:
+    AttributeError: 'float' object has no attribute 'is_empty')."""
+    from sar2opt_geo.aoi import NULL_GEOMETRY, read_aoi
+    from sar2opt_geo.batch import plan_batch
+
+    crs, _res, polys = _landsat_aois(landsat8_tif)
+    gdf = gpd.GeoDataFrame({"label": ["rect", "nothing", "triangle"]},
+                           geometry=[polys["rect"], None, polys["triangle"]], crs=crs)
+    for ext in ("geojson", "shp"):  # every format gives the null geometry its own way
+        path = tmp_path / f"aoi.{ext}"
+        gdf.to_file(path)
+        tasks, decided = plan_batch([landsat8_tif], read_aoi(path, name_field="label"), tmp_path / "plan",
+                                    model=gray_model)
+        assert [t.name for t in tasks] == ["rect", "triangle"]
+        assert [(r.name, r.status, r.reason) for r in decided] == [("nothing", "skipped", NULL_GEOMETRY)]
+    aoi_path = tmp_path / "aoi.gpkg"
+    gdf.to_file(aoi_path)
+    summary = run_batch([landsat8_tif], aoi_path, tmp_path / "out", model=gray_model, name_field="label",
+                        translate=_translate())
+    assert [(r.name, r.status) for r in summary.records] == [("rect", "done"), ("nothing", "skipped"),
+                                                             ("triangle", "done")]
+    assert not summary.failed
+    layer = gpd.read_file(tmp_path / "out" / "summary.gpkg", layer="summary")
+    assert list(layer["status"]) == ["done", "skipped", "done"] and layer.geometry.isna().tolist() == [False, True, False]
+
+
+def test_a_second_aoi_file_keeps_the_rows_and_resume_state_of_the_first(tmp_path, landsat8_tif, gray_model):
+    """Regression: summary.gpkg was last-writer-wins: a second AOI file into the same folder erased
+    the rows of the first (whose outputs were then redone on the next run)."""
+    crs, _res, polys = _landsat_aois(landsat8_tif)
+    first, second = tmp_path / "first.gpkg", tmp_path / "second.geojson"
+    gpd.GeoDataFrame({"label": ["rect"]}, geometry=[polys["rect"]], crs=crs).to_file(first)
+    gpd.GeoDataFrame({"label": ["triangle"]}, geometry=[_to_lonlat(polys["triangle"], crs)], crs=4326).to_file(second)
+    out = tmp_path / "out"
+    args = {"model": gray_model, "name_field": "label"}
+    run_batch([landsat8_tif], first, out, translate=_translate(), **args)
+    run_batch([landsat8_tif], second, out, translate=_translate(), **args)
+    layer = gpd.read_file(out / "summary.gpkg", layer="summary")
+    assert list(layer["name"]) == ["rect", "triangle"] and list(layer["status"]) == ["done", "done"]
+    assert layer.crs.equals(crs)  # the summary keeps its CRS; the lon/lat footprint was reprojected
+    tri = gpd.GeoSeries([polys["triangle"]], crs=crs)
+    assert layer.geometry.iloc[1].buffer(1.0).contains(tri.iloc[0])
+    mtime = (out / "rect.tif").stat().st_mtime_ns
+    again = run_batch([landsat8_tif], first, out, translate=_must_not_run, **args)
+    assert [r.status for r in again.records] == ["skipped"] and (out / "rect.tif").stat().st_mtime_ns == mtime
+    assert len(read_summary(out / "summary.gpkg")) == 2
+
+
+def _write_rows(args):
+    path, tag, n = args
+    for i in range(n):
+        rec = batch_mod.Record(i, f"{tag}{i}", i, "scene.tif", f"/out/{tag}{i}.tif", "done",
+                               geometry=box(i, 0, i + 1, 1))
+        batch_mod.write_summary([rec], path, "EPSG:32631")
+    return n
+
+
+def test_concurrent_batches_merge_their_rows_under_a_lock(tmp_path):
+    """Regression: a concurrent batch into the same folder erased the other's rows (each wrote the
+    summary from its own rows only); now each read-merge-write holds an OS file lock."""
+    import multiprocessing
+
+    path = tmp_path / "summary.gpkg"
+    with multiprocessing.get_context("spawn").Pool(3) as pool:
+        assert pool.map(_write_rows, [(path, "a", 8), (path, "b", 8), (path, "c", 8)]) == [8, 8, 8]
+    rows = read_summary(path)
+    assert sorted(rows) == sorted(f"/out/{t}{i}.tif" for t in "abc" for i in range(8))
+    assert [p.name for p in tmp_path.iterdir() if p.name != "summary.gpkg"] == [".summary.gpkg.lock"]
+
+
+def test_summary_lock_is_exclusive_and_times_out_with_the_lock_file_named(tmp_path):
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    from sar2opt_geo.errors import InputError
+
+    path = tmp_path / "summary.gpkg"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        from sar2opt_geo.batch import summary_lock
+        with summary_lock({str(path)!r}):
+            print("locked", flush=True)
+            time.sleep(60)
+        """)], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(InputError, match=r"\.summary\.gpkg\.lock: the summary is locked by another batch"), \
+                batch_mod.summary_lock(path, timeout_s=0.5):
+            pass
+    finally:
+        holder.kill()  # kill -9 releases the lock
+        holder.wait(timeout=30)
+    with batch_mod.summary_lock(path, timeout_s=5):
+        pass
+
+
+# -- whole scenes ---------------------------------------------------------------------
+
+
+def test_whole_scene_batch_split_or_not_gives_the_bytes_of_translate_and_resumes(tmp_path, s1_db_tif, sar_model):
+    import shutil
+
+    from sar2opt_geo import TranslateOptions
+
+    folder = tmp_path / "scenes"
+    folder.mkdir()
+    for name in ("a_VV_db.tif", "b_VV_db.tif"):  # copies (a batch takes a file given twice once)
+        shutil.copy(s1_db_tif, folder / name)
+    opts = TranslateOptions(tile_size=256, overlap=128)
+    one = run_batch([folder], None, tmp_path / "one", model=sar_model, options=opts)
+    split = run_batch([folder], None, tmp_path / "split", model=sar_model, options=opts, split=3)
+    assert [(r.name, r.fid, r.status, r.bands) for r in one.records] == [("a_VV_db", -1, "done", 0),
+                                                                     ("b_VV_db", -1, "done", 0)]
+    assert [(r.status, r.bands) for r in split.records] == [("done", 2), ("done", 2)]  # 2 tile rows: 2 bands
+    for name in ("a_VV_db.tif", "b_VV_db.tif"):
+        ref = _translate()(folder / name, tmp_path / "ref" / name, sar_model, opts)
+        assert (tmp_path / "one" / name).read_bytes() == ref.path.read_bytes()
+        assert (tmp_path / "split" / name).read_bytes() == ref.path.read_bytes()
+    assert sorted(p.name for p in (tmp_path / "split").iterdir()) == [".summary.gpkg.lock", "a_VV_db.tif",
+                                                                      "b_VV_db.tif", "summary.gpkg"]
+    layer = gpd.read_file(tmp_path / "split" / "summary.gpkg", layer="summary")
+    assert layer.crs.to_epsg() == 4326 and list(layer["bands"]) == [2, 2]
+    with rasterio.open(s1_db_tif) as ds:
+        lon, lat = ds.lnglat()
+    assert layer.geometry.iloc[0].contains(shapely.Point(lon, lat))  # the scene footprint, in lon/lat
+    # a rerun skips both, whatever the split (the bytes do not depend on it); nothing is translated
+    mtimes = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "split").glob("*.tif")}
+    again = run_batch([folder], None, tmp_path / "split", model=sar_model, options=opts, split=1,
+                      translate=_must_not_run)
+    assert [r.status for r in again.records] == ["skipped", "skipped"] and "up to date" in again.records[0].reason
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "split").glob("*.tif")} == mtimes
+    # other options: redone
+    redo = run_batch([folder], None, tmp_path / "split", model=sar_model, options=opts.replace(dtype="float32"))
+    assert [(r.status, r.bands) for r in redo.records] == [("done", 0), ("done", 0)]
+
+
+def test_whole_scene_cli_checks_flags(tmp_path, s1_db_tif, sar_model, capsys):
+    from sar2opt_geo.cli.main import main
+
+    base = ["batch", str(s1_db_tif), "-o", str(tmp_path / "out"), "--model", str(sar_model), "--workers", "0"]
+    for extra, message in ((["--buffer", "10"], "--buffer need(s) --aoi"),
+                           (["--name-field", "x"], "--name-field need(s) --aoi"),
+                           (["--split", "2", "--aoi", str(s1_db_tif)], "--split applies to whole scenes"),
+                           (["--split", "0"], "must be >= 1")):
+        with pytest.raises(SystemExit) as exc:
+            main(base + extra)
+        assert exc.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+    assert main([*base, "--tile", "256", "--overlap", "128", "--split", "2", "--dtype", "float32",
+                 "--progress", "none"]) == 0
+    assert "1 done, 0 skipped, 0 failed" in capsys.readouterr().out
+    with rasterio.open(tmp_path / "out" / Path(s1_db_tif).name) as ds:
+        assert ds.dtypes[0] == "float32"  # every translate option is a batch option

@@ -11,7 +11,7 @@ import pytest
 import rasterio
 from test_batch import _landsat_aois, _translate, gray_model  # noqa: F401  (fixture re-used)
 
-from sar2opt_geo.batch import run_batch
+from sar2opt_geo.batch import read_summary, run_batch
 
 distributed = pytest.importorskip("distributed")
 
@@ -66,3 +66,89 @@ def test_dask_run_matches_serial_run(tmp_path, landsat8_tif, gray_model, client)
 
 def _no_cluster():
     raise AssertionError("a cluster was started although every crop was up to date")
+
+
+# -- a real cluster from the dask CLI: one scene split over two worker processes ------------------
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def cli_cluster(tmp_path):
+    """``dask scheduler`` and two ``dask worker --nthreads 1`` processes on 127.0.0.1 (the CLI, as
+    on a real cluster), seeing this checkout's code through PYTHONPATH; all killed at the end."""
+    import os
+    import subprocess
+    import sys
+
+    from distributed import Client
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    dask = [sys.executable, "-m", "dask"]
+    logs = tmp_path / "dask-logs"
+    logs.mkdir()
+    procs = [subprocess.Popen([*dask, "scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":", 1)[1],
+                               "--no-dashboard", "--no-show"], env=env, cwd=tmp_path,
+                              stdout=subprocess.DEVNULL, stderr=open(logs / "scheduler.log", "w"))]  # noqa: SIM115
+    try:
+        for i in range(2):
+            procs.append(subprocess.Popen(
+                [*dask, "worker", address, "--nthreads", "1", "--nworkers", "1", "--no-dashboard",
+                 "--memory-limit", "0", "--local-directory", str(tmp_path / f"worker-{i}"), "--name", f"w{i}"],
+                env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=open(logs / f"worker-{i}.log", "w")))  # noqa: SIM115
+        with Client(address, timeout="60s") as client:
+            client.wait_for_workers(2, timeout=120)
+            yield address, client
+    finally:
+        for p in reversed(procs):
+            p.kill()
+        for p in procs:
+            p.wait(timeout=30)
+
+
+def test_scene_split_over_two_cli_workers_is_byte_identical_to_a_serial_translate(tmp_path, s1_db_tif,
+                                                                                  cli_cluster):
+    import os
+    import subprocess
+    import sys
+
+    from sar2opt_geo.models.card import InputDomain, ModelCard
+    from sar2opt_geo.models.checkpoint import save_generator
+    from sar2opt_geo.models.generator import UNetGenerator
+
+    address, client = cli_cluster
+    import torch
+
+    torch.manual_seed(0)
+    model = save_generator(UNetGenerator(1, 3, width=0.125).eval(), ModelCard(
+        name="tiny-s1vv", architecture="unet_article", architecture_args={"in_channels": 1, "out_channels": 3,
+                                                                          "width": 0.125},
+        input=InputDomain(sensor="Sentinel-1", bands=("VV",), quantity="sigma0", normalisation="db_clip",
+                          units="db", db_range=(-25.0, 0.0), pixel_spacing_m=10.0, frequency_band="C")),
+        tmp_path / "s1vv.safetensors")
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    cli = [sys.executable, "-m", "sar2opt_geo.cli.main"]
+    common = ["--model", str(model), "--tile", "256", "--overlap", "128", "--progress", "none"]
+    serial = subprocess.run([*cli, "translate", str(s1_db_tif), str(tmp_path / "serial.tif"), *common],
+                            env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert serial.returncode == 0, serial.stderr
+    out = tmp_path / "out"
+    batch = subprocess.run([*cli, "batch", str(s1_db_tif), "-o", str(out), "--scheduler", address, "--split", "2",
+                            *common], env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert batch.returncode == 0, batch.stderr
+    assert "1 done, 0 skipped, 0 failed" in batch.stdout
+    result = out / Path(s1_db_tif).name
+    assert result.read_bytes() == (tmp_path / "serial.tif").read_bytes()
+    assert read_summary(out / "summary.gpkg")[str(result)]["bands"] == 2
+    # both worker processes translated (each loaded the model), the client did not
+    loads = client.run(lambda: __import__("sar2opt_geo.batch").batch.load_model_cached.cache_info().misses)
+    assert len(loads) == 2 and all(n >= 1 for n in loads.values()), loads

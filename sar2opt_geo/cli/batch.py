@@ -1,6 +1,7 @@
-"""``sar2opt batch``: translate scenes cropped to each feature of an AOI vector file.
+"""``sar2opt batch``: translate whole scenes, or scenes cropped to each feature of an AOI vector
+file, resumably, on Dask (a large scene split into row bands over several workers).
 
-Exit status: 0 when no crop *failed* (skipped ones, e.g. AOIs outside a scene or outputs
+Exit status: 0 when no output *failed* (skipped ones, e.g. AOIs outside a scene or outputs
 already up to date, are fine), 1 when at least one failed (the summary says why).
 """
 
@@ -25,34 +26,54 @@ BATCH_DECIDES = ("bounds", "bounds_crs", "overwrite")
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "batch",
-        help="translate scenes cropped to each polygon of an AOI file (resumable, on Dask)",
+        help="translate whole scenes, or scenes cropped to each polygon of an AOI file (resumable, on Dask)",
         description=(
-            "For each scene x AOI feature, reproject the polygon to the scene CRS, buffer it, translate the "
-            "window around it and mask pixels outside the polygon. Writes <name>__<scene>.tif (<name>.tif with "
-            "one scene) and summary.gpkg (layer 'summary'). Re-running skips outputs already complete. "
-            "Exit status 1 if any crop failed."
+            "Without --aoi, translate each whole scene into <scene>.tif; a scene can be split into row bands "
+            "translated by several workers (--split), with the same bytes as one translate. With --aoi, for each "
+            "scene x AOI feature, reproject the polygon to the scene CRS, buffer it, translate the window around "
+            "it and mask pixels outside the polygon: <name>__<scene>.tif (<name>.tif with one scene). Rows go into "
+            "summary.gpkg (layer 'summary'), merged with the rows of earlier or concurrent batches. Re-running "
+            "skips outputs already complete. Exit status 1 if any output failed."
         ),
     )
     p.add_argument("scenes", nargs="+", metavar="SCENE", help="scene files, SAFE/PALSAR-2 products, or folders of them")
-    p.add_argument("--aoi", required=True, metavar="FILE", help="AOI vector file (Shapefile, GeoPackage, GeoJSON ...)")
-    p.add_argument("--layer", metavar="NAME", help="layer of a multi-layer AOI file (GeoPackage)")
-    p.add_argument("--name-field", metavar="FIELD", help="attribute naming the outputs (default: the feature id)")
-    p.add_argument("--buffer", type=float, default=0.0, metavar="METRES",
-                   help="grow (or, negative, shrink) each polygon by this many metres (default 0)")
-    p.add_argument("--keep-rectangle", action="store_true", help="keep the whole bounding rectangle, no polygon mask")
     p.add_argument("--output-dir", "-o", required=True, type=Path, metavar="DIR", help="folder for outputs and summary.gpkg")
     add_model(p, "default: the bundled model for the scene type")
-    p.add_argument("--workers", type=_workers, default=None, metavar="N",
-                   help="Dask LocalCluster worker processes (default: CPU cores); 0 runs serially in this process")
-    p.add_argument("--scheduler", metavar="ADDR", help="use an existing Dask cluster, e.g. tcp://10.0.0.5:8786")
+    aoi = p.add_argument_group("AOI crops (without --aoi: whole scenes)")
+    aoi.add_argument("--aoi", metavar="FILE", help="AOI vector file (Shapefile, GeoPackage, GeoJSON ...)")
+    aoi.add_argument("--layer", metavar="NAME", help="layer of a multi-layer AOI file (GeoPackage)")
+    aoi.add_argument("--name-field", metavar="FIELD", help="attribute naming the outputs (default: the feature id)")
+    aoi.add_argument("--buffer", type=float, default=None, metavar="METRES",
+                     help="grow (or, negative, shrink) each polygon by this many metres (default 0)")
+    aoi.add_argument("--keep-rectangle", action="store_true", help="keep the whole bounding rectangle, no polygon mask")
+    dask = p.add_argument_group("scale-out")
+    dask.add_argument("--workers", type=_workers, default=None, metavar="N",
+                      help="Dask LocalCluster worker processes (default: CPU cores); 0 runs serially in this process")
+    dask.add_argument("--scheduler", metavar="ADDR", help="use an existing Dask cluster, e.g. tcp://10.0.0.5:8786")
+    dask.add_argument("--split", type=_split, default="auto", metavar="N|auto",
+                      help="whole scenes: row bands per scene, run by different workers (same bytes as one pass); "
+                           "auto (default): as many as keep every worker busy when there are fewer scenes than "
+                           "workers, else 1")
     p.add_argument("--redo", action="store_true",
-                   help="redo every crop, even those already up to date (outdated, partial or failed crops are "
+                   help="redo every output, even those already up to date (outdated, partial or failed ones are "
                         "always redone; outputs are replaced)")
     add_translate_options(p, exclude=BATCH_DECIDES)
     add_progress(p)
     add_verbosity(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, parser=p)
     return p
+
+
+def _split(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of row bands; give e.g. 4, or auto") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{n} must be >= 1 (1: no split), or auto")
+    return n
 
 
 def _workers(text: str) -> int:
@@ -65,7 +86,15 @@ def _workers(text: str) -> int:
 def run(args: argparse.Namespace) -> int:
     from ..sensors.open import check_exists
 
-    for path in (*args.scenes, args.aoi):  # before the heavy imports and the progress bar
+    if args.aoi is None:
+        given = [flag for flag, value in (("--layer", args.layer), ("--name-field", args.name_field),
+                                          ("--buffer", args.buffer), ("--keep-rectangle", args.keep_rectangle or None))
+                 if value is not None]
+        if given:
+            args.parser.error(f"{', '.join(given)} need(s) --aoi (without --aoi, whole scenes are translated)")
+    elif args.split not in ("auto", 1):
+        args.parser.error("--split applies to whole scenes; leave out --aoi (AOI crops run one per task)")
+    for path in (*args.scenes, *([args.aoi] if args.aoi else [])):  # before the heavy imports and the progress bar
         check_exists(path)
     from ..batch import dask_client, run_batch
 
@@ -77,9 +106,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         summary = run_batch(
             args.scenes, args.aoi, args.output_dir, model=args.model, options=options, layer=args.layer,
-            name_field=args.name_field, buffer_m=args.buffer, keep_rectangle=args.keep_rectangle,
-            redo=args.redo, client=functools.partial(dask_client, args.workers, args.scheduler),
-            progress=progress,
+            name_field=args.name_field, buffer_m=args.buffer or 0.0, keep_rectangle=args.keep_rectangle,
+            redo=args.redo, split=args.split if args.aoi is None else 1,
+            client=functools.partial(dask_client, args.workers, args.scheduler), progress=progress,
         )
     finally:
         close()

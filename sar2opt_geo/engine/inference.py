@@ -147,11 +147,14 @@ class _RowSource:
 
 
 class _Accumulator:
-    """Weighted sums for the scene rows still open, full scene width, and their emission."""
+    """Weighted sums for the scene rows still open, full scene width, and their emission.
 
-    def __init__(self, height: int, width: int, write: WriteFn) -> None:
+    Only rows ``[start, height)`` are accumulated and written (``rows=`` of :func:`run_tiled`).
+    """
+
+    def __init__(self, height: int, width: int, write: WriteFn, start: int = 0) -> None:
         self.height, self.width, self.write = height, width, write
-        self.base = 0  # first scene row not yet written
+        self.base = start  # first scene row not yet written
         self.sums: np.ndarray | None = None  # (out bands, rows, width) float32
         self.weights = np.zeros((0, width), dtype=np.float32)
 
@@ -243,6 +246,7 @@ def run_tiled(
     optimise: bool = True,
     max_memory_mb: float | None = DEFAULT_MAX_MEMORY_MB,
     generator: torch.Generator | None = None,
+    rows: tuple[int, int] | None = None,
 ) -> TilingStats:
     """Run ``model`` over a ``height x width`` scene tile by tile, streaming in and out.
 
@@ -278,6 +282,12 @@ def run_tiled(
             (:func:`~sar2opt_geo.engine.fast_unet.optimise_for_inference`; ignored in
             stochastic mode, which needs the original's dropout). Other models run as given.
         max_memory_mb: peak-RSS budget of the process for the planned tiling (``config=None`` only).
+        rows: ``(r0, r1)``: emit only scene rows ``[r0, r1)`` (a row band of the scene). The tile
+            grid stays that of the whole ``height``; only the tile rows touching ``[r0, r1)`` are
+            read and run, in the whole-scene order, so every emitted pixel gets the same
+            contributions in the same order as in a whole-scene call (identical values, as long
+            as a tile's output does not depend on the other tiles in its batch). ``write`` gets
+            rows ``[r0, r1)`` only; ``TilingStats.tiles`` counts the tiles of those tile rows.
 
     Returns:
         :class:`TilingStats`.
@@ -299,6 +309,8 @@ def run_tiled(
     if config is None:
         config = choose_tiling(prepare_module(model, stochastic=stochastic, optimise=optimise).to(dev), height, width,
                                max_memory_mb=max_memory_mb, device=dev, autocast=autocast)
+    if rows is not None and not (0 <= int(rows[0]) < int(rows[1]) <= height):
+        raise ConfigError(f"rows={tuple(rows)!r} must be (r0, r1) with 0 <= r0 < r1 <= height={height}")
     grid = tile_grid(height, width, config, model_downsampling(model))
     logger.debug(
         "tiling %dx%d px: %dx%d tiles of %dx%d, stride %d, margin %d, blend %d, batch %d",
@@ -325,7 +337,7 @@ def run_tiled(
             stack.enter_context(torch.inference_mode())
             runner = make_runner(model, backend=backend, device=dev, stochastic=stochastic, autocast=autocast,
                                  quantize=quantize, optimise=optimise)
-            sweep = _Sweep(runner, read, write, grid, config, progress, cancel, fill_value)
+            sweep = _Sweep(runner, read, write, grid, config, progress, cancel, fill_value, rows)
             sweep.run()
     finally:
         for h in hooks:
@@ -337,7 +349,7 @@ def run_tiled(
         width=width,
         grid=grid.shape,
         tile_shape=grid.tile_shape,
-        tiles=len(grid),
+        tiles=sweep.total,
         tiles_skipped=sweep.skipped,
         batches=sweep.batches,
         pixels_read=sweep.source.pixels_read,
@@ -364,12 +376,17 @@ class _Sweep:
         progress: Callable[[float, str], None] | None,
         cancel: Callable[[], bool] | None,
         fill_value: float,
+        rows: tuple[int, int] | None = None,
     ) -> None:
         self.runner, self.grid, self.config = runner, grid, config
         self.progress, self.cancel, self.fill_value = progress, cancel, fill_value
         self.height, self.width = grid.rows.length, grid.cols.length
         self.source = _RowSource(read, self.height, self.width)
-        self.acc = _Accumulator(self.height, self.width, write)
+        r0, r1 = (0, self.height) if rows is None else (int(rows[0]), int(rows[1]))
+        self.acc = _Accumulator(r1, self.width, write, start=r0)
+        t = grid.rows.tile  # the tile rows touching [r0, r1), in sweep order
+        self.tile_rows = [i for i in range(grid.rows.count) if grid.rows.origin(i) < r1 and grid.rows.origin(i) + t > r0]
+        self.total = len(self.tile_rows) * grid.cols.count
         self.row_w = [axis_weights(grid.rows, i).astype(np.float32) for i in range(grid.rows.count)]
         self.col_w = [axis_weights(grid.cols, j).astype(np.float32) for j in range(grid.cols.count)]
         self.pending: list[tuple[int, int, int, int, np.ndarray, np.ndarray]] = []
@@ -383,7 +400,7 @@ class _Sweep:
         th, tw = self.grid.tile_shape
         col_idx = [reflect_index(cols.origin(j) + np.arange(tw), self.width) for j in range(cols.count)]
         col_in = [(c >= 0) & (c < self.width) for c in (cols.origin(j) + np.arange(tw) for j in range(cols.count))]
-        for i in range(rows.count):
+        for i in self.tile_rows:
             r = rows.origin(i)
             src_rows = reflect_index(r + np.arange(th), self.height)
             lo, hi = int(src_rows.min()), int(src_rows.max()) + 1
@@ -409,7 +426,7 @@ class _Sweep:
             self._run_batch()
         self.acc.emit(self.height, self._bands)
         if self.reported < 1.0 and self.progress is not None:
-            self.progress(1.0, f"tiles {self.done}/{len(self.grid)}")
+            self.progress(1.0, f"tiles {self.done}/{self.total}")
 
     def _forward(self, batch: np.ndarray) -> np.ndarray:
         y = self.runner(batch)
@@ -430,8 +447,15 @@ class _Sweep:
 
     def _run_batch(self) -> None:
         if self.cancel is not None and self.cancel():
-            raise CancelledError(f"tiled inference cancelled by the caller after {self.done} of {len(self.grid)} tiles")
-        out = self._forward(np.stack([p[4] for p in self.pending]))
+            raise CancelledError(f"tiled inference cancelled by the caller after {self.done} of {self.total} tiles")
+        batch = np.stack([p[4] for p in self.pending])
+        if len(batch) == 1 and self.config.batch_size > 1 and len(self.grid) > 1:
+            # a lone last tile runs in a batch of two (itself twice): CPU convolutions take another
+            # code path for a batch of one (last-bit differences), so a tile's values would depend
+            # on where a run ends, and row bands (rows=) would not match the whole-scene run
+            out = self._forward(np.concatenate([batch, batch]))[:1]
+        else:
+            out = self._forward(batch)
         self.out_bands = out.shape[1]
         for (i, j, r, c, _, nodata), y in zip(self.pending, out):
             y[:, nodata] = np.nan  # NaN in -> NaN out, even where this tile's weight is 0
@@ -442,5 +466,5 @@ class _Sweep:
         if self.rows_enumerated:
             self.acc.emit(self.grid.rows.final_before(self.rows_enumerated - 1), self._bands)
         if self.progress is not None:
-            self.reported = self.done / len(self.grid)
-            self.progress(self.reported, f"tiles {self.done}/{len(self.grid)}")
+            self.reported = self.done / self.total
+            self.progress(self.reported, f"tiles {self.done}/{self.total}")

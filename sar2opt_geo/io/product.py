@@ -19,6 +19,10 @@ results the same way::
 * leaving the ``with`` block renames the temporaries into place; any exception (including
   cancel and Ctrl-C) removes them, so nothing is ever half-written at ``dst``.
 
+``open_product(..., staged=path)`` encodes an existing raster of unit values on ``grid`` instead
+of a scratch raster (no ``write``): e.g. a VRT mosaic of row bands that other processes wrote
+(:mod:`sar2opt_geo.rowbands`), encoded exactly as a scratch raster with the same pixels.
+
 Grids are any object with ``crs``, ``transform``, ``width`` and ``height`` (e.g.
 :class:`sar2opt_geo.preprocess.Grid`).
 """
@@ -47,21 +51,27 @@ class Product:
     """A raster product being written (see the module docstring); made by :func:`open_product`."""
 
     def __init__(self, dst: Path, tmp: Path, tmp_png: Path | None, work: Path, grid: Any, count: int,
-                 clip: Any = None) -> None:
+                 clip: Any = None, staged: Path | None = None) -> None:
         self.dst, self.tmp, self.tmp_png, self.work = dst, tmp, tmp_png, work
         self.grid, self.clip = grid, clip
         self.quicklook = quicklook_path(dst) if tmp_png is not None else None
-        self.scratch_path = work / "stage.tif"
-        self._scratch = ScratchRaster(self.scratch_path, crs=grid.crs, transform=grid.transform, width=grid.width,
-                                      height=grid.height, count=count)
+        self.scratch_path = staged if staged is not None else work / "stage.tif"
+        self._scratch = None if staged is not None else ScratchRaster(
+            self.scratch_path, crs=grid.crs, transform=grid.transform, width=grid.width, height=grid.height, count=count)
 
     @property
     def valid_pixels(self) -> int:
-        """Valid pixels written so far (every band finite, inside ``clip``)."""
-        return self._scratch.valid_pixels
+        """Valid pixels written so far (every band finite, inside ``clip``); 0 for a ``staged`` raster."""
+        return self._scratch.valid_pixels if self._scratch is not None else 0
+
+    def _close_scratch(self) -> None:
+        if self._scratch is not None:
+            self._scratch.close()
 
     def write(self, window: Window, unit: np.ndarray) -> None:
         """Write ``(count, h, w)`` unit values (NaN = nodata) at ``window`` (pixels of ``grid``)."""
+        if self._scratch is None:
+            raise TypeError(f"{self.dst}: this product encodes the staged raster {self.scratch_path}; it takes no writes")
         if self.clip is not None:
             from rasterio.features import geometry_mask
             from rasterio.windows import transform as window_transform
@@ -89,7 +99,7 @@ class Product:
         """
         import rasterio
 
-        self._scratch.close()
+        self._close_scratch()
 
         def encode(src: Any) -> int:
             return write_cog(src, self.tmp, dtype=dtype, band_names=band_names, tags=tags, scratch_dir=self.work,
@@ -113,15 +123,18 @@ class Product:
 
 @contextlib.contextmanager
 def open_product(dst: str | os.PathLike, grid: Any, count: int, *, clip: Any = None, quicklook: bool = False,
-                 overwrite: bool = True) -> Iterator[Product]:
+                 overwrite: bool = True, staged: str | os.PathLike | None = None) -> Iterator[Product]:
     """A :class:`Product` for ``dst`` on ``grid`` with ``count`` bands (and ``<stem>.png`` with
     ``quicklook``); ``clip`` (a shapely geometry in ``grid.crs``) masks outside it. Renamed into
-    place when the block succeeds, removed otherwise."""
+    place when the block succeeds, removed otherwise. ``staged``: an existing raster of unit
+    values on ``grid`` to encode instead of a scratch raster (``clip`` must then be None)."""
     dst = Path(dst)
     png = quicklook_path(dst) if quicklook else None
+    if staged is not None and clip is not None:
+        raise ValueError("open_product: a staged raster is encoded as it is; mask it before (clip must be None)")
     with atomic_outputs(dst, png, overwrite=overwrite) as (tmp, tmp_png), work_dir(dst) as work:
-        product = Product(dst, tmp, tmp_png, work, grid, count, clip)
+        product = Product(dst, tmp, tmp_png, work, grid, count, clip, Path(staged) if staged is not None else None)
         try:
             yield product
         finally:
-            product._scratch.close()
+            product._close_scratch()

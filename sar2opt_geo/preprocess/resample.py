@@ -149,12 +149,19 @@ def source_window(scene: Any, grid: Grid, pad: int) -> Window:
 def _write_temp(
     scene: Any, bands: Sequence[str], win: Window, path: Path, readers: list[Callable[[Window], np.ndarray]],
     cancel: Callable[[], bool] | None, progress: Callable[[float, str], None] | None, dst_crs: Any,
+    fill_rows: tuple[int, int] | None = None,
 ) -> None:
-    """Calibrate ``win`` of the scene into a float32 GeoTIFF with its georeferencing (transform or GCPs)."""
+    """Calibrate ``win`` of the scene into a float32 GeoTIFF with its georeferencing (transform or GCPs).
+
+    ``fill_rows``: calibrate only the ``TEMP_BLOCK`` row blocks meeting these rows of ``win`` (the
+    others stay empty, read as NaN: a sparse file); blocks are those of the whole window, so
+    every block written holds the values it has when the whole window is calibrated.
+    """
     c0, r0, w, h = int(win.col_off), int(win.row_off), int(win.width), int(win.height)
     profile: dict[str, Any] = {
         "driver": "GTiff", "width": w, "height": h, "count": len(bands), "dtype": "float32", "nodata": float("nan"),
         "tiled": True, "blockxsize": 512, "blockysize": 512, "compress": "zstd", "zstd_level": 1, "bigtiff": "IF_SAFER",
+        "sparse_ok": True,
     }
     own = native_grid(scene)
     if own is not None:
@@ -166,7 +173,8 @@ def _write_temp(
                   for g in gcps],
             crs=gcp_crs,
         )
-    blocks = [(r, c) for r in range(0, h, TEMP_BLOCK) for c in range(0, w, TEMP_BLOCK)]
+    blocks = [(r, c) for r in range(0, h, TEMP_BLOCK) for c in range(0, w, TEMP_BLOCK)
+              if fill_rows is None or (r < fill_rows[1] and r + TEMP_BLOCK > fill_rows[0])]
     with rasterio.open(path, "w", **profile) as dst:
         for i, (r, c) in enumerate(blocks):
             if cancel is not None and cancel():
@@ -190,8 +198,16 @@ def open_linear_source(
     enl: float = DEFAULT_ENL,
     cancel: Callable[[], bool] | None = None,
     progress: Callable[[float, str], None] | None = None,
+    rows: tuple[int, int] | None = None,
 ) -> LinearSource:
-    """Calibrated ``bands`` of ``scene`` on ``grid`` (see the module docstring). Close it when done."""
+    """Calibrated ``bands`` of ``scene`` on ``grid`` (see the module docstring). Close it when done.
+
+    ``rows``: ``(r0, r1)``, the only rows of ``grid`` that will be read (a row band of a scene split
+    over several processes). The warp is still set up for the whole ``grid`` (same temporary
+    raster extent, same GCP transform), but only the native blocks those rows need are
+    calibrated (plus one ``TEMP_BLOCK`` of margin on each side, more than GDAL's resampling
+    kernels reach), so a window reads the same values whichever band it is read for.
+    """
     bands = tuple(bands)
     readers = [_native_read(scene, b, speckle_window, enl) for b in bands]
     own = native_grid(scene)
@@ -216,7 +232,13 @@ def open_linear_source(
     log.info("resampling %s (%s px of %d x %d) in linear units (power for SAR, reflectance or DN for optical) to %s at %.6g %s (%s)", scene.path,
              f"{int(win.width)} x {int(win.height)}", scene.width, scene.height, grid.crs.to_string(), grid.res[0],
              "m" if not grid.crs.is_geographic else "deg", method.name)
-    _write_temp(scene, bands, win, path, readers, cancel, progress, grid.crs)
+    fill = None
+    if rows is not None:
+        band = source_window(scene, grid.window_grid(Window(col_off=0, row_off=int(rows[0]), width=grid.width,
+                                                            height=int(rows[1]) - int(rows[0]))), pad=4 + math.ceil(ratio))
+        lo = int(band.row_off) - int(win.row_off)
+        fill = (lo - TEMP_BLOCK, lo + int(band.height) + TEMP_BLOCK)
+    _write_temp(scene, bands, win, path, readers, cancel, progress, grid.crs, fill)
     ds = rasterio.open(path)
     description = f"{method.name} resampling of linear values from {src_res or 0:.3g} m to {dst_res:.3g} m"
     if own is not None:
