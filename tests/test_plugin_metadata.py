@@ -129,7 +129,11 @@ def _package_files() -> set[str]:
     """What setuptools packs: the .py files of sar2opt_geo's packages and the package_data patterns."""
     found = {p.relative_to(ROOT).as_posix() for p in (ROOT / "sar2opt_geo").rglob("*.py")
              if "__pycache__" not in p.parts and (p.parent / "__init__.py").exists()}
-    found |= {p.relative_to(ROOT).as_posix() for p in (ROOT / "sar2opt_geo" / "models" / "weights").glob("*.safetensors")}
+    cfg = configparser.ConfigParser(interpolation=None)
+    cfg.read(ROOT / "setup.cfg")
+    patterns = [p.strip() for p in cfg["options.package_data"]["sar2opt_geo"].replace("\n", ",").split(",") if p.strip()]
+    for pattern in patterns:
+        found |= {p.relative_to(ROOT).as_posix() for p in (ROOT / "sar2opt_geo").glob(pattern)}
     return found
 
 
