@@ -238,7 +238,6 @@ def run_experiment(cfg: ExperimentConfig, progress: ProgressFn | None = None) ->
     t0 = time.perf_counter()
     if not cfg.scenes and cfg.paired_data is None:
         raise DatasetError("the experiment needs at least one dual-pol scene (--scene) or paired data (--paired)")
-    torch.manual_seed(cfg.seed)
     out = Path(cfg.out_dir)
     comp_dir, fig_dir = out / "composites", out / "figures"
     for d in (comp_dir, fig_dir):

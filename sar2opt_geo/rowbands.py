@@ -115,7 +115,7 @@ def aligned_reader(read: Callable[[Window], np.ndarray], height: int, width: int
         r0, c0 = int(window.row_off), int(window.col_off)
         r1, c1 = r0 + int(window.height), c0 + int(window.width)
         if not (0 <= r0 < r1 <= height and 0 <= c0 < c1 <= width):
-            raise ValueError(f"window {window} lies outside the {width} x {height} px source")
+            raise ConfigError(f"window {window} lies outside the {width} x {height} px source")
         k0, k1 = r0 // block_rows, (r1 - 1) // block_rows
         parts = [block(k) for k in range(k0, k1 + 1)]
         a = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)

@@ -34,6 +34,8 @@ from typing import Any
 import numpy as np
 from rasterio.windows import Window
 
+from .errors import ConfigError
+
 __all__ = ["LUMA_WEIGHTS", "SPREAD_BAND", "SampleStack", "luminance", "open_samples", "sample_seeds", "spread_path"]
 
 #: ITU-R BT.601 luma weights of red, green, blue.
@@ -76,7 +78,7 @@ class SampleStack:
 
     def __init__(self, work: str | os.PathLike, height: int, width: int, count: int, samples: int) -> None:
         if samples < 2:
-            raise ValueError(f"a sample stack needs at least 2 samples, got {samples}")
+            raise ConfigError(f"a sample stack needs at least 2 samples, got {samples}")
         self.height, self.width, self.count, self.samples = int(height), int(width), int(count), int(samples)
         work = Path(work)
         self.paths = [work / f"samples-{name}-{os.getpid()}.npy" for name in ("mean", "lmean", "lm2")]
@@ -90,13 +92,13 @@ class SampleStack:
     def begin(self, index: int) -> None:
         """Start sweep ``index`` (0-based, in order)."""
         if index != self.k:
-            raise ValueError(f"sweep {index} begun after {self.k} sweeps")
+            raise ConfigError(f"sweep {index} begun after {self.k} sweeps")
         self.k = index + 1
 
     def write(self, window: Window, unit: np.ndarray) -> None:
         """Add the block ``unit`` ``(count, h, w)`` of the current sweep at ``window`` (pixels of the grid)."""
         if self.k == 0:
-            raise ValueError("SampleStack.write before begin()")
+            raise ConfigError("SampleStack.write before begin()")
         unit = np.asarray(unit, dtype=np.float32)
         r0, c0 = int(window.row_off), int(window.col_off)
         rs, cs = slice(r0, r0 + int(window.height)), slice(c0, c0 + int(window.width))
@@ -120,7 +122,7 @@ class SampleStack:
         from .errors import CancelledError
 
         if self.k != self.samples:
-            raise ValueError(f"{self.k} of {self.samples} sweeps were run")
+            raise ConfigError(f"{self.k} of {self.samples} sweeps were run")
         for r0 in range(0, self.height, _EMIT_ROWS):
             if cancel is not None and cancel():
                 raise CancelledError("cancelled while writing the sample mean; nothing was written")

@@ -31,6 +31,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ..errors import ConfigError
+
 __all__ = ["SpeckleAugment"]
 
 
@@ -57,13 +59,13 @@ class SpeckleAugment:
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.probability <= 1.0:
-            raise ValueError(f"speckle probability {self.probability} must be in [0, 1]")
+            raise ConfigError(f"speckle probability {self.probability} must be in [0, 1]")
         if not 0.0 < self.looks[0] <= self.looks[1]:
-            raise ValueError(f"speckle looks {self.looks} must be (min, max) with 0 < min <= max")
+            raise ConfigError(f"speckle looks {self.looks} must be (min, max) with 0 < min <= max")
         if self.gain_db < 0:
-            raise ValueError(f"gain_db {self.gain_db} must be >= 0")
+            raise ConfigError(f"gain_db {self.gain_db} must be >= 0")
         if self.domain == "db" and self.db_range is None:
-            raise ValueError("the db domain needs db_range=(lo, hi)")
+            raise ConfigError("the db domain needs db_range=(lo, hi)")
 
     @classmethod
     def for_input(cls, inp: Any, **kwargs: Any) -> SpeckleAugment:

@@ -47,6 +47,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import ConfigError
+
 __all__ = ["FastUNet", "UpsampleConv", "fold_batchnorm", "optimise_for_inference"]
 
 logger = logging.getLogger(__name__)
@@ -96,7 +98,7 @@ class UpsampleConv(nn.Module):
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor, scale: int, relu: bool = True) -> None:
         super().__init__()
         if weight.shape[2:] != (3, 3):
-            raise ValueError(f"UpsampleConv needs a 3x3 kernel, got {tuple(weight.shape[2:])}")
+            raise ConfigError(f"UpsampleConv needs a 3x3 kernel, got {tuple(weight.shape[2:])}")
         self.scale, self.relu = int(scale), relu
         self.out_channels = int(weight.shape[0])
         axis = _axis_patterns(self.scale)
@@ -187,7 +189,7 @@ class PhaseConv(nn.Module):
         super().__init__()
         out, cin, kh, kw = weight.shape
         if kh != kw or kh % 2 == 0:
-            raise ValueError(f"PhaseConv needs an odd square kernel, got {kh}x{kw}")
+            raise ConfigError(f"PhaseConv needs an odd square kernel, got {kh}x{kw}")
         s, r = int(scale), kh // 2
         self.scale, self.out_channels = s, int(out)
         n_maps = max(combo.values()) + 1

@@ -123,7 +123,7 @@ class _RowSource:
             a = a[None]
         if a.ndim != 3 or a.shape[1:] != (hi - lo, self.width) or (self.bands is not None and a.shape[0] != self.bands):
             bands = self.bands if self.bands is not None else "bands"
-            raise ValueError(
+            raise ConfigError(
                 f"read({window}) returned an array of shape {a.shape}; expected ({bands}, {hi - lo}, {self.width})"
             )
         self.bands = a.shape[0]
@@ -431,7 +431,7 @@ class _Sweep:
     def _forward(self, batch: np.ndarray) -> np.ndarray:
         y = self.runner(batch)
         if y.ndim != 4 or y.shape[0] != batch.shape[0] or y.shape[2:] != batch.shape[2:]:
-            raise ValueError(
+            raise ConfigError(
                 f"model output shape {tuple(y.shape)} does not match its input {tuple(batch.shape)} in batch and size;"
                 " the engine needs an image-to-image generator that keeps height and width"
             )

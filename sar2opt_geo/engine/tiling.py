@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 from torch import nn
 
-from ..errors import ConfigError
+from ..errors import ConfigError, OptionTypeError
 
 __all__ = [
     "DEFAULT_DOWNSAMPLING",
@@ -107,7 +107,7 @@ def check_config(config: TilingConfig, downsampling: int = DEFAULT_DOWNSAMPLING)
 
     def _int(name: str, value: object) -> int:
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-            raise TypeError(f"tiling {name}={value!r} is not an integer; give a whole number of pixels")
+            raise OptionTypeError(f"tiling {name}={value!r} is not an integer; give a whole number of pixels")
         return int(value)
 
     d = _int("downsampling", downsampling)

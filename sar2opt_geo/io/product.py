@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 from rasterio.windows import Window
 
+from ..errors import ConfigError, OptionTypeError
 from .atomic import atomic_outputs, work_dir
 from .geotiff import OutputDType, ScratchRaster, write_cog
 from .quicklook import quicklook_path, write_quicklook
@@ -71,7 +72,7 @@ class Product:
     def write(self, window: Window, unit: np.ndarray) -> None:
         """Write ``(count, h, w)`` unit values (NaN = nodata) at ``window`` (pixels of ``grid``)."""
         if self._scratch is None:
-            raise TypeError(f"{self.dst}: this product encodes the staged raster {self.scratch_path}; it takes no writes")
+            raise OptionTypeError(f"{self.dst}: this product encodes the staged raster {self.scratch_path}; it takes no writes")
         if self.clip is not None:
             from rasterio.features import geometry_mask
             from rasterio.windows import transform as window_transform
@@ -131,7 +132,7 @@ def open_product(dst: str | os.PathLike, grid: Any, count: int, *, clip: Any = N
     dst = Path(dst)
     png = quicklook_path(dst) if quicklook else None
     if staged is not None and clip is not None:
-        raise ValueError("open_product: a staged raster is encoded as it is; mask it before (clip must be None)")
+        raise ConfigError("open_product: a staged raster is encoded as it is; mask it before (clip must be None)")
     with atomic_outputs(dst, png, overwrite=overwrite) as (tmp, tmp_png), work_dir(dst) as work:
         product = Product(dst, tmp, tmp_png, work, grid, count, clip, Path(staged) if staged is not None else None)
         try:

@@ -33,6 +33,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..errors import ConfigError
 from .generator import NormFactory, norm_layer
 
 __all__ = ["ResNetLiteGenerator"]
@@ -89,7 +90,7 @@ class ResNetLiteGenerator(nn.Module):
     ) -> None:
         super().__init__()
         if norm == "instance":
-            raise ValueError("resnet_lite supports norm 'batch' or 'none': instance norm makes tiled inference inexact")
+            raise ConfigError("resnet_lite supports norm 'batch' or 'none': instance norm makes tiled inference inexact")
         c1, c2, c3, c4 = (max(1, round(c * width)) for c in (16, 32, 64, 128))
         nf = norm_layer(norm)
         self.s1 = _conv(in_channels, c1, nf)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ..errors import ConfigError
 from ..models.card import InputDomain, ModelCard, OutputSpec
 from ..normalize import GRAY_WEIGHTS, SEN1_2_DB_RANGE
 
@@ -46,7 +47,7 @@ def card_for_dataset(
                           frequency_band="C")
         scaling, sensor = REFLECTANCE_SCALING, "Sentinel-2"
     else:
-        raise ValueError(f"no card template for layout {layout!r} in mode {mode!r}")
+        raise ConfigError(f"no card template for layout {layout!r} in mode {mode!r}")
     return ModelCard(name=name, architecture="unet_article", architecture_args={}, input=inp,
                      output=OutputSpec(bands=("red", "green", "blue"), scaling=scaling, sensor=sensor),
                      description=description)

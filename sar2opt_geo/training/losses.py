@@ -18,6 +18,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
+from ..errors import ConfigError
 from . import metrics
 
 __all__ = ["GeneratorLoss", "discriminator_loss", "gan_loss", "generator_loss", "gradient_l1", "ssim_loss"]
@@ -92,7 +93,7 @@ def generator_loss(
     adv = s = g = None
     if lambda_gan:
         if fake_logits is None:
-            raise ValueError("lambda_gan > 0 needs the discriminator's logits of the fake")
+            raise ConfigError("lambda_gan > 0 needs the discriminator's logits of the fake")
         adv = gan_loss(fake_logits, True)
         total = total + lambda_gan * adv
     if lambda_ssim:

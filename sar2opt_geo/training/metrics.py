@@ -23,6 +23,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..errors import ConfigError
+
 __all__ = [
     "LUMA_WEIGHTS",
     "SSIM_SIGMA",
@@ -45,7 +47,7 @@ LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 
 def _check(a: torch.Tensor, b: torch.Tensor) -> None:
     if a.shape != b.shape or a.ndim != 4:
-        raise ValueError(f"metrics need two (N, C, H, W) tensors of one shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+        raise ConfigError(f"metrics need two (N, C, H, W) tensors of one shape, got {tuple(a.shape)} and {tuple(b.shape)}")
 
 
 def l1(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -90,7 +92,7 @@ def ssim(
     x, y = pred.float(), target.float()
     c = x.shape[1]
     if min(x.shape[2:]) < window:
-        raise ValueError(f"SSIM needs images of at least {window}x{window} px, got {tuple(x.shape[2:])}")
+        raise ConfigError(f"SSIM needs images of at least {window}x{window} px, got {tuple(x.shape[2:])}")
     # the 2-D Gaussian is separable: one (window x 1) pass, then one (1 x window) pass
     g = gaussian_window_1d(window, sigma).to(x.device)
     gv, gh = g.view(1, 1, window, 1).expand(c, 1, window, 1), g.view(1, 1, 1, window).expand(c, 1, 1, window)
@@ -115,7 +117,7 @@ def ssim(
 def luminance(img: torch.Tensor) -> torch.Tensor:
     """``(N, 1, H, W)`` BT.601 luminance of ``(N, 3, H, W)`` RGB (a one-band image is returned as is)."""
     if img.ndim != 4 or img.shape[1] not in (1, 3):
-        raise ValueError(f"luminance needs (N, 1, H, W) or (N, 3, H, W), got {tuple(img.shape)}")
+        raise ConfigError(f"luminance needs (N, 1, H, W) or (N, 3, H, W), got {tuple(img.shape)}")
     x = img.float()
     if x.shape[1] == 1:
         return x
@@ -140,9 +142,9 @@ def grad_r(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     Either side may have 1 band (used as its luminance) or 3 (RGB), e.g. the SAR input itself.
     """
     if pred.ndim != 4 or target.ndim != 4 or pred.shape[0] != target.shape[0] or pred.shape[2:] != target.shape[2:]:
-        raise ValueError(f"grad_r needs two (N, C, H, W) tensors of one N, H, W, got {tuple(pred.shape)} and {tuple(target.shape)}")
+        raise ConfigError(f"grad_r needs two (N, C, H, W) tensors of one N, H, W, got {tuple(pred.shape)} and {tuple(target.shape)}")
     if min(pred.shape[2:]) < 3:
-        raise ValueError(f"grad_r needs images of at least 3x3 px, got {tuple(pred.shape[2:])}")
+        raise ConfigError(f"grad_r needs images of at least 3x3 px, got {tuple(pred.shape[2:])}")
     a = sobel_magnitude(luminance(pred)).flatten(1).double()
     b = sobel_magnitude(luminance(target)).flatten(1).double()
     a, b = a - a.mean(1, keepdim=True), b - b.mean(1, keepdim=True)
