@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -40,19 +39,12 @@ import time
 from pathlib import Path
 
 import torch
+from _machine import cpu_model
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_JSON = ROOT / "benchmarks" / "results" / "dask.json"
 
 
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _load() -> float:
@@ -155,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     work = Path(tempfile.mkdtemp(prefix="bench_dask-"))
-    machine = {"cpu": _cpu(), "cores": os.cpu_count(), "python": sys.version.split()[0], "torch": torch.__version__,
+    machine = {"cpu": cpu_model(), "cores": os.cpu_count(), "python": sys.version.split()[0], "torch": torch.__version__,
                "load_before": _load()}
     try:
         scene = write_sample_scene(work / f"synthetic_s1_vh_db_{args.size}.tif", args.size)

@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from _machine import cpu_model
 
 import sar2opt_geo
 from sar2opt_geo.models.checkpoint import card_hash, default_model_path, load_model
@@ -37,14 +37,6 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_JSON = ROOT / "benchmarks" / "results" / "default_model.json"
 
 
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def bench(model_path: Path, scene: Path, work: Path, repeats: int) -> dict:
@@ -84,7 +76,7 @@ def main() -> None:
             sar2opt_geo.translate(warm, work / "warm.tif", str(path), device="cpu")  # warm-up: imports, caches
             rows.append(bench(Path(path), scene, work, args.repeats))
     result = {"benchmark": "translate end to end, synthetic Sentinel-1 VH dB scene", "size_px": args.size,
-              "threads": args.threads, "repeats": args.repeats, "quick": args.quick, "cpu": _cpu(),
+              "threads": args.threads, "repeats": args.repeats, "quick": args.quick, "cpu": cpu_model(),
               "torch": torch.__version__, "sar2opt_geo": sar2opt_geo.__version__, "results": rows}
     print(f"translate, {args.size} x {args.size} px synthetic VH scene, {args.threads} threads, best of {args.repeats}:")
     print(f"  {'model':40s} {'arch':14s} {'params':>9s} {'Mpx/s':>7s}")

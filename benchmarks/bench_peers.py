@@ -59,6 +59,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _machine import cpu_model
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("SAR2OPT_DATA", ROOT.parent / "shared" / "data"))
@@ -326,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="2")
     results: dict = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_average_start": os.getloadavg(),
-                    "cpu": _cpu_model(), "threads": 2},
+                    "cpu": cpu_model(), "threads": 2},
         "scene": {}, "runs": [], "memory": [],
     }
     a.work.mkdir(parents=True, exist_ok=True)
@@ -386,17 +387,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            lines = f.read().splitlines()
-        name = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), "?")
-        flags = next((ln.split(":", 1)[1].split() for ln in lines if ln.startswith("flags")), [])
-        isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
-        vnni = " VNNI" if "avx512_vnni" in flags or "avx_vnni" in flags else ""
-        return f"{name}, {isa}{vnni}"
-    except OSError:
-        return platform.processor()
 
 
 if __name__ == "__main__":
