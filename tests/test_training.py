@@ -90,6 +90,49 @@ def test_resume_continues_exactly_with_the_shipped_recipe_options(tiny_data, tmp
     assert row["g_ssim"] > 0 and row["g_grad"] > 0 and row["cpu_seconds_total"] > row["cpu_seconds"] > 0
 
 
+def test_lr_decay_is_pix2pix_linear_policy():
+    from sar2opt_geo.training.trainer import lr_at_epoch
+
+    cfg = TrainConfig(epochs=10, lr=1e-3, lr_decay_epochs=4)
+    lrs = [lr_at_epoch(cfg, e) for e in range(1, 11)]
+    assert lrs[:6] == [1e-3] * 6  # constant for epochs - N epochs
+    assert lrs[6:] == pytest.approx([8e-4, 6e-4, 4e-4, 2e-4])  # then linear towards 0 over the last 4
+    assert lr_at_epoch(TrainConfig(epochs=10, lr=1e-3), 10) == 1e-3  # off by default
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def test_ema_and_lr_decay_resume_exactly_and_the_average_is_what_is_saved(tiny_data, tmp_path):
+    opts = {**LITE, "lambda_gan": 0.0, "ema": 0.9, "lr_decay_epochs": 2}
+    straight = _run(tiny_data, tmp_path / "a", 3, **opts)
+
+    def stop_in_epoch_3(fraction, text):
+        if text.startswith("epoch 3/"):
+            raise _Interrupted  # as if killed: epoch 2's state is the last one saved
+
+    train_ds, val_ds = tiny_data
+    train_ds.speckle = None
+    with pytest.raises(_Interrupted):
+        train(train_ds, val_ds, tmp_path / "b", card_for_dataset("la", "sar", ("VH",), name="tiny"),
+              TrainConfig(epochs=3, **opts), command="pytest", progress=stop_in_epoch_3)
+    resumed = _run(tiny_data, tmp_path / "b", 3, resume=True, **opts)
+    ga, ca = load_model(straight.last)
+    gb, _ = load_model(resumed.last)
+    for (k, va), vb in zip(ga.state_dict().items(), gb.state_dict().values()):
+        assert torch.equal(va, vb), k
+    assert [h["lr"] for h in resumed.history] == pytest.approx([2e-4, 2e-4 * 2 / 3, 2e-4 / 3])
+    state = torch.load(tmp_path / "a" / "checkpoints" / "state_last.pt", weights_only=True)
+    raw = state["generator"]
+    averaged = {k[len("module."):]: v for k, v in state["ema"].items() if k.startswith("module.")}
+    saved = ga.state_dict()
+    assert all(torch.equal(saved[k], averaged[k]) for k in saved)  # the checkpoint is the average ...
+    assert any(not torch.equal(saved[k], raw[k]) for k in saved if saved[k].is_floating_point())  # ... not G itself
+    assert int(state["ema"]["n_averaged"]) == sum(h["steps"] for h in straight.history)
+    assert ca.training["recipe"]["ema"] == 0.9 and ca.training["recipe"]["lr_decay_epochs"] == 2
+
+
 def test_no_gan_trains_no_discriminator_and_cpu_budget_stops(tiny_data, tmp_path):
     res = _run(tiny_data, tmp_path, 50, **{**TINY, "lambda_gan": 0.0, "lambda_ssim": 10.0, "max_cpu_minutes": 1e-4})
     assert len(res.history) == 1 and res.history[0]["steps"] == 1  # stopped after the first step past the budget

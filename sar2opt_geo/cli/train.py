@@ -152,6 +152,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     g.add_argument("--epochs", type=int, default=100, help="epochs (default: 100)")
     g.add_argument("--batch-size", type=int, default=128, help="global batch size in crops (default: 128)")
     g.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate for G and D (default: 2e-4)")
+    g.add_argument("--lr-decay-epochs", type=int, default=0, metavar="N",
+                   help="pix2pix's linear policy: the learning rate falls linearly towards 0 over the last N of "
+                        "--epochs epochs (default: 0, constant)")
+    g.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
+                   help="keep an exponential moving average of the generator's weights (decay per step, e.g. 0.995); "
+                        "validation, samples and checkpoints use the average (default: 0, off)")
     g.add_argument("--beta1", type=float, default=0.5, help="Adam beta1 (default: 0.5; beta2 is 0.999)")
     g.add_argument("--lambda-l1", type=float, default=100.0,
                    help="weight of the L1 term in G's loss, on the model scale [-1, 1] (default: 100)")
@@ -228,6 +234,7 @@ def run(args: argparse.Namespace) -> int:
         crops_per_image=args.crops_per_image, augment=args.augment, speckle_aug=args.speckle_aug, workers=args.workers,
         threads=args.threads, seed=args.seed, checkpoint_every=args.checkpoint_every, best_metric=args.best_metric,
         device=args.device, amp=args.amp, max_minutes=args.max_minutes, max_cpu_minutes=args.max_cpu_minutes,
+        lr_decay_epochs=args.lr_decay_epochs, ema=args.ema,
     )
     train_ds, val_ds, layout, desc = build_datasets(args, cfg.crop_size, cfg.crops_per_image, cfg.augment, cfg.seed)
     out = Path(args.out)

@@ -7,7 +7,10 @@ Options beyond the article (off by default): the generator architecture (``arch`
 cheap ``resnet_lite``), SSIM and gradient-magnitude loss terms (:mod:`.losses`), the GAN
 weight (0 trains no discriminator), random gain + speckle on the SAR input
 (:class:`~sar2opt_geo.data.augment.SpeckleAugment`), and a budget in process CPU time
-(comparable between runs on a shared machine, unlike wall-clock minutes).
+(comparable between runs on a shared machine, unlike wall-clock minutes), pix2pix's linear
+learning-rate decay over the last epochs (``lr_decay_epochs``) and an exponential moving
+average of the generator's weights (``ema``, ``torch.optim.swa_utils.AveragedModel``), which
+is what validation, samples and checkpoints then use.
 
 Output folder::
 
@@ -105,9 +108,22 @@ class TrainConfig:
     amp: Literal["auto", "bf16", "fp16", "none"] = "auto"  # autocast on CUDA ("auto": bf16 if supported, else fp16)
     max_minutes: float | None = None  # wall-clock budget: stop at the first step past it, then validate and save
     max_cpu_minutes: float | None = None  # the same in CPU time of this process (all its threads; per DDP rank)
+    lr_decay_epochs: int = 0  # pix2pix 'linear' policy: lr falls linearly to 0 over the last N of `epochs` epochs
+    ema: float = 0.0  # decay per step of an exponential moving average of G's weights and buffers (0: none)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def lr_at_epoch(config: TrainConfig, epoch: int) -> float:
+    """Learning rate of ``epoch`` (1-based): constant, then over the last ``lr_decay_epochs``
+    epochs falling linearly towards 0 (pix2pix's 'linear' policy; the last epoch trains at
+    ``lr / (lr_decay_epochs + 1)``)."""
+    k = config.lr_decay_epochs
+    if k <= 0:
+        return config.lr
+    into = epoch - (config.epochs - k)  # 1 .. k inside the decay
+    return config.lr * (1.0 if into <= 0 else max(0.0, 1.0 - into / (k + 1)))
 
 
 @dataclass(frozen=True)
@@ -236,6 +252,12 @@ def train(
                                   f"({str(exc).splitlines()[0]}); train with the parent's architecture and width") from None
         log.info("generator initialised from the parent model (fine-tuning)")
     gen = gen.to(device)
+    if not 0.0 <= config.ema < 1.0:
+        raise ConfigError(f"ema must be in [0, 1) (a decay per step, e.g. 0.995), got {config.ema}")
+    if not 0 <= config.lr_decay_epochs <= config.epochs:
+        raise ConfigError(f"lr_decay_epochs must be between 0 and epochs ({config.epochs}), got {config.lr_decay_epochs}")
+    ema = (torch.optim.swa_utils.AveragedModel(gen, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(config.ema),
+                                               use_buffers=True) if config.ema else None)
     disc = PatchDiscriminator(in_ch + out_ch, width=config.disc_width or config.width, norm=config.norm).to(device)
     use_gan = config.lambda_gan > 0
     opt_g = torch.optim.Adam(gen.parameters(), lr=config.lr, betas=(config.beta1, config.beta2))
@@ -258,6 +280,10 @@ def train(
         opt_g.load_state_dict(state["opt_g"])
         opt_d.load_state_dict(state["opt_d"])
         scaler.load_state_dict(state["scaler"])
+        if ema is not None:
+            if state.get("ema") is None:
+                raise CheckpointError(f"{state_path}: the run was trained without --ema; resume without it")
+            ema.load_state_dict(state["ema"])
         history = list(state["history"])
         start_epoch = int(state["epoch"]) + 1
         best_value, best_epoch = state.get("best_value"), state.get("best_epoch")
@@ -326,6 +352,8 @@ def train(
         t0, cpu_epoch0 = time.monotonic(), time.process_time()
         train_data.set_epoch(epoch)
         sampler.set_epoch(epoch)
+        for group in opt_g.param_groups + opt_d.param_groups:
+            group["lr"] = lr_at_epoch(config, epoch)
         gen.train()
         disc.train()
         sums: dict[str, float | None] = dict.fromkeys(_LOSS_KEYS, 0.0)
@@ -358,6 +386,8 @@ def train(
                 scaler.scale(d_loss).backward()
                 scaler.step(opt_d)
             scaler.update()
+            if ema is not None:
+                ema.update_parameters(_unwrap(gen))
             for k, v in zip(_LOSS_KEYS, (gl.total, gl.adv, gl.l1, gl.ssim, gl.grad, d_loss)):
                 sums[k] = None if v is None else sums[k] + float(v.detach())  # type: ignore[operator]
             n += 1
@@ -376,14 +406,14 @@ def train(
                          f"epoch {epoch}/{config.epochs} step {i + 1}/{len(loader)} G {float(gl.total.detach()):.3f}{d_text}")
         row: dict[str, Any] = {"epoch": epoch, "steps": n,
                                **{k: (None if v is None else v / max(n, 1)) for k, v in sums.items()},
-                               "lr": config.lr, "partial": n < len(loader)}
+                               "lr": lr_at_epoch(config, epoch), "partial": n < len(loader)}
         if distributed:
             keys = [k for k in _LOSS_KEYS if row[k] is not None]
             vals = torch.tensor([row[k] for k in keys], device=device)
             torch.distributed.all_reduce(vals)
             row.update({k: float(v) / world for k, v in zip(keys, vals)})
         if is_main:
-            g = _unwrap(gen)
+            g = ema.module if ema is not None else _unwrap(gen)  # what is validated and saved
             if val_data is not None:
                 metrics = evaluate_generator(g, val_data, device, autocast_dtype=amp_dtype)
                 row.update({f"val_{k}": metrics[k] for k in METRICS})
@@ -412,7 +442,8 @@ def train(
             if config.checkpoint_every and epoch % config.checkpoint_every == 0:
                 save_generator(g, make_card(metrics, epoch), ckpt_dir / f"epoch_{epoch:04d}.safetensors")
             _atomic_torch_save({
-                "generator": g.state_dict(), "discriminator": _unwrap(disc).state_dict(),
+                "generator": _unwrap(gen).state_dict(), "ema": ema.state_dict() if ema is not None else None,
+                "discriminator": _unwrap(disc).state_dict(),
                 "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "scaler": scaler.state_dict(),
                 "epoch": epoch, "rng_cpu": torch.get_rng_state(),
                 "rng_cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
