@@ -31,12 +31,12 @@ LITE = {**TINY, "arch": "resnet_lite", "width": 0.25, "disc_width": 0.25, "lambd
         "speckle_aug": True}
 
 
-def _run(tiny_data, out, epochs, resume=False, **config):
+def _run(tiny_data, out, epochs, resume=False, progress=None, **config):
     train_ds, val_ds = tiny_data
     card = card_for_dataset("la", "sar", ("VH",), name="tiny")
     train_ds.speckle = None  # the trainer sets it from the config and the card
     return train(train_ds, val_ds, out, card, TrainConfig(epochs=epochs, **(config or TINY)), resume=resume,
-                 command="pytest")
+                 command="pytest", progress=progress)
 
 
 def test_one_epoch_writes_logs_samples_and_checkpoints(tiny_data, tmp_path):
@@ -112,11 +112,8 @@ def test_ema_and_lr_decay_resume_exactly_and_the_average_is_what_is_saved(tiny_d
         if text.startswith("epoch 3/"):
             raise _Interrupted  # as if killed: epoch 2's state is the last one saved
 
-    train_ds, val_ds = tiny_data
-    train_ds.speckle = None
     with pytest.raises(_Interrupted):
-        train(train_ds, val_ds, tmp_path / "b", card_for_dataset("la", "sar", ("VH",), name="tiny"),
-              TrainConfig(epochs=3, **opts), command="pytest", progress=stop_in_epoch_3)
+        _run(tiny_data, tmp_path / "b", 3, progress=stop_in_epoch_3, **opts)
     resumed = _run(tiny_data, tmp_path / "b", 3, resume=True, **opts)
     ga, ca = load_model(straight.last)
     gb, _ = load_model(resumed.last)

@@ -120,10 +120,8 @@ def lr_at_epoch(config: TrainConfig, epoch: int) -> float:
     epochs falling linearly towards 0 (pix2pix's 'linear' policy; the last epoch trains at
     ``lr / (lr_decay_epochs + 1)``)."""
     k = config.lr_decay_epochs
-    if k <= 0:
-        return config.lr
-    into = epoch - (config.epochs - k)  # 1 .. k inside the decay
-    return config.lr * (1.0 if into <= 0 else max(0.0, 1.0 - into / (k + 1)))
+    into = epoch - (config.epochs - k)  # 1 .. k inside the decay (never, with k = 0)
+    return config.lr if into <= 0 else config.lr * (1.0 - into / (k + 1))
 
 
 @dataclass(frozen=True)
@@ -236,6 +234,10 @@ def train(
     if config.arch not in _ARCH_ARGS or config.arch not in GENERATORS:
         raise ConfigError(f"unknown or untrainable generator architecture {config.arch!r}; "
                           f"choose one of {', '.join(a for a in _ARCH_ARGS if a in GENERATORS)}")
+    if not 0.0 <= config.ema < 1.0:
+        raise ConfigError(f"ema must be in [0, 1) (a decay per step, e.g. 0.995), got {config.ema}")
+    if not 0 <= config.lr_decay_epochs <= config.epochs:
+        raise ConfigError(f"lr_decay_epochs must be between 0 and epochs ({config.epochs}), got {config.lr_decay_epochs}")
     arch_args = {"in_channels": in_ch, "out_channels": out_ch,
                  **{k: getattr(config, k) for k in _ARCH_ARGS[config.arch]}}
     if config.speckle_aug and getattr(train_data, "speckle", None) is None:
@@ -252,10 +254,6 @@ def train(
                                   f"({str(exc).splitlines()[0]}); train with the parent's architecture and width") from None
         log.info("generator initialised from the parent model (fine-tuning)")
     gen = gen.to(device)
-    if not 0.0 <= config.ema < 1.0:
-        raise ConfigError(f"ema must be in [0, 1) (a decay per step, e.g. 0.995), got {config.ema}")
-    if not 0 <= config.lr_decay_epochs <= config.epochs:
-        raise ConfigError(f"lr_decay_epochs must be between 0 and epochs ({config.epochs}), got {config.lr_decay_epochs}")
     ema = (torch.optim.swa_utils.AveragedModel(gen, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(config.ema),
                                                use_buffers=True) if config.ema else None)
     disc = PatchDiscriminator(in_ch + out_ch, width=config.disc_width or config.width, norm=config.norm).to(device)
@@ -352,8 +350,9 @@ def train(
         t0, cpu_epoch0 = time.monotonic(), time.process_time()
         train_data.set_epoch(epoch)
         sampler.set_epoch(epoch)
+        lr = lr_at_epoch(config, epoch)
         for group in opt_g.param_groups + opt_d.param_groups:
-            group["lr"] = lr_at_epoch(config, epoch)
+            group["lr"] = lr
         gen.train()
         disc.train()
         sums: dict[str, float | None] = dict.fromkeys(_LOSS_KEYS, 0.0)
@@ -406,7 +405,7 @@ def train(
                          f"epoch {epoch}/{config.epochs} step {i + 1}/{len(loader)} G {float(gl.total.detach()):.3f}{d_text}")
         row: dict[str, Any] = {"epoch": epoch, "steps": n,
                                **{k: (None if v is None else v / max(n, 1)) for k, v in sums.items()},
-                               "lr": lr_at_epoch(config, epoch), "partial": n < len(loader)}
+                               "lr": lr, "partial": n < len(loader)}
         if distributed:
             keys = [k for k in _LOSS_KEYS if row[k] is not None]
             vals = torch.tensor([row[k] for k in keys], device=device)
