@@ -89,8 +89,9 @@ class TranslateOptions:
         None, "tiles per forward pass (default: 1 on CPU, as many as fit on a GPU)",
         flag="--batch", group="tiling", metavar="N")
     max_memory_mb: float = _opt(
-        DEFAULT_MAX_MEMORY_MB, f"memory budget in MB of peak RSS; tile size and batch are chosen to stay under it "
-        f"(default {DEFAULT_MAX_MEMORY_MB})", flag="--max-memory-mb", group="tiling", qgis="MAX_MEMORY_MB",
+        DEFAULT_MAX_MEMORY_MB, f"memory the engine may allocate, MB (tiles, activations, row buffers; what the calling process "
+        f"already holds is not counted); tile size and batch are chosen to stay under it and under the memory the "
+        f"machine has available, and an explicit --tile/--batch over it is refused (default {DEFAULT_MAX_MEMORY_MB})", flag="--max-memory-mb", group="tiling", qgis="MAX_MEMORY_MB",
         metavar="MB")
     backend: str = _opt(
         "torch", "inference backend: torch (default), onnxruntime or openvino (CPU; exported in memory)",

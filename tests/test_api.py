@@ -264,6 +264,15 @@ def test_gray_model_on_optical_scene(make_geotiff, tmp_path):
 # -- robustness -----------------------------------------------------------------------------
 
 
+def test_translate_inside_a_process_that_holds_more_than_the_budget(make_geotiff, vv_model, tmp_path):
+    """Issue 19: ``x = numpy.ones(1.6 GB); translate(...)`` raised 'does not fit ... process already at ...'."""
+    held = np.ones((400, 1024, 1024), np.uint8)  # 400 MB touched: more than the whole 300 MB budget below
+    db = np.random.default_rng(0).uniform(-20, -5, size=(256, 256)).astype(np.float32)
+    r = translate(make_geotiff(db, name="vv_db.tif", descriptions=("VV",)), tmp_path / "o.tif", vv_model,
+                  max_memory_mb=300, device="cpu")
+    assert (r.width, r.height) == (256, 256) and int(held[-1, -1, -1]) == 1
+
+
 def test_scene_smaller_than_a_tile(make_geotiff, vv_model, tmp_path):
     db = np.random.default_rng(0).uniform(-20, -5, size=(30, 45)).astype(np.float32)
     r = translate(make_geotiff(db, name="small_VV_db.tif", descriptions=("VV",)), tmp_path / "s.tif", vv_model,

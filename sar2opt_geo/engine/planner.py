@@ -1,12 +1,13 @@
 """Choosing the tiling from a memory budget: :func:`choose_tiling`.
 
-Peak memory of :func:`~sar2opt_geo.engine.run_tiled` is, in bytes,
+The memory budget (``max_memory_mb``) is what the engine itself allocates, whatever the
+calling process already holds (a notebook with a large array, a long test run, a service):
 
-    baseline + batch * tile_h * tile_w * (activation + engine per tile pixel)
-             + width * rows_held * per_column
+    batch * tile_h * tile_w * (activation + engine per tile pixel)
+          + width * rows_held * per_column
 
-* ``baseline``: what the process holds already (its current RSS: interpreter, torch, the
-  model's weights, the open rasters), read from ``/proc/self/status``;
+(the process's current RSS, ``baseline``, is reported beside it, never subtracted from it).
+
 * ``activation``: the model's peak activation memory per tile pixel, **measured once per
   architecture** (:func:`activation_bytes_per_pixel`: one probe forward pass, peak RSS
   reset through ``/proc/self/clear_refs``; on CUDA ``torch.cuda.max_memory_allocated``):
@@ -30,11 +31,17 @@ compute 2.25x); among the tiles within 10 % (:data:`TOLERANCE`) of the fewest co
 the smallest wins (less memory, better cache locality). On CPU the batch is 1 (batching does not add
 throughput there, it only multiplies memory); on CUDA the batch fills the GPU's free memory.
 
+A plan whose engine memory exceeds what the machine can give now (``MemAvailable`` of
+``/proc/meminfo``, or the cgroup's ``memory.max`` minus ``memory.current`` if smaller) is
+refused before any work, with both numbers: a huge ``max_memory_mb`` does not turn into a
+``MemoryError`` half-way. Explicit ``tile_size`` / ``batch_size`` that exceed the budget are
+refused too (not warned), naming the budget they need.
+
 If even the smallest exact tile does not fit (``unet_256`` needs 1280 px tiles for its
 512 px margin), the margin is reduced until a tile fits and a warning says the result will
 not be exactly the whole-image one (the blend hides the seams).
 
-Explicit ``tile_size``, ``overlap``, ``batch_size`` win over the plan; a ``tile_size`` that
+Explicit ``tile_size``, ``overlap``, ``batch_size`` win over the plan when they fit; a ``tile_size`` that
 cannot hold the margin is a :class:`~sar2opt_geo.errors.ConfigError` that names a size
 that can.
 """
@@ -64,6 +71,7 @@ __all__ = [
     "ROW_BYTES_PER_BAND",
     "TilingPlan",
     "activation_bytes_per_pixel",
+    "available_memory_mb",
     "choose_tiling",
     "exact_margin",
     "plan_tiling",
@@ -97,8 +105,8 @@ class TilingPlan:
     config: TilingConfig
     grid: tuple[int, int]
     compute_factor: float  # tile pixels computed / scene pixels
-    estimated_peak_mb: float
-    baseline_mb: float
+    estimated_peak_mb: float  # what the engine allocates (the budget's measure), not counting the caller's RSS
+    baseline_mb: float  # the process's RSS when planning (information only)
     activation_bytes_per_pixel: float
     exact: bool  # margin >= the model's receptive margin
     reason: str
@@ -106,7 +114,7 @@ class TilingPlan:
     def describe(self) -> str:
         c = self.config
         return (f"tiles {c.tile_size}/{c.overlap} margin {c.margin} batch {c.batch_size}: {self.grid[0]}x{self.grid[1]} tiles, "
-                f"computes {self.compute_factor:.2f}x the scene, estimated peak {self.estimated_peak_mb:.0f} MB ({self.reason})")
+                f"computes {self.compute_factor:.2f}x the scene, engine memory about {self.estimated_peak_mb:.0f} MB ({self.reason})")
 
 
 def exact_margin(model: nn.Module) -> int:
@@ -127,6 +135,53 @@ def _status_mb(field: str) -> float | None:
     except OSError:
         return None
     return None
+
+
+def _cgroup_free_mb() -> float | None:
+    """``memory.max - memory.current`` of this process's cgroup (v2, or v1's limit/usage), MB; None if unlimited."""
+    try:
+        with open("/proc/self/cgroup") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if controllers == "":  # cgroup v2
+            mount, names = "/sys/fs/cgroup", ("memory.max", "memory.current")
+        elif "memory" in controllers.split(","):
+            mount, names = "/sys/fs/cgroup/memory", ("memory.limit_in_bytes", "memory.usage_in_bytes")
+        else:
+            continue
+        for root in (mount + path.rstrip("/"), mount):  # the process's own group, else the mount's (in a container)
+            try:
+                with open(f"{root}/{names[0]}") as f:
+                    limit = f.read().strip()
+                with open(f"{root}/{names[1]}") as f:
+                    used = int(f.read().strip())
+            except (OSError, ValueError):
+                continue
+            if limit == "max" or not limit.isdigit() or int(limit) >= 2**60:
+                return None
+            return max(0.0, (int(limit) - used) / 2**20)
+    return None
+
+
+def available_memory_mb() -> float | None:
+    """Memory the machine can give this process now, MB: ``MemAvailable`` (Linux ``/proc/meminfo``),
+    or the cgroup's free memory where that is smaller; None where neither is known."""
+    avail = None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    avail = int(line.split()[1]) / 1024
+                    break
+    except OSError:
+        pass
+    cg = _cgroup_free_mb()
+    if cg is not None:
+        avail = cg if avail is None else min(avail, cg)
+    return avail
 
 
 def _probe_key(model: nn.Module, device: torch.device, extra: tuple) -> tuple:
@@ -219,26 +274,38 @@ class _LiveBytes(TorchDispatchMode):
         return out
 
 
-def _cpu_probe(model: nn.Module, x: torch.Tensor) -> float:
-    """max(peak RSS growth, peak live tensor bytes) of one forward pass, per pixel of ``x``."""
-    px = x.shape[2] * x.shape[3]
-    small = max(64, 2 * model_downsampling(model))
-    model(x[:, :, :small, :small])  # warm-up (lazy initialisation, weight reorders) on a small tile
-    rss = 0.0
+def live_tensor_peak_bytes(model: nn.Module, x: torch.Tensor) -> int:
+    """Peak bytes of CPU tensor storages alive during one forward pass of ``x`` (deterministic:
+    it counts tensors, not pages, so it does not depend on the allocator or the CPU's ISA)."""
+    counter = _LiveBytes()
+    with counter:
+        model(x)
+    return counter.peak
+
+
+def _rss_growth_probe(model: nn.Module, x: torch.Tensor) -> float:
+    """Peak RSS growth of one forward pass of ``x``, bytes (0 where ``/proc`` cannot tell)."""
     try:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")  # reset VmHWM to the current RSS (Linux >= 4.0)
         before = _status_mb("VmRSS")
         model(x)
         peak = _status_mb("VmHWM")
-        if before is not None and peak is not None:
-            rss = (peak - before) * 2**20 / px
     except OSError:
-        pass
-    counter = _LiveBytes()  # after the RSS probe: it would reuse the pages the first pass freed
-    with counter:
-        model(x)
-    return max(rss, counter.peak / px, 4.0 * (x.shape[1] + 3))
+        return 0.0
+    if before is None or peak is None:
+        return 0.0
+    return max(0.0, (peak - before) * 2**20)
+
+
+def _cpu_probe(model: nn.Module, x: torch.Tensor) -> float:
+    """max(peak RSS growth, peak live tensor bytes) of one forward pass, per pixel of ``x``."""
+    px = x.shape[2] * x.shape[3]
+    small = max(64, 2 * model_downsampling(model))
+    model(x[:, :, :small, :small])  # warm-up (lazy initialisation, weight reorders) on a small tile
+    rss = _rss_growth_probe(model, x) / px
+    live = live_tensor_peak_bytes(model, x) / px  # after the RSS probe: it would reuse the pages the first pass freed
+    return max(rss, live, 4.0 * (x.shape[1] + 3))
 
 
 def _axis_cost(length: int, config: TilingConfig, d: int) -> tuple[int, int]:
@@ -260,17 +327,21 @@ def plan_tiling(
     out_channels: int = 3,
     activation: float | None = None,
     baseline_mb: float | None = None,
+    available_mb: float | None = None,
     autocast: bool = False,
 ) -> TilingPlan:
     """Choose tile size, overlap, margin and batch for a ``height x width`` scene under ``max_memory_mb``.
 
     See the module docstring for the memory model and the rules. ``model`` is the module
     that will run (pass the inference rewrite, :func:`~sar2opt_geo.engine.backends.prepare_module`,
-    to plan for it). ``activation`` (bytes per tile pixel) and ``baseline_mb`` override the
-    measured values; ``max_memory_mb=None`` means no budget (then tiles up to 1024 px).
+    to plan for it). ``activation`` (bytes per tile pixel), ``baseline_mb`` (the caller's
+    RSS, reported only) and ``available_mb`` (memory the machine can give, default
+    :func:`available_memory_mb`) override the measured values; ``max_memory_mb=None`` means
+    no budget (then tiles up to 1024 px), still within the available memory.
 
     Raises:
-        ConfigError: an explicit size that cannot work, or a scene too wide for the budget.
+        ConfigError: an explicit size that cannot work or exceeds the budget, a scene too wide
+            for the budget, or a plan that needs more memory than the machine has available.
     """
     dev = torch.device(device)
     d = math.lcm(model_downsampling(model), 16)  # TilingConfig sizes are multiples of 16 as well
@@ -281,7 +352,8 @@ def plan_tiling(
         raise ConfigError(f"max_memory_mb={max_memory_mb} must be a positive number of MB (e.g. 1500)")
     cin = in_channels or _in_channels(model)
     act = activation if activation is not None else activation_bytes_per_pixel(model, dev, autocast=autocast)
-    base = baseline_mb if baseline_mb is not None else (_status_mb("VmRSS") or 400.0)
+    base = baseline_mb if baseline_mb is not None else (_status_mb("VmRSS") or 0.0)
+    avail = available_mb if available_mb is not None else available_memory_mb()
     needed = getattr(model, "receptive_margin", None)
     m_exact = exact_margin(model)
 
@@ -306,7 +378,10 @@ def plan_tiling(
     if dev.type == "cuda":
         free, _total = torch.cuda.mem_get_info(dev)
         device_budget = 0.8 * free / 2**20  # MB of GPU memory for activations
-    host_budget = (max_memory_mb - base - SAFETY_MB) if max_memory_mb is not None else None
+    limit_mb, limited_by = max_memory_mb, f"max_memory_mb={max_memory_mb:.0f}" if max_memory_mb is not None else ""
+    if avail is not None and (limit_mb is None or avail < limit_mb):
+        limit_mb, limited_by = avail, f"the {avail:.0f} MB this machine has available now"
+    host_budget = (limit_mb - SAFETY_MB) if limit_mb is not None else None
     per_tile_px = (act if device_budget is None else 0.0) + ENGINE_BYTES_PER_TILE_PIXEL * (cin + out_channels)
     per_row_px = ROW_BYTES_PER_BAND * (cin + out_channels + 1)
 
@@ -371,23 +446,31 @@ def plan_tiling(
                                 margin=margin, batch_size=1) if tile_size is None else TilingConfig(
                                     tile_size=tile_size, overlap=ov, margin=margin, batch_size=batch_size or 1)
         host, _, _, _ = estimate(smallest)
+        way_out = (f"raise max_memory_mb to at least {math.ceil(host + SAFETY_MB)}" if limit_mb == max_memory_mb
+                   else "free memory")
         raise ConfigError(
-            f"a {height} x {width} px scene does not fit max_memory_mb={max_memory_mb:.0f} (process already at {base:.0f} MB;"
-            f" the engine needs about {host + SAFETY_MB:.0f} MB more at tile {smallest.tile_size} px, mostly full-width row"
-            f" buffers): raise max_memory_mb to at least {base + host + SAFETY_MB:.0f}, or cut the scene into narrower crops"
+            f"a {height} x {width} px scene does not fit {limited_by} (the engine needs about"
+            f" {host + SAFETY_MB:.0f} MB at tile {smallest.tile_size} px, mostly full-width row buffers): {way_out},"
+            " or cut the scene into narrower crops"
         )
     cfg, _, host, _dev_mb, grid, computed = best
     if host_budget is not None and tile_size is not None and host > host_budget:
-        logger.warning("tiling %d/%d batch %d needs about %.0f MB, over max_memory_mb=%.0f", cfg.tile_size, cfg.overlap,
-                       cfg.batch_size, base + host, max_memory_mb)
+        what = f"tile_size={cfg.tile_size}" + (f" with batch_size={cfg.batch_size}" if cfg.batch_size > 1 else "")
+        way_out = (f"raise max_memory_mb to at least {math.ceil(host + SAFETY_MB)}, " if limit_mb == max_memory_mb
+                   else "")
+        raise ConfigError(
+            f"{what} needs about {math.ceil(host + SAFETY_MB)} MB for a {height} x {width} px scene, over"
+            f" {limited_by}: use a smaller tile_size/batch_size, {way_out}or leave the tiling out to let the"
+            " budget choose"
+        )
     if not exact:
         logger.warning(
-            "the model's exact margin of %d px needs tiles that do not fit max_memory_mb=%.0f; using margin %d px: tiles will"
+            "the model's exact margin of %d px needs tiles that do not fit %s; using margin %d px: tiles will"
             " differ slightly near their edges (the blend hides seams); raise max_memory_mb for exact output",
-            m_exact, max_memory_mb or 0, margin,
+            m_exact, limited_by, margin,
         )
     return TilingPlan(
-        config=cfg, grid=grid, compute_factor=computed / (height * width), estimated_peak_mb=base + host,
+        config=cfg, grid=grid, compute_factor=computed / (height * width), estimated_peak_mb=host,
         baseline_mb=base, activation_bytes_per_pixel=act, exact=exact, reason=reason,
     )
 
