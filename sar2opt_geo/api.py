@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from . import __version__
-from .errors import NoValidDataError, OutputExistsError
+from .errors import NoValidDataError
 from .options import TranslateOptions
 
 __all__ = ["Result", "TranslateOptions", "resolve_device", "translate"]
@@ -70,13 +70,6 @@ def resolve_device(device: str) -> str:
     return str(_resolve(device))
 
 
-def _same_file(a: Any, b: Path) -> bool:
-    try:
-        return Path(a).resolve() == b.resolve()
-    except (OSError, TypeError, ValueError):
-        return False
-
-
 def _sub(progress: ProgressFn | None, lo: float, hi: float) -> ProgressFn | None:
     if progress is None:
         return None
@@ -112,7 +105,7 @@ def translate(
         sar2opt_geo.errors.Sar2OptError subclasses with one-line messages; nothing is left at
         ``dst`` (or the quicklook path) when anything fails or is cancelled.
     """
-    from .io import check_writable, open_product, quicklook_path
+    from .io import check_outputs, open_product, quicklook_path
     from .models.loading import load
     from .plan import plan_translation
     from .sampling import open_samples, spread_path
@@ -124,12 +117,9 @@ def translate(
     t0 = time.perf_counter()
     dst = Path(dst)
     device = resolve_device(opts.device)
-    if _same_file(src, dst):
-        raise OutputExistsError(f"{dst}: is the input itself; choose another output path")
     spread_dst = spread_path(dst) if opts.samples > 1 else None
-    for path in (dst, quicklook_path(dst) if opts.quicklook else None, spread_dst):  # fail before any work
-        if path is not None:
-            check_writable(path, opts.overwrite)
+    check_outputs([src], {"output": dst, "quicklook": quicklook_path(dst) if opts.quicklook else None,
+                          "spread layer": spread_dst}, overwrite=opts.overwrite)  # fail before any work
     with open_scene(src, bands=list(opts.bands) if opts.bands else None,
                     calibration_factor_db=opts.calibration_factor_db,
                     thermal_noise_removal=opts.thermal_noise_removal) as scene:

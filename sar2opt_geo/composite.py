@@ -52,6 +52,8 @@ import rasterio
 from rasterio.windows import Window
 
 from .errors import BandError, ConfigError, GeoreferencingError, NoValidDataError
+from .io.outputs import check_outputs
+from .io.quicklook import quicklook_path
 from .preprocess.histogram import StreamingHistogram
 from .radiometry import to_db
 
@@ -259,6 +261,7 @@ def plain_composite(
         scene_options: keyword arguments of ``open_scene`` (e.g. ``calibration_factor_db``).
     """
     t0 = time.perf_counter()
+    check_outputs([src], {"output": dst, "quicklook": quicklook_path(dst) if quicklook else None}, overwrite=overwrite)
     scene, opened = _open(src, **(scene_options or {}))
     try:
         grid = _map_grid(scene)
@@ -338,6 +341,7 @@ def generator_composite(
 
     t0 = time.perf_counter()
     dst = Path(dst)
+    check_outputs([src], {"output": dst, "quicklook": quicklook_path(dst) if quicklook else None}, overwrite=overwrite)
     scene, opened = _open(src)
     try:
         grid = _map_grid(scene)
@@ -346,6 +350,10 @@ def generator_composite(
     finally:
         if opened:
             scene.close()
+    if keep_translations:
+        check_outputs([src], {"output": dst, "quicklook": quicklook_path(dst) if quicklook else None,
+                              **{f"{b} translation": dst.with_name(f"{dst.stem}_{b.lower()}_rgb.tif")
+                                 for b in (co_b, cross_b)}}, overwrite=overwrite)
     src_arg = src if opened else path
     opts = {"match_input_grid": True, "dtype": "float32", "quicklook": False, **translate_options}
     warnings: list[str] = []

@@ -456,10 +456,11 @@ def translate_split(src: str | os.PathLike, dst: str | os.PathLike, model: Any =
 
     ``sar2opt batch --split`` runs the bands on Dask workers instead.
     """
-    from .io import check_writable
+    from .io import check_outputs, quicklook_path
 
     opts = options or TranslateOptions()
-    check_writable(dst, opts.overwrite)
+    check_outputs([src], {"output": dst, "quicklook": quicklook_path(dst) if opts.quicklook else None},
+                  overwrite=opts.overwrite)
     sp = plan_scene(src, model, opts, bands, cancel=cancel)
     for k in range(len(sp.rows)):
         run_band(sp, k, dst, cancel=cancel,

@@ -397,7 +397,7 @@ def test_existing_output_is_kept_without_overwrite(make_geotiff, vv_model, tmp_p
 def test_output_may_not_be_the_input(make_geotiff, vv_model):
     src = make_geotiff(np.full((32, 32), -10.0, np.float32), name="s_VV_db.tif", descriptions=("VV",))
     before = src.read_bytes()
-    with pytest.raises(OutputExistsError, match="input itself"):
+    with pytest.raises(OutputExistsError, match="would overwrite the input"):
         translate(src, src, vv_model, **FAST)
     assert src.read_bytes() == before
 
@@ -435,7 +435,8 @@ def test_options_are_validated_and_overrides_checked():
 def test_full_size_safe_placeholder_is_no_valid_data(s1_safe, vv_model, tmp_path):
     """The real SAFE's measurement is all zeros: the streaming statistics say so, nothing is written."""
     with pytest.raises(NoValidDataError, match="only nodata"):
-        translate(s1_safe, tmp_path / "safe.tif", vv_model, **FAST)
+        translate(s1_safe, tmp_path / "safe.tif", vv_model, device="cpu")  # planned: FAST's 2 x 512 px tiles
+        # with full-width rows of this 28885 px wide scene need more than the budget (refused, issue 19)
     _nothing_written(tmp_path, "safe.tif")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .atomic import atomic_outputs, check_writable, temp_path_for, work_dir
 from .geotiff import ScratchRaster, encode_block, write_cog
+from .outputs import check_outputs, input_paths
 from .product import Product, open_product
 from .quicklook import quicklook_path, write_quicklook
 
@@ -11,8 +12,10 @@ __all__ = [
     "Product",
     "ScratchRaster",
     "atomic_outputs",
+    "check_outputs",
     "check_writable",
     "encode_block",
+    "input_paths",
     "open_product",
     "quicklook_path",
     "temp_path_for",
