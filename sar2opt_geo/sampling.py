@@ -26,7 +26,10 @@ reads them back in row blocks; the scratch files are removed with the work folde
 from __future__ import annotations
 
 import contextlib
+import errno
+import math
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -34,7 +37,7 @@ from typing import Any
 import numpy as np
 from rasterio.windows import Window
 
-from .errors import ConfigError
+from .errors import ConfigError, InputError
 
 __all__ = ["LUMA_WEIGHTS", "SPREAD_BAND", "SampleStack", "luminance", "open_samples", "sample_seeds", "spread_path"]
 
@@ -51,6 +54,39 @@ def spread_path(dst: str | os.PathLike) -> Path:
     """``<dst stem>_spread.tif`` beside ``dst``."""
     dst = Path(dst)
     return dst.with_name(f"{dst.stem}_spread{dst.suffix or '.tif'}")
+
+
+def _check_scratch_space(folder: Path, nbytes: int) -> None:
+    """Refuse before any work if ``folder`` has less free space than the sample stack's ``nbytes`` (+ 64 MB)."""
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return
+    if free < nbytes + 64 * 2**20:
+        raise InputError(
+            f"{folder}: --samples needs {math.ceil(nbytes / 2**20)} MB of scratch space there, {free // 2**20} MB is free;"
+            " free some space, use fewer pixels (a crop) or samples=1 (nothing was written)")
+
+
+def _preallocated_memmap(path: Path, shape: tuple[int, ...]) -> np.memmap:
+    """A float32 ``.npy`` memory map whose blocks are reserved on disk now (``posix_fallocate``):
+    a disk that fills up later gives ENOSPC here, as one line, instead of a SIGBUS mid-run."""
+    array = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=shape)
+    if hasattr(os, "posix_fallocate"):
+        fd = os.open(path, os.O_RDWR)
+        try:
+            os.posix_fallocate(fd, 0, os.fstat(fd).st_size)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                del array
+                raise InputError(f"{path.parent}: no space left on device while reserving the --samples scratch"
+                                 f" {path.name}; free some space there or choose another output folder"
+                                 " (nothing was written)") from None
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):  # file systems without it: sparse
+                raise
+        finally:
+            os.close(fd)
+    return array
 
 
 def sample_seeds(seed: int, samples: int) -> list[int]:
@@ -83,10 +119,10 @@ class SampleStack:
         work = Path(work)
         self.paths = [work / f"samples-{name}-{os.getpid()}.npy" for name in ("mean", "lmean", "lm2")]
         shape3, shape1 = (self.count, self.height, self.width), (self.height, self.width)
-        open_memmap = np.lib.format.open_memmap
-        self._mean = open_memmap(self.paths[0], mode="w+", dtype=np.float32, shape=shape3)
-        self._lmean = open_memmap(self.paths[1], mode="w+", dtype=np.float32, shape=shape1)
-        self._lm2 = open_memmap(self.paths[2], mode="w+", dtype=np.float32, shape=shape1)
+        _check_scratch_space(work, 4 * (self.count + 2) * self.height * self.width)
+        self._mean = _preallocated_memmap(self.paths[0], shape3)
+        self._lmean = _preallocated_memmap(self.paths[1], shape1)
+        self._lm2 = _preallocated_memmap(self.paths[2], shape1)
         self.k = 0  # sweeps begun
 
     def begin(self, index: int) -> None:

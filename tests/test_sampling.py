@@ -198,3 +198,36 @@ def test_cli_samples_flag_reports_the_spread(s1_db_tif, tmp_path, capsys):
     done = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"done"' in line][-1]
     assert done["outputs"]["SPREAD"] == str((tmp_path / "c_spread.tif").resolve())
     assert (tmp_path / "c_spread.tif").exists()
+
+
+def test_samples_on_a_full_disk_were_killed_by_sigbus_with_scratch_left(s1_db_tif, tmp_path, monkeypatch):
+    """Issue 19: the memory-mapped scratch was sparse, so a full disk killed the run with SIGBUS mid-way.
+
+    The space is reserved (posix_fallocate) before any sweep: ENOSPC there is one line, nothing left."""
+    import errno
+    import os
+
+    from sar2opt_geo.errors import InputError
+
+    def full(fd, offset, length):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    out = tmp_path / "o"
+    with pytest.raises(InputError, match=r"no space left on device while reserving the --samples scratch"):
+        translate(s1_db_tif, out / "o.tif", _model(0.5), samples=2, bounds=_crop_bounds(s1_db_tif), **TILED)
+    assert not out.exists() or list(out.iterdir()) == []
+
+
+def test_samples_refused_before_work_when_the_scratch_cannot_fit(tmp_path, monkeypatch):
+    """Issue 19: free space is checked before the scratch memory maps are made."""
+    import shutil
+    from collections import namedtuple
+
+    from sar2opt_geo.errors import InputError
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10 * 2**20, 9 * 2**20, 2**20))
+    with pytest.raises(InputError, match=r"--samples needs \d+ MB of scratch space there, 1 MB is free"):
+        SampleStack(tmp_path, 2000, 3000, 3, 4)
+    assert list(tmp_path.iterdir()) == []
