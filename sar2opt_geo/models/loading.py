@@ -135,7 +135,8 @@ def load(model: ModelSpec = None, device: str | torch.device = "cpu", *, kind: K
         cache: keep the loaded checkpoint for later calls in this process.
 
     Raises:
-        CheckpointError: not a checkpoint, or a tuple of the wrong form.
+        CheckpointError: not a checkpoint, a tuple of the wrong form, tensors that do not match the
+            card's architecture, or NaN/Inf weights (naming the file, or the in-memory model's card name).
         InputError: the file does not exist.
     """
     if isinstance(model, LoadedModel):
@@ -146,6 +147,8 @@ def load(model: ModelSpec = None, device: str | torch.device = "cpu", *, kind: K
                 f"model tuple must be (module, ModelCard) or (module, ModelCard, hash), got "
                 f"{', '.join(type(m).__name__ for m in model)}")
         module, card = model[0], model[1]
+        if isinstance(module, nn.Module):  # NaN/Inf weights are the model's fault, not the input's: say so now
+            checkpoint.check_finite(f"in-memory model {card.name!r}", dict(module.state_dict()))
         chash = str(model[2]) if len(model) == 3 else _tensor_hash(module, card)
         return LoadedModel(module.to(device).eval(), card, chash, None)
     if model is None:

@@ -13,7 +13,10 @@ module decides which rule applies and computes the scene statistics the rules ne
 Scene percentiles are computed by :func:`scene_percentile` in one streaming pass over
 windows of the scene's *native* grid (calibrated values, before resampling and before any
 speckle filter), with a log-spaced histogram: memory is constant and the scene is never
-loaded whole. Scenes larger than ``max_pixels`` are sampled by reading every k-th block.
+loaded whole. Scenes larger than ``max_pixels`` are sampled by reading every k-th block;
+when that sample holds fewer than ``MIN_SAMPLE_PIXELS`` valid pixels (a sparse mosaic whose
+only data is a small patch between the sampled blocks) the other blocks are read as well, so
+the statistics find the data instead of reporting "holds only nodata".
 The relative error of the histogram percentile is below 0.3 % (bin width 0.58 %).
 """
 
@@ -43,6 +46,7 @@ from .histogram import StreamingHistogram
 __all__ = [
     "HIST_BINS",
     "HIST_LOG10_RANGE",
+    "MIN_SAMPLE_PIXELS",
     "Normaliser",
     "clear_statistics_cache",
     "make_normaliser",
@@ -55,6 +59,8 @@ HIST_LOG10_RANGE = (-12.0, 8.0)  # log10 of the values the histogram resolves (p
 HIST_BINS = 8000  # 0.0025 decades per bin: 0.58 % relative bin width
 DEFAULT_MAX_PIXELS = 1 << 24  # about 16.8 Mpx read at most for statistics
 STATS_BLOCK = 512  # pixels per side of a statistics read
+#: A block sample with fewer valid pixels than this is completed by reading the other blocks (sparse scenes).
+MIN_SAMPLE_PIXELS = 1024
 _CACHE_SIZE = 64
 # Scene percentiles by (caller's scene key, band, q, max_pixels): crops of one scene (AOI batches)
 # share the full scene's statistics without reading it again in the same process.
@@ -118,6 +124,7 @@ def scene_percentile(
     block: int = STATS_BLOCK,
     cancel: Callable[[], bool] | None = None,
     progress: Callable[[float, str], None] | None = None,
+    min_sample: int = MIN_SAMPLE_PIXELS,
 ) -> tuple[float, int]:
     """Streaming ``q``-th percentile of the finite, positive values a raster holds.
 
@@ -125,7 +132,10 @@ def scene_percentile(
     = nodata). Returns ``(percentile, valid_pixels_seen)``; raises
     :class:`NoValidDataError` (without a file name; callers add it) when no valid pixel
     was seen. Blocks are ``block`` pixels square; if the raster has more than
-    ``max_pixels`` pixels only every k-th block is read (k = ceil(pixels / max_pixels)).
+    ``max_pixels`` pixels only every k-th block is read (k = ceil(pixels / max_pixels)),
+    unless that sample holds fewer than ``min_sample`` valid pixels: then the other blocks
+    are read too (a sparse scene; ``progress`` stays at 1 and its message counts those blocks).
+    ``min_sample=0`` keeps the sample as it is (the caller has another way out).
     """
     if not 0.0 <= q <= 100.0:
         raise ConfigError(f"percentile must be within 0..100, got {q}")
@@ -139,12 +149,24 @@ def scene_percentile(
     if step > 1:
         log.info("scene statistics from %d of %d blocks (%d x %d px)", len(chosen), len(windows), block, block)
     hist = StreamingHistogram(*HIST_LOG10_RANGE, HIST_BINS, log10=True)
-    for i, win in enumerate(chosen):
-        if cancel is not None and cancel():
-            raise CancelledError("cancelled while computing scene statistics; nothing was written")
-        hist.add(read(win))
-        if progress is not None:
-            progress((i + 1) / len(chosen), "scene statistics")
+
+    def stream(blocks: list[Window], extra: bool) -> None:
+        for i, win in enumerate(blocks):
+            if cancel is not None and cancel():
+                raise CancelledError("cancelled while computing scene statistics; nothing was written")
+            hist.add(read(win))
+            if progress is not None and not extra:
+                progress((i + 1) / len(blocks), "scene statistics")
+            elif progress is not None:  # the fraction stays at 1 (progress never goes back); the message counts
+                progress(1.0, f"scene statistics: sparse scene, reading the other blocks ({i + 1}/{len(blocks)})")
+
+    stream(chosen, extra=False)
+    if step > 1 and hist.total < min_sample:
+        start = step // 2
+        rest = [w for i, w in enumerate(windows) if i < start or (i - start) % step]
+        log.info("scene statistics: the %d sampled blocks held %d valid pixels (a sparse scene); reading the "
+                 "other %d blocks", len(chosen), hist.total, len(rest))
+        stream(rest, extra=True)
     return hist.percentile(q), hist.total
 
 
@@ -162,6 +184,7 @@ def make_normaliser(
     cancel: Callable[[], bool] | None = None,
     progress: Callable[[float, str], None] | None = None,
     cache_key: Hashable | None = None,
+    min_sample: int = MIN_SAMPLE_PIXELS,
 ) -> Normaliser:
     """Build the :class:`Normaliser` for ``bands``, computing scene percentiles when the card needs them.
 
@@ -170,7 +193,8 @@ def make_normaliser(
     ``gray_weights`` (default: the card's, else BT.601 luma for 3 bands, else equal).
     ``cache_key`` (anything hashable that identifies the scene *and* its calibration, e.g.
     path, modification time and calibration options) lets later calls for the same scene
-    reuse its percentiles (in this process).
+    reuse its percentiles (in this process). ``min_sample``: see :func:`scene_percentile` (a
+    sampled pass with fewer valid pixels reads every block; 0 keeps the sample).
     """
     bands = tuple(bands)
     weights: tuple[float, ...] | None = None
@@ -188,7 +212,7 @@ def make_normaliser(
             if progress is not None:
                 progress((k + f) / len(bands), msg)
 
-        key = (cache_key, band, q, max_pixels) if cache_key is not None else None
+        key = (cache_key, band, q, max_pixels, min_sample) if cache_key is not None else None
         if key is not None and key in _PERCENTILES:
             value, n = _PERCENTILES[key]
             scales.append(value)
@@ -198,7 +222,7 @@ def make_normaliser(
         assert read_band is not None, "percentile normalisation needs read_band"
         try:
             value, n = scene_percentile(lambda w, b=band: read_band(b, w), height, width, q,
-                                        max_pixels=max_pixels, cancel=cancel, progress=sub)
+                                        max_pixels=max_pixels, cancel=cancel, progress=sub, min_sample=min_sample)
         except NoValidDataError:
             raise NoValidDataError(f"{source}: band {band} holds only nodata (no finite, positive value); "
                                    "check the input file, its nodata value and the calibration") from None

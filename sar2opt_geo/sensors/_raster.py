@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import warnings
+import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 
 import numpy as np
@@ -24,7 +25,19 @@ except ImportError:  # pragma: no cover - private module moved
 
 from ..errors import InputError
 
-__all__ = ["GDAL_ERRORS", "LazyDataset", "check_readable", "full_window", "looks_like_tiff", "open_raster", "read_error", "sample_values", "to_float"]
+__all__ = [
+    "GDAL_ERRORS",
+    "LazyDataset",
+    "check_readable",
+    "complex_power",
+    "full_window",
+    "looks_like_tiff",
+    "open_raster",
+    "parse_xml",
+    "read_error",
+    "sample_values",
+    "to_float",
+]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +52,19 @@ def looks_like_tiff(path: str) -> bool:
             return fh.read(4) in _TIFF_MAGIC
     except OSError:
         return False
+
+
+def parse_xml(data: bytes | str, source: str) -> ET.Element:
+    """The root element of the XML document ``data`` read from ``source`` (a file name for messages).
+
+    A truncated or junk file is one :class:`InputError` naming ``source`` and the parser's
+    position, not an ``xml.etree.ElementTree.ParseError`` traceback.
+    """
+    try:
+        return ET.fromstring(data)
+    except ET.ParseError as exc:
+        raise InputError(f"{source}: not well-formed XML ({exc}); the file is truncated or damaged: "
+                         "download or unpack the product again") from None
 
 
 def open_raster(path: str):
@@ -134,9 +160,20 @@ def _window_text(w: Window) -> str:
     return f"cols {int(w.col_off)}..{int(w.col_off + w.width)}, rows {int(w.row_off)}..{int(w.row_off + w.height)}"
 
 
+def complex_power(raw: np.ndarray) -> np.ndarray:
+    """Intensity ``|z|^2 = re^2 + im^2`` (linear power, float32) of complex samples (SLC)."""
+    re, im = raw.real.astype(np.float32), raw.imag.astype(np.float32)
+    return re * re + im * im
+
+
 def to_float(raw: np.ndarray, nodata: Iterable[float | None] = (), mask: np.ndarray | None = None) -> np.ndarray:
-    """``raw`` as float32 with NaN where it equals any of ``nodata`` or where ``mask`` is False."""
-    out = raw.astype(np.float32)
+    """``raw`` as float32 with NaN where it equals any of ``nodata`` or where ``mask`` is False.
+
+    Complex ``raw`` (SLC samples) becomes its intensity ``|z|^2`` (:func:`complex_power`): a
+    plain cast would silently drop the imaginary part. ``nodata`` is compared with the complex
+    values themselves (a real nodata value ``v`` matches ``v + 0j``).
+    """
+    out = complex_power(raw) if np.iscomplexobj(raw) else raw.astype(np.float32)
     invalid = np.zeros(raw.shape, dtype=bool)
     for value in nodata:
         if value is None:

@@ -15,6 +15,12 @@ What the reader works out, and from where (first match wins):
   with negative values = dB, other float = linear power, other integers = amplitude DN.
   ``read`` always returns **linear power** (``scaled``: ``DN / 255``, i.e. linear/p99, a
   *relative* sigma0; the band description says so).
+* **Complex data** (SLC: ``complex64``, ``complex128``, GDAL ``CInt16``/``CInt32``): always SAR;
+  read as intensity ``|z|^2 = re^2 + im^2`` (linear power; the phase is discarded), as the
+  band description, the calibration line and ``metadata["complex"]`` say. ``CInt16`` samples
+  are uncalibrated DN (``Quantity.DN``). ``units`` may be left unset (or ``"amplitude"`` /
+  ``"linear"``, which mean the same here); ``"db"``, ``"scaled"``, ``"reflectance"`` and
+  ``"dn"`` are refused for complex data, as is an optical ``sensor``.
 * **Optical units**: Sentinel-2 integers are reflectance ``(DN + offset) / 10000`` (offset -1000
   when the name shows processing baseline N0400 or later); everything else is float DN,
   unless ``units="reflectance"`` (integers / 10000, floats as they are).
@@ -78,7 +84,7 @@ _L7_WORDS = re.compile(r"(?<![a-z0-9])(le0?7|landsat-?7)")
 @dataclass(frozen=True)
 class _BandSpec:
     index: int  # 1-based band index in the file
-    units: str  # one of UNITS: how the stored values are to be converted
+    units: str  # one of UNITS, or "complex" (SLC: intensity |z|^2): how the stored values are to be converted
     scale_divisor: float = 1.0  # scaled: 255 for uint8; reflectance: quantification value
     offset: float = 0.0  # reflectance: added to DN before dividing
 
@@ -112,7 +118,7 @@ def _convert(values: np.ndarray, spec: _BandSpec) -> np.ndarray:
         return (values / np.float32(spec.scale_divisor)).astype(np.float32)
     if spec.units == "reflectance":
         return ((values + np.float32(spec.offset)) / np.float32(spec.scale_divisor)).astype(np.float32)
-    return values.astype(np.float32, copy=False)  # linear, dn
+    return values.astype(np.float32, copy=False)  # linear, dn, complex (|z|^2 already, by to_float)
 
 
 def open_geotiff(
@@ -157,11 +163,14 @@ def _inspect(ds, path_str: str, forced: str | None, units: str | None, require_g
 
     names, sources = _band_names(ds, path, name_text, tags, descriptions)
     has_pol = any(n in ("HH", "HV", "VH", "VV") for n in names)
+    complex_bands = [i for i, t in enumerate(ds.dtypes, 1) if str(t).startswith("complex")]
+    if complex_bands:
+        _check_complex(path_str, ds, complex_bands, forced, units)
 
     # -- sensor family ------------------------------------------------------------------
     if forced is not None:
         sensor = forced
-    elif has_pol or _SAR_WORDS.search(" ".join(descriptions).lower() + "/" + name_text) or tags.get("quantity", "").lower().startswith("sigma"):
+    elif complex_bands or has_pol or _SAR_WORDS.search(" ".join(descriptions).lower() + "/" + name_text) or tags.get("quantity", "").lower().startswith("sigma"):
         sensor = "Sentinel-1" if _S1_WORDS.search(hints) else "ALOS-2 PALSAR-2" if _ALOS_WORDS.search(hints) else "SAR"
     elif _S2_WORDS.search(name_text) or (("sen12ms" in name_text) and count == 13):
         sensor = "Sentinel-2"
@@ -186,7 +195,8 @@ def _inspect(ds, path_str: str, forced: str | None, units: str | None, require_g
         )
 
     # -- radiometry ---------------------------------------------------------------------
-    dtype = np.dtype(ds.dtypes[0])
+    dtype_name = str(ds.dtypes[0])
+    dtype = np.dtype("complex64" if dtype_name == "complex_int16" else dtype_name)  # numpy has no complex int16
     nodata: list[float | None] = [ds.nodata]
     specs: dict[str, _BandSpec] = {}
     bands: dict[str, BandInfo] = {}
@@ -194,6 +204,14 @@ def _inspect(ds, path_str: str, forced: str | None, units: str | None, require_g
     if is_sar:
         quantity = Quantity.GAMMA0 if re.search(r"gamma0|gamma_0|gamma-0|gamma nought", hints) else Quantity.BETA0 if "beta0" in hints else Quantity.SIGMA0
         for i, name in enumerate(names, 1):
+            if i in complex_bands:
+                band_type = str(ds.dtypes[i - 1])
+                u, how = "complex", f"{_COMPLEX_NAMES.get(band_type, band_type)} SLC samples, intensity |z|^2"
+                q = Quantity.DN if band_type == "complex_int16" and units is None else quantity
+                specs[name] = _BandSpec(i, u)
+                notes[name] = how
+                bands[name] = BandInfo(name, q, Scale.LINEAR, _sar_description(u, q, 1.0), sources[i - 1])
+                continue
             u, how = _sar_units(ds, i, units, tags, descriptions[i - 1], name_text, dtype)
             notes[name] = how
             divisor = float(np.iinfo(dtype).max) if u == "scaled" and dtype.kind in "ui" else 1.0
@@ -228,12 +246,15 @@ def _inspect(ds, path_str: str, forced: str | None, units: str | None, require_g
         frequency = {"Sentinel-1": "C", "ALOS-2 PALSAR-2": "L"}.get(sensor, "unknown")
     metadata = {
         "format": ds.driver,
-        "dtype": str(dtype),
+        "dtype": dtype_name,
         "nodata": ds.nodata,
         "georeferencing": "transform" if crs and has_transform else "gcps" if gcps else "none",
     }
     if is_sar:
         metadata["units_detected"] = ", ".join(f"{n}: {notes[n]}" for n in names)
+    if complex_bands:
+        metadata["complex"] = ("complex (SLC) samples read as intensity |z|^2 = re^2 + im^2 (linear power); "
+                               "the phase is discarded")
     if any(s.units == "scaled" for s in specs.values()):
         metadata["relative_radiometry"] = "linear intensity / scene 99th percentile (clipped to 1), not absolute sigma0"
     scene = GeoTiffScene(
@@ -336,6 +357,29 @@ def _sar_units(ds, bidx: int, units: str | None, tags: dict[str, str], desc: str
     return "amplitude", "integer data: assumed amplitude DN"
 
 
+_COMPLEX_NAMES = {"complex_int16": "CInt16", "complex64": "CFloat32/CInt32", "complex128": "CFloat64"}
+
+
+def _check_complex(path: str, ds, complex_bands: list[int], forced: str | None, units: str | None) -> None:
+    """Refuse what cannot work with complex (SLC) bands: an optical sensor, units other than intensity."""
+    kinds = ", ".join(sorted({_COMPLEX_NAMES.get(str(ds.dtypes[i - 1]), str(ds.dtypes[i - 1])) for i in complex_bands}))
+    if len(complex_bands) != ds.count:
+        raise UnsupportedFormatError(
+            f"{path}: bands {', '.join(map(str, complex_bands))} of {ds.count} hold complex ({kinds}) samples, the "
+            "others not; split the complex bands into their own file"
+        )
+    if forced is not None and forced not in SAR_SENSORS:
+        raise UnsupportedFormatError(
+            f"{path}: complex ({kinds}) samples are SAR (SLC) data, not {forced}; leave out the sensor option "
+            "or name a SAR sensor"
+        )
+    if units is not None and units not in ("amplitude", "linear"):
+        raise UnsupportedFormatError(
+            f"{path}: complex ({kinds}) samples are read as intensity |z|^2; units={units!r} does not apply to "
+            "them: leave units unset"
+        )
+
+
 def _units_from_text(text: str) -> str | None:
     if re.search(r"(?<![a-z])(db|decibels?)(?![a-z])", text):
         return "db"
@@ -352,6 +396,8 @@ def _sar_description(units: str, quantity: Quantity, divisor: float) -> str:
         return f"{q} linear power = 10^(dB/10)"
     if units == "amplitude":
         return f"{q} linear power = amplitude^2"
+    if units == "complex":
+        return f"{q} linear power = |z|^2 of complex (SLC) samples (phase discarded)"
     if units == "scaled":
         return f"relative {q}: linear power / scene 99th percentile = DN/{divisor:g} (clipped at 1 upstream)"
     return f"{q} linear power as stored"

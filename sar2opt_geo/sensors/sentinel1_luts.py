@@ -94,45 +94,102 @@ class NoiseLuts:
         return noise * az
 
 
+class _Malformed(Exception):
+    """A value or element of a LUT file is missing or wrong (turned into one InputError naming the file)."""
+
+
+def _number(el: ET.Element, tag: str, kind: type = float):
+    text = el.findtext(tag)
+    try:
+        return kind(text.strip())  # type: ignore[union-attr]
+    except (AttributeError, ValueError):
+        raise _Malformed(f"<{el.tag}> has no valid <{tag}> (got {text!r})") from None
+
+
+def _vector(el: ET.Element, tag: str) -> np.ndarray:
+    text = el.findtext(tag)
+    try:
+        v = _floats(text)
+    except ValueError:
+        raise _Malformed(f"<{el.tag}>/<{tag}> holds something other than numbers") from None
+    if text is None or not v.size or not np.isfinite(v).all():
+        raise _Malformed(f"<{el.tag}> has no valid <{tag}> list (empty, missing or not finite)")
+    return v
+
+
 def _line_lut(root: ET.Element, vector_tag: str, value_tag: str) -> LineLut:
-    vectors = root.iter(vector_tag)
     lines, pixels, values = [], [], []
-    for v in vectors:
-        lines.append(float(v.findtext("line")))
-        pixels.append(_floats(v.findtext("pixel")))
-        values.append(_floats(v.findtext(value_tag)))
+    for v in root.iter(vector_tag):
+        line = _number(v, "line")
+        px, val = _vector(v, "pixel"), _vector(v, value_tag)
+        if px.size != val.size:
+            raise _Malformed(f"<{vector_tag}> at line {line:g} has {px.size} pixel positions but {val.size} "
+                             f"<{value_tag}> values")
+        lines.append(line)
+        pixels.append(px)
+        values.append(val)
     if not lines:
-        raise InputError(f"no <{vector_tag}> with <{value_tag}> in the calibration or noise annotation; the SAFE product is incomplete")
+        raise _Malformed(f"no <{vector_tag}> with <{value_tag}>")
     order = np.argsort(lines, kind="stable")
     return LineLut(
         np.asarray(lines)[order], tuple(pixels[i] for i in order), tuple(values[i] for i in order)
     )
 
 
-def parse_calibration(xml: bytes | str, which: str = "sigmaNought") -> tuple[LineLut, float]:
-    """The ``which`` LUT (sigmaNought, betaNought, gamma, dn) and the absolute calibration constant."""
-    root = ET.fromstring(xml)
-    constant = float(root.findtext(".//absoluteCalibrationConstant") or "1")
-    return _line_lut(root, "calibrationVector", which), constant
+def _parse(xml: bytes | str, source: str | None, what: str, build):
+    """Parse ``xml`` with ``build(root)``; any problem is one :class:`InputError` naming ``source``."""
+    from ._raster import parse_xml
+
+    name = source or f"the {what} annotation"
+    root = parse_xml(xml, name)
+    try:
+        return build(root)
+    except _Malformed as exc:
+        raise InputError(f"{name}: {exc}; the {what} annotation is incomplete or damaged: "
+                         "download or unpack the SAFE product again") from None
 
 
-def parse_noise(xml: bytes | str) -> NoiseLuts:
-    """Thermal noise LUTs in either schema (IPF >= 2.90 range + azimuth; older ``noiseVector``)."""
-    root = ET.fromstring(xml)
-    if root.find(".//noiseRangeVector") is not None:
+def parse_calibration(xml: bytes | str, which: str = "sigmaNought", *, source: str | None = None) -> tuple[LineLut, float]:
+    """The ``which`` LUT (sigmaNought, betaNought, gamma, dn) and the absolute calibration constant.
+
+    ``source`` (the file's name) is named by the :class:`InputError` a truncated or damaged file raises.
+    """
+    def build(root: ET.Element) -> tuple[LineLut, float]:
+        text = (root.findtext(".//absoluteCalibrationConstant") or "").strip()
+        try:
+            constant = float(text) if text else 1.0
+        except ValueError:
+            raise _Malformed(f"<absoluteCalibrationConstant> is not a number (got {text!r})") from None
+        return _line_lut(root, "calibrationVector", which), constant
+
+    return _parse(xml, source, "calibration", build)
+
+
+def parse_noise(xml: bytes | str, *, source: str | None = None) -> NoiseLuts:
+    """Thermal noise LUTs in either schema (IPF >= 2.90 range + azimuth; older ``noiseVector``).
+
+    ``source`` (the file's name) is named by the :class:`InputError` a truncated or damaged file raises.
+    """
+    def build(root: ET.Element) -> NoiseLuts:
+        if root.find(".//noiseRangeVector") is None:
+            return NoiseLuts(_line_lut(root, "noiseVector", "noiseLut"))
         rng = _line_lut(root, "noiseRangeVector", "noiseRangeLut")
         blocks = []
         for b in root.iter("noiseAzimuthVector"):
+            lines, values = _vector(b, "line"), _vector(b, "noiseAzimuthLut")
+            if lines.size != values.size:
+                raise _Malformed(f"<noiseAzimuthVector> has {lines.size} lines but {values.size} <noiseAzimuthLut> values")
             blocks.append(
                 AzimuthBlock(
                     swath=b.findtext("swath") or "",
-                    first_line=int(b.findtext("firstAzimuthLine")),
-                    last_line=int(b.findtext("lastAzimuthLine")),
-                    first_sample=int(b.findtext("firstRangeSample")),
-                    last_sample=int(b.findtext("lastRangeSample")),
-                    lines=_floats(b.findtext("line")),
-                    values=_floats(b.findtext("noiseAzimuthLut")),
+                    first_line=_number(b, "firstAzimuthLine", int),
+                    last_line=_number(b, "lastAzimuthLine", int),
+                    first_sample=_number(b, "firstRangeSample", int),
+                    last_sample=_number(b, "lastRangeSample", int),
+                    lines=lines,
+                    values=values,
                 )
             )
         return NoiseLuts(rng, tuple(blocks))
-    return NoiseLuts(_line_lut(root, "noiseVector", "noiseLut"))
+
+    return _parse(xml, source, "noise", build)

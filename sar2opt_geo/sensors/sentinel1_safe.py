@@ -34,7 +34,7 @@ from rasterio.windows import Window
 
 from ..errors import InputError, UnsupportedFormatError
 from ..radiometry import Quantity, Scale
-from ._raster import LazyDataset, check_readable, open_raster
+from ._raster import LazyDataset, check_readable, open_raster, parse_xml
 from .base import BandInfo, Scene
 from .sentinel1_luts import LineLut, NoiseLuts, parse_calibration, parse_noise
 
@@ -70,9 +70,24 @@ class SafeFiles:
         return sorted(z[n:] for z in self._zipfile().namelist() if z.startswith(self.zip_prefix) and not z.endswith("/"))
 
     def read(self, rel: str) -> bytes:
+        """The bytes of ``rel``; :class:`InputError` naming it if it cannot be read."""
+        try:
+            if self.zip_prefix is None:
+                return (self.location / rel).read_bytes()
+            return self._zipfile().read(self.zip_prefix + rel)
+        except (OSError, KeyError, zipfile.BadZipFile, EOFError) as exc:
+            raise InputError(f"{self.display(rel)}: cannot be read ({exc}); the SAFE product is incomplete or "
+                             "damaged: download or unpack it again") from None
+
+    def display(self, rel: str) -> str:
+        """``rel`` as a name for messages: its path, or ``<zip>/<name>.SAFE/<rel>`` inside a zip."""
         if self.zip_prefix is None:
-            return (self.location / rel).read_bytes()
-        return self._zipfile().read(self.zip_prefix + rel)
+            return str(self.location / rel)
+        return f"{self.location}/{self.zip_prefix}{rel}"
+
+    def xml(self, rel: str) -> ET.Element:
+        """The parsed XML file ``rel``; a truncated or junk file is one :class:`InputError` naming it."""
+        return parse_xml(self.read(rel), self.display(rel))
 
     def gdal_path(self, rel: str) -> str:
         if self.zip_prefix is None:
@@ -107,7 +122,7 @@ def find_safe_root(path: Path, manifest_marker: str = "manifest.safe") -> SafeFi
 
 def ipf_version(manifest: bytes) -> str | None:
     """The Sentinel-1 IPF version string (e.g. ``"003.40"``) from ``manifest.safe``."""
-    m = re.search(rb'name="Sentinel-1 IPF"\s+version="([0-9.]+)"', manifest)
+    m = re.search(rb'name="Sentinel-1 IPF"\s+version="(\d+(?:\.\d+)?)"', manifest)
     return m.group(1).decode() if m else None
 
 
@@ -133,7 +148,8 @@ class Sentinel1SafeScene(Scene):
         """The sigmaNought LUT of ``pol`` (parsed on first use, then kept)."""
         key = ("calibration", pol)
         if key not in self._luts:
-            self._luts[key] = parse_calibration(self._files.read(self._pols[pol].calibration))[0]
+            rel = self._pols[pol].calibration
+            self._luts[key] = parse_calibration(self._files.read(rel), source=self._files.display(rel))[0]
         return self._luts[key]
 
     def noise_luts(self, pol: str) -> NoiseLuts | None:
@@ -141,7 +157,7 @@ class Sentinel1SafeScene(Scene):
         key = ("noise", pol)
         if key not in self._luts:
             rel = self._pols[pol].noise
-            self._luts[key] = parse_noise(self._files.read(rel)) if rel else None
+            self._luts[key] = parse_noise(self._files.read(rel), source=self._files.display(rel)) if rel else None
         return self._luts[key]
 
     def read(self, band: str, window: Window | None = None) -> np.ndarray:
@@ -152,6 +168,11 @@ class Sentinel1SafeScene(Scene):
         r0, c0 = round(window.row_off), round(window.col_off)
         window = Window(col_off=c0, row_off=r0, width=round(window.width), height=round(window.height))
         raw, mask = self._datasets[pol].read(1, window)
+        invalid = raw == 0
+        if mask is not None:
+            invalid |= ~mask
+        if invalid.all():  # border fill (or a sparse scene's empty block): no LUT work
+            return np.full(raw.shape, np.nan, dtype=np.float32)
         rows = np.arange(r0, r0 + raw.shape[0])
         cols = np.arange(c0, c0 + raw.shape[1])
         a = self.calibration_lut(pol).evaluate(rows, cols)
@@ -161,9 +182,6 @@ class Sentinel1SafeScene(Scene):
             if noise is not None:
                 power = np.maximum(power - noise.evaluate(rows, cols), 0.0)
         out = (power / (a * a)).astype(np.float32)
-        invalid = raw == 0
-        if mask is not None:
-            invalid |= ~mask
         out[invalid] = np.nan
         return out
 
@@ -177,6 +195,16 @@ class Sentinel1SafeScene(Scene):
 def _text(root: ET.Element, path: str, default: str = "") -> str:
     v = root.findtext(path)
     return v.strip() if v is not None else default
+
+
+def _value(root: ET.Element, path: str, kind: type, source: str, default: str | None = None):
+    """``kind(text)`` of the element at ``path``; :class:`InputError` naming ``source`` if missing or malformed."""
+    text = _text(root, path, default if default is not None else "")
+    try:
+        return kind(text)
+    except ValueError:
+        raise InputError(f"{source}: <{path.rsplit('/', 1)[-1]}> is missing or not a number (got {text!r}); "
+                         "the annotation is incomplete or damaged: download or unpack the SAFE product again") from None
 
 
 def open_sentinel1_safe(path: str | Path, *, thermal_noise_removal: bool = True) -> Sentinel1SafeScene:
@@ -199,8 +227,11 @@ def open_sentinel1_safe(path: str | Path, *, thermal_noise_removal: bool = True)
         if ann not in names or cal not in names:
             log.warning("%s: %s has no annotation/calibration file; skipped", files.location, rel)
             continue
-        root = ET.fromstring(files.read(ann))
+        root = files.xml(ann)
         pol = _text(root, "adsHeader/polarisation").upper()
+        if root.find("adsHeader") is None or not pol:
+            raise InputError(f"{files.display(ann)}: not a Sentinel-1 product annotation (no <adsHeader> with a "
+                             "<polarisation>); the file is damaged: download or unpack the SAFE product again")
         if _text(root, "adsHeader/productType") != "GRD":
             raise UnsupportedFormatError(
                 f"{files.location}: {_text(root, 'adsHeader/productType')} products are not supported, only GRD; "
@@ -215,18 +246,26 @@ def open_sentinel1_safe(path: str | Path, *, thermal_noise_removal: bool = True)
 
     order = [p for p in ("VV", "VH", "HH", "HV") if p in pols] + [p for p in pols if p not in ("VV", "VH", "HH", "HV")]
     first = annotations[order[0]]
-    width = int(_text(first, "imageAnnotation/imageInformation/numberOfSamples"))
-    height = int(_text(first, "imageAnnotation/imageInformation/numberOfLines"))
+    first_name = files.display(f"annotation/{pols[order[0]].measurement.split('/')[-1].rsplit('.', 1)[0]}.xml")
+    width = _value(first, "imageAnnotation/imageInformation/numberOfSamples", int, first_name)
+    height = _value(first, "imageAnnotation/imageInformation/numberOfLines", int, first_name)
+    if width <= 0 or height <= 0:
+        raise InputError(f"{first_name}: image size {width} x {height} is not positive; the annotation is damaged: "
+                         "download or unpack the SAFE product again")
     noise_done = _text(first, "imageAnnotation/processingInformation/thermalNoiseCorrectionPerformed").lower() == "true"
     remove_noise = thermal_noise_removal and not noise_done
     gcps = [
         GroundControlPoint(
-            row=float(_text(g, "line")), col=float(_text(g, "pixel")),
-            x=float(_text(g, "longitude")), y=float(_text(g, "latitude")), z=float(_text(g, "height", "0")),
+            row=_value(g, "line", float, first_name), col=_value(g, "pixel", float, first_name),
+            x=_value(g, "longitude", float, first_name), y=_value(g, "latitude", float, first_name),
+            z=_value(g, "height", float, first_name, "0"),
             id=str(i + 1),
         )
         for i, g in enumerate(first.iter("geolocationGridPoint"))
     ]
+    if len(gcps) < 3:
+        raise InputError(f"{first_name}: {len(gcps)} <geolocationGridPoint> (at least 3 are needed to georeference "
+                         "the scene); the annotation is incomplete or damaged: download or unpack the SAFE product again")
     noise_kind = ""
     if remove_noise:
         old = ipf is not None and float(ipf) < 2.90
@@ -234,6 +273,15 @@ def open_sentinel1_safe(path: str | Path, *, thermal_noise_removal: bool = True)
         missing = [p for p in order if pols[p].noise is None]
         if missing:
             log.warning("%s: no noise annotation for %s; thermal noise not removed there", files.location, ", ".join(missing))
+
+    # every LUT file is parsed now (a few ms each): a truncated or junk one fails at open with its name
+    luts: dict[tuple[str, str], object] = {}
+    for pol in order:
+        cal = pols[pol].calibration
+        luts[("calibration", pol)] = parse_calibration(files.read(cal), source=files.display(cal))[0]
+        noi = pols[pol].noise
+        if remove_noise and noi:
+            luts[("noise", pol)] = parse_noise(files.read(noi), source=files.display(noi))
 
     bands: dict[str, BandInfo] = {}
     datasets: dict[str, LazyDataset] = {}
@@ -285,4 +333,5 @@ def open_sentinel1_safe(path: str | Path, *, thermal_noise_removal: bool = True)
         _files=files,
         _pols=pols,
         _datasets=datasets,
+        _luts=luts,
     )

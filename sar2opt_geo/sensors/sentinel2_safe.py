@@ -90,15 +90,19 @@ def open_sentinel2_safe(path: str | Path) -> Sentinel2SafeScene:
     if found is None:
         raise InputError(f"{path}: not a Sentinel-2 SAFE (no MTD_MSIL1C.xml / MTD_MSIL2A.xml); point to the .SAFE folder or its .zip")
     files, mtd_name = found
-    root = ET.fromstring(files.read(mtd_name))
+    root = files.xml(mtd_name)  # a truncated or junk metadata file: one InputError naming it
     level = "L2A" if "2A" in mtd_name else "L1C"
     baseline = _first(root, ("PROCESSING_BASELINE",)) or ""
-    quant = float(_first(root, ("BOA_QUANTIFICATION_VALUE", "QUANTIFICATION_VALUE")) or 10000.0)
     offsets_by_id: dict[int, float] = {}
-    for el in root.iter():
-        tag = el.tag.split("}")[-1]
-        if tag in ("RADIO_ADD_OFFSET", "BOA_ADD_OFFSET") and el.get("band_id") is not None:
-            offsets_by_id[int(el.get("band_id"))] = float(el.text)
+    try:
+        quant = float(_first(root, ("BOA_QUANTIFICATION_VALUE", "QUANTIFICATION_VALUE")) or 10000.0)
+        for el in root.iter():
+            tag = el.tag.split("}")[-1]
+            if tag in ("RADIO_ADD_OFFSET", "BOA_ADD_OFFSET") and el.get("band_id") is not None:
+                offsets_by_id[int(el.get("band_id"))] = float(el.text)
+    except (TypeError, ValueError):
+        raise InputError(f"{files.display(mtd_name)}: a quantification value or band offset is not a number; the "
+                         "metadata file is damaged: download or unpack the SAFE product again") from None
     try:
         new_baseline = float(baseline) >= 4.0
     except ValueError:
