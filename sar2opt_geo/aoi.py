@@ -8,6 +8,13 @@ CRS conventions: an AOI keeps its own CRS (often EPSG:4326 or a national grid) u
 in a metric CRS: the scene CRS when it is projected (converted to its linear unit), else the
 local UTM zone of the polygon. Polygon edges are densified before reprojection so that long
 straight edges follow the curvature they have in the target CRS.
+
+Naming: :func:`read_aoi` names each feature (``name`` column: the ``name_field`` value, sanitised,
+else the feature id) and records where the features come from in ``gdf.attrs``: ``aoi_source``
+(the resolved file path), ``aoi_layer`` (the layer read) and ``aoi_key`` (:func:`aoi_key`: the
+file stem, plus ``.<layer>`` for a multi-layer file). A batch names a crop
+``<aoi key>__<feature name>__<scene key>.tif`` (:func:`output_filename`), so crops of two AOI
+files whose features share a name never land on one path.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from .errors import GeoreferencingError, InputError
 __all__ = [
     "EMPTY_GEOMETRY",
     "NULL_GEOMETRY",
+    "aoi_key",
     "geometry_problem",
     "metric_crs",
     "output_filename",
@@ -44,7 +52,7 @@ log = logging.getLogger(__name__)
 
 #: Names that Windows refuses as file stems, whatever the extension.
 _RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
-_MAX_NAME = 80  # characters; leaves room for "__<scene stem>.tif" under common 255-byte limits
+_MAX_NAME = 80  # characters; leaves room for "<aoi>__<name>__<scene stem>.tif" under common 255-byte limits
 _DENSIFY_STEPS = 64  # segments per polygon extent when densifying before reprojection
 #: :func:`geometry_problem` reasons for features a batch skips (others fail).
 EMPTY_GEOMETRY = "empty geometry"
@@ -90,12 +98,23 @@ def unique_names(names: Iterable[str]) -> list[str]:
     return out
 
 
+def aoi_key(path: str | os.PathLike, layer: str | None = None) -> str:
+    """The AOI part of a crop's file name: the file's stem, sanitised (:func:`sanitize_name`),
+    plus ``.<layer>`` when ``layer`` is given (a layer of a multi-layer file), e.g. ``fields``,
+    ``parcels.fields_2024``."""
+    stem = sanitize_name(Path(path).stem, "aoi")
+    return stem if layer is None else f"{stem}.{sanitize_name(layer, 'layer')}"
+
+
 def read_aoi(path: str | os.PathLike, layer: str | None = None, name_field: str | None = None) -> gpd.GeoDataFrame:
     """Read an AOI vector file into a GeoDataFrame indexed by feature id (OGR FID).
 
     Adds a ``name`` column: the sanitised value of ``name_field`` (null or empty values fall
     back to the feature id), else the feature id; collisions get ``_2``, ``_3`` ... The CRS is
-    the file's; a file without one is refused (a crop cannot guess where the polygon is).
+    the file's; a file without one is refused (a crop cannot guess where the polygon is), and so
+    is a layer without features (a batch would have nothing to do). ``gdf.attrs`` gets
+    ``aoi_source`` (resolved path), ``aoi_layer`` (the layer read) and ``aoi_key``
+    (:func:`aoi_key`; the layer is part of it only when the file has several layers).
     """
     import pyogrio
 
@@ -111,6 +130,12 @@ def read_aoi(path: str | os.PathLike, layer: str | None = None, name_field: str 
     if layer is not None and layer not in layers:
         raise InputError(f"{path}: no layer {layer!r}; it has {', '.join(layers)}")
     gdf = gpd.read_file(path, layer=layer, engine="pyogrio", fid_as_index=True)
+    layer_read = layer if layer is not None else (layers[0] if layers else path.stem)
+    if gdf.empty:
+        others = [n for n in layers if n != layer_read]
+        way_out = f"choose another layer with --layer ({', '.join(others)}) or add" if others else "add"
+        raise InputError(f"{path}: AOI layer {layer_read!r} has no features, so there is nothing to crop; "
+                         f"{way_out} polygons to it (QGIS: Toggle Editing, Add Polygon Feature)")
     if gdf.crs is None:
         raise GeoreferencingError(f"{path}: AOI layer has no CRS; assign one (QGIS: Assign projection; ogr2ogr -a_srs EPSG:4326)")
     if name_field is not None and name_field not in gdf.columns:
@@ -119,6 +144,8 @@ def read_aoi(path: str | os.PathLike, layer: str | None = None, name_field: str 
     fids = [str(i) for i in gdf.index]
     raw = gdf[name_field].tolist() if name_field is not None else fids
     gdf["name"] = unique_names(sanitize_name(v, fid) for v, fid in zip(raw, fids))
+    gdf.attrs.update(aoi_source=str(path.resolve()), aoi_layer=layer_read,
+                     aoi_key=aoi_key(path, layer_read if len(layers) > 1 else None))
     log.info("%s: %d AOI feature(s) in %s", path, len(gdf), gdf.crs.to_string())
     return gdf
 
@@ -184,6 +211,8 @@ def prepare_aoi(
     return _to_crs(buffered, buf_crs, dst_crs)
 
 
-def output_filename(name: str, scene_stem: str | None) -> str:
-    """``<name>__<scene stem>.tif``, or ``<name>.tif`` when the batch has one scene (``scene_stem=None``)."""
-    return f"{name}.tif" if scene_stem is None else f"{name}__{scene_stem}.tif"
+def output_filename(aoi: str, name: str, scene: str) -> str:
+    """``<aoi key>__<feature name>__<scene key>.tif``: the file of one scene x AOI feature crop
+    (``aoi`` from :func:`aoi_key`, ``name`` the feature's, ``scene`` the batch's key of the
+    scene: its stem, with a short hash when stems collide)."""
+    return f"{aoi}__{name}__{scene}.tif"

@@ -23,22 +23,49 @@ Three steps:
    and every crop that took a while (and at least every few seconds), so a batch killed with
    ``kill -9`` resumes without redoing finished scenes.
 
-Outputs are ``<name>__<scene stem>.tif`` (``<name>.tif`` with one scene) for AOI crops and
-``<scene stem>.tif`` for whole scenes, written atomically by translate.
+Output names say which scene, AOI file and feature an output comes from, whatever else is in the
+batch or the folder, so that one output is never replaced by another's:
+
+* whole scene: ``<scene key>.tif``;
+* AOI crop: ``<aoi key>__<feature name>__<scene key>.tif``
+  (:func:`sar2opt_geo.aoi.output_filename`), e.g. ``fields__Parcel_1__S1A_IW_GRDH_1SDV_...tif``.
+
+The **scene key** is the scene's stem (file name without suffix; a product folder's name without
+``.SAFE``). When scenes with the same stem meet, in one batch or in one output folder across
+batches, the scene whose rows in the folder's summary already use the plain stem keeps it, and
+the others get ``<stem>-<8 hex digits>``, the digits being a SHA-256 prefix of the scene's
+resolved path; a scene once named with its hash keeps that name (:func:`scene_keys`). Names thus
+never depend on the order of the scenes, so a rerun with the scenes listed in another order skips
+what is done. The **aoi key** is the AOI file's stem, sanitised, plus ``.<layer>`` for a layer of
+a multi-layer file (:func:`sar2opt_geo.aoi.aoi_key`): two AOI files whose features share a name
+("field1") give two outputs and two summary rows. Two AOI files with the same stem (in different
+folders) are the same AOI to a batch: the later one's crops replace the earlier one's, with a
+warning naming both files. The feature name is the ``--name-field`` value or the feature id
+(:func:`sar2opt_geo.aoi.read_aoi`). Outputs are written atomically by translate.
+
+The output folder is checked before any work (created if missing, a real probe file written and
+removed): an existing file there, a read-only folder or a full disk is one
+:class:`~sar2opt_geo.errors.ConfigError` / :class:`~sar2opt_geo.errors.InputError` line naming
+the folder. A disk that fills up (or turns read-only) during the batch stops it with one
+:class:`~sar2opt_geo.errors.InputError` line; the outputs finished so far are kept and recorded,
+and a rerun resumes.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import functools
 import hashlib
 import json
 import logging
 import math
 import os
+import re
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -72,6 +99,7 @@ __all__ = [
     "assemble_task",
     "band_task",
     "bands_per_scene",
+    "check_output_dir",
     "dask_client",
     "expand_scenes",
     "input_hash",
@@ -82,6 +110,7 @@ __all__ = [
     "run_batch",
     "run_task",
     "scene_info",
+    "scene_keys",
     "summary_lock",
     "write_summary",
 ]
@@ -106,6 +135,11 @@ _CHECKPOINT_SECONDS = 5.0
 _LOCK_TIMEOUT_S = 300.0  # waiting longer than this for the summary lock is an error naming the lock file
 NO_VALID_DATA = "no valid data in the polygon"
 NO_VALID_DATA_SCENE = "no valid data in the scene"
+#: errno values and wordings (GDAL's, SQLite's, io.atomic's) of a folder that cannot take more
+#: outputs: a batch stops at the first output failing so, instead of failing every later one.
+_STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
+_STORAGE_WORDS = re.compile(
+    r"no space left|disk quota|read-only file system|disk is full|not enough space|free disk space", re.IGNORECASE)
 
 
 # -- scenes ----------------------------------------------------------------------------
@@ -196,6 +230,54 @@ def _crs_string(crs: Any) -> str:
     return f"{auth[0]}:{auth[1]}" if auth else c.to_wkt()
 
 
+def _path_hash(path: str) -> str:
+    """8 hex digits identifying a resolved path (SHA-256 prefix)."""
+    return hashlib.sha256(path.encode()).hexdigest()[:8]
+
+
+def _keys_in(output_name: str) -> set[str]:
+    """The scene keys an output file name may carry (case-folded, for macOS and Windows):
+    ``<key>.tif`` (whole scene) or ``...__<key>.tif`` (AOI crop): the stem and every tail after a ``__``."""
+    stem = output_name.casefold().removesuffix(".tif")
+    parts = stem.split("__")
+    return {"__".join(parts[i:]) for i in range(len(parts))}
+
+
+def scene_keys(scenes: Sequence[Path], previous: dict[str, dict[str, Any]] | None = None) -> list[str]:
+    """The scene part of each scene's output names: its stem, or ``<stem>-<8 hex digits>`` (a
+    SHA-256 prefix of its resolved path) when stems collide; never dependent on the order of ``scenes``.
+
+    ``previous`` holds the rows of the folder's summary (:func:`read_summary`). A scene keeps its
+    plain stem when no other scene's row in the folder uses it and, in this batch, either no other
+    scene has the same stem (compared case-insensitively) and the scene was not named with its
+    hash before, or its own rows already use the plain stem (it had it first). Otherwise it gets
+    the hashed key, so an output of another scene with the same stem (another folder) is never
+    replaced, and reruns, in any order, find their outputs under the same names.
+    """
+    previous = previous or {}
+    resolved = [str(Path(p).resolve()) for p in scenes]
+    in_batch = Counter(Path(p).stem.casefold() for p in scenes)
+    stems = {Path(p).stem.casefold() for p in scenes}
+    hashed = {f"{Path(p).stem}-{_path_hash(r)}".casefold() for p, r in zip(scenes, resolved)}
+    plain_users: dict[str, set[str]] = {}  # stem -> scenes (resolved) whose rows use it as their key
+    hashed_used: set[tuple[str, str]] = set()  # (scene resolved, its hashed key) used by its rows
+    for output, row in previous.items():
+        scene = str(row.get("scene") or "")
+        found = _keys_in(Path(output).name) if scene else set()
+        for key in found & stems:
+            plain_users.setdefault(key, set()).add(os.path.realpath(scene))
+        for key in found & hashed:
+            hashed_used.add((os.path.realpath(scene), key))
+    keys = []
+    for p, r in zip(scenes, resolved):
+        stem = Path(p).stem
+        hashed_key = f"{stem}-{_path_hash(r)}"
+        users = plain_users.get(stem.casefold(), set())
+        alone = in_batch[stem.casefold()] == 1 and (r, hashed_key.casefold()) not in hashed_used
+        keys.append(stem if users == {r} or (not users and alone) else hashed_key)
+    return keys
+
+
 # -- tasks and records -----------------------------------------------------------------
 
 
@@ -217,6 +299,8 @@ class CropTask:
     options: Any  # TranslateOptions | None
     input_hash: str
     aoi_geometry: BaseGeometry | None  # summary footprint: the feature as read (AOI CRS), or the scene's (lon/lat)
+    aoi: str = ""  # the AOI file (resolved path); "" for a whole scene
+    aoi_layer: str = ""  # its layer
 
     @property
     def whole_scene(self) -> bool:
@@ -241,6 +325,8 @@ class Record:
     finished: str = ""  # UTC ISO time
     geometry: BaseGeometry | None = None
     bands: int = 0  # row bands the output was assembled from (0: one pass)
+    aoi: str = ""  # the AOI file (resolved path); "" for a whole scene
+    aoi_layer: str = ""  # its layer
 
 
 def _now() -> str:
@@ -249,7 +335,7 @@ def _now() -> str:
 
 def _record(task: CropTask, status: Status, reason: str = "", seconds: float = 0.0) -> Record:
     return Record(task.order, task.name, task.fid, task.scene, task.output, status, reason, round(seconds, 3),
-                  task.input_hash, finished=_now(), geometry=task.aoi_geometry)
+                  task.input_hash, finished=_now(), geometry=task.aoi_geometry, aoi=task.aoi, aoi_layer=task.aoi_layer)
 
 
 def _card_hash(path: str) -> str:
@@ -358,24 +444,34 @@ def plan_batch(
 ) -> tuple[list[CropTask], list[Record]]:
     """Split the batch into outputs to make and rows already decided (skipped or failed at planning).
 
-    ``aoi`` comes from :func:`sar2opt_geo.aoi.read_aoi`; None translates each whole scene into
-    ``<scene stem>.tif``. ``buffer_m`` is in metres; ``previous`` maps output paths to rows of an
-    earlier summary (:func:`read_summary`).
+    ``aoi`` comes from :func:`sar2opt_geo.aoi.read_aoi` (its ``attrs`` name the AOI file; a frame
+    without them is named ``aoi``); None translates each whole scene into ``<scene key>.tif``.
+    ``buffer_m`` is in metres; ``previous`` maps output paths to rows of an earlier summary
+    (:func:`read_summary`); it also decides the scene keys (:func:`scene_keys`).
     """
     output_dir = Path(output_dir).resolve()
     previous = previous or {}
     scene_paths = expand_scenes(scenes)
-    stems = aoi_mod.unique_names(p.stem for p in scene_paths)
+    keys = scene_keys(scene_paths, previous)
     tasks: list[CropTask] = []
     decided: list[Record] = []
+    outputs: dict[str, str] = {}  # output (case-folded) -> what it is, to refuse two outputs on one path
     order = 0
+
+    def claim(out: Path, what: str) -> None:
+        other = outputs.setdefault(str(out).casefold(), what)
+        if other != what:
+            raise ConfigError(f"{out}: {other} and {what} would both be written to this file; rename the "
+                              "feature (--name-field) or the scene file")
+
     if aoi is None:
-        for scene_path, stem in zip(scene_paths, stems):
+        for scene_path, key in zip(scene_paths, keys):
             order += 1
-            out = output_dir / f"{stem}.tif"
+            out = output_dir / f"{key}.tif"
+            claim(out, f"scene {scene_path}")
             info, scene_error = _open_scene_info(scene_path)
             footprint = _lonlat_footprint(info) if info is not None else None
-            base = {"order": order, "name": stem, "fid": -1, "scene": str(scene_path), "output": str(out),
+            base = {"order": order, "name": key, "fid": -1, "scene": os.path.abspath(scene_path), "output": str(out),
                     "geometry": footprint}
             if info is None:
                 decided.append(Record(**base, status="failed", reason=scene_error, finished=_now()))
@@ -386,18 +482,21 @@ def plan_batch(
             if skip is not None:
                 decided.append(skip)
                 continue
-            tasks.append(CropTask(order, stem, -1, str(scene_path), str(out), None, info.crs, None, False,
+            tasks.append(CropTask(order, key, -1, base["scene"], str(out), None, info.crs, None, False,
                                   model_path, options, h, footprint))
         return tasks, decided
-    for scene_path, stem in zip(scene_paths, stems):
+    source, layer = str(aoi.attrs.get("aoi_source") or ""), str(aoi.attrs.get("aoi_layer") or "")
+    akey = str(aoi.attrs.get("aoi_key") or "aoi")
+    for scene_path, key in zip(scene_paths, keys):
         info, scene_error = _open_scene_info(scene_path)
         for fid, name, geom in zip(aoi.index, aoi["name"], aoi.geometry):
             order += 1
             name = str(name)
             geom = geom if isinstance(geom, BaseGeometry) else None  # a null geometry reads as None or NaN
-            out = output_dir / aoi_mod.output_filename(name, None if len(scene_paths) == 1 else stem)
-            base = {"order": order, "name": name, "fid": int(fid), "scene": str(scene_path), "output": str(out),
-                    "geometry": geom}
+            out = output_dir / aoi_mod.output_filename(akey, name, key)
+            claim(out, f"feature {fid} ({name}) x scene {scene_path}")
+            base = {"order": order, "name": name, "fid": int(fid), "scene": os.path.abspath(scene_path),
+                    "output": str(out), "geometry": geom, "aoi": source, "aoi_layer": layer}
             if info is None:
                 decided.append(Record(**base, status="failed", reason=scene_error, finished=_now()))
                 continue
@@ -420,15 +519,26 @@ def plan_batch(
                 continue
             model_path = _model_path(model, info)
             h = input_hash(info, prepared, model_path, options, keep_rectangle)
-            skip = _up_to_date(previous.get(str(out)), h, out, redo, base)
+            prev = previous.get(str(out))
+            skip = _up_to_date(prev, h, out, redo, base)
             if skip is not None:
                 decided.append(skip)
                 continue
+            _warn_if_replacing(prev, out, source, layer)
             pb, sb = prepared.bounds, info.footprint.bounds
             bounds = (max(pb[0], sb[0]), max(pb[1], sb[1]), min(pb[2], sb[2]), min(pb[3], sb[3]))
-            tasks.append(CropTask(order, name, int(fid), str(scene_path), str(out), prepared, info.crs, bounds,
-                                  keep_rectangle, model_path, options, h, geom))
+            tasks.append(CropTask(order, name, int(fid), base["scene"], str(out), prepared, info.crs, bounds,
+                                  keep_rectangle, model_path, options, h, geom, source, layer))
     return tasks, decided
+
+
+def _warn_if_replacing(prev: dict[str, Any] | None, out: Path, source: str, layer: str) -> None:
+    """Warn when ``out`` was made from another AOI file with the same aoi key (same stem, other folder)."""
+    if prev is None or not prev.get("aoi") or not source or not out.exists():
+        return
+    if (str(prev["aoi"]), str(prev.get("aoi_layer") or "")) != (source, layer):
+        log.warning("%s: replaces the crop made from %s (an AOI file with the same name); rename one of the "
+                    "AOI files to keep both", out, prev["aoi"])
 
 
 # -- running ---------------------------------------------------------------------------
@@ -655,7 +765,7 @@ def read_summary(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
 
 
 _COLUMNS = ("name", "aoi_fid", "scene", "output", "status", "reason", "seconds", "input_hash", "output_size",
-            "output_mtime_ns", "finished", "bands")
+            "output_mtime_ns", "finished", "bands", "aoi", "aoi_layer")
 
 
 def _frame(records: Sequence[Record], crs: Any) -> gpd.GeoDataFrame:
@@ -673,6 +783,8 @@ def _frame(records: Sequence[Record], crs: Any) -> gpd.GeoDataFrame:
         "output_mtime_ns": [int(r.output_mtime_ns) for r in rows],
         "finished": [r.finished for r in rows],
         "bands": [int(r.bands) for r in rows],
+        "aoi": [r.aoi for r in rows],
+        "aoi_layer": [r.aoi_layer for r in rows],
     }
     geoms = [r.geometry if isinstance(r.geometry, BaseGeometry) and not r.geometry.is_empty else None for r in rows]
     return gpd.GeoDataFrame(data, geometry=gpd.GeoSeries(geoms, crs=crs), crs=crs)
@@ -771,6 +883,45 @@ def _worker_threads(client: Any) -> int:
         return 1
 
 
+def check_output_dir(output_dir: str | os.PathLike) -> Path:
+    """Create ``output_dir`` if missing and make sure outputs can be written there, before any work.
+
+    An existing file at that path is a :class:`ConfigError`; a folder that cannot be created, is
+    read-only (a real probe file is written and removed: permission bits say nothing when running
+    as root) or sits on a full disk is an :class:`InputError`; each names the folder and the way out.
+    """
+    from .io.atomic import check_writable
+
+    folder = Path(output_dir)
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{folder}: the output folder (--output-dir) is an existing file, not a folder; "
+                          "give a folder path (a missing folder is created)")
+    check_writable(folder / SUMMARY_NAME, overwrite=True)
+    return folder
+
+
+def _storage_trouble(text: str) -> bool:
+    """Whether an error text says the output folder is full or read-only."""
+    return bool(_STORAGE_WORDS.search(text))
+
+
+def _save_summary(records: Sequence[Record], path: Path, crs: Any) -> None:
+    """:func:`write_summary`, with a full disk or read-only folder as one :class:`InputError` line."""
+    try:
+        write_summary(records, path, crs)
+    except Sar2OptError:
+        raise
+    except Exception as exc:  # pyogrio/SQLite report a full disk without an errno, in words
+        code = getattr(exc, "errno", None)
+        if code in _STORAGE_ERRNOS or code in (errno.EACCES, errno.EPERM) or _storage_trouble(str(exc)):
+            why = os.strerror(code) if code else " ".join(str(exc).split())
+            fix = "make it writable" if code in (errno.EROFS, errno.EACCES, errno.EPERM) or "read-only" in why.lower() \
+                else "free some space there"
+            raise InputError(f"{path.parent}: cannot write the batch summary {path.name} ({why}); {fix} or choose "
+                             "another output folder, then rerun: finished outputs are kept") from None
+        raise
+
+
 def run_batch(
     scenes: Sequence[str | os.PathLike],
     aoi: str | os.PathLike | gpd.GeoDataFrame | None,
@@ -780,6 +931,7 @@ def run_batch(
     options: Any = None,
     layer: str | None = None,
     name_field: str | None = None,
+    aoi_key: str | None = None,
     buffer_m: float = 0.0,
     keep_rectangle: bool = False,
     redo: bool = False,
@@ -792,7 +944,8 @@ def run_batch(
     and merge the rows into ``summary.gpkg``.
 
     ``aoi`` is a vector file (``layer``, ``name_field`` as in :func:`sar2opt_geo.aoi.read_aoi`),
-    an already read GeoDataFrame with a ``name`` column, or None for whole scenes; ``buffer_m``
+    an already read GeoDataFrame with a ``name`` column, or None for whole scenes; ``aoi_key`` names
+    the AOI in crop file names (default: the AOI file's stem, :func:`sar2opt_geo.aoi.aoi_key`); ``buffer_m``
     in metres; ``model`` a checkpoint path (default: the bundled model for the scene type);
     ``options`` a :class:`sar2opt_geo.TranslateOptions`; ``split`` the row bands per whole scene
     (``"auto"``: enough to keep every worker busy when there are fewer scenes than workers; the
@@ -806,21 +959,27 @@ def run_batch(
     """
     t0 = time.perf_counter()
     output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
     summary_path = output_dir / SUMMARY_NAME
     if aoi is None:
         gdf, crs = None, SUMMARY_CRS
         for name, value in (("layer", layer), ("name_field", name_field)):
             if value is not None:
                 raise ConfigError(f"{name}={value!r} needs an AOI file (--aoi)")
+        if aoi_key is not None:
+            raise ConfigError(f"aoi_key={aoi_key!r} needs an AOI file (--aoi)")
         if buffer_m or keep_rectangle:
             raise ConfigError("buffer_m / keep_rectangle need an AOI file (--aoi)")
     else:
         gdf = aoi if isinstance(aoi, gpd.GeoDataFrame) else aoi_mod.read_aoi(aoi, layer=layer, name_field=name_field)
+        if aoi_key is not None:
+            gdf.attrs["aoi_key"] = aoi_mod.sanitize_name(aoi_key, "aoi")
+        if gdf.empty:  # read_aoi refuses an empty layer itself; this is for a GeoDataFrame passed in
+            raise ConfigError("the AOI GeoDataFrame has no features, so there is nothing to crop; pass one with polygons")
         crs = gdf.crs
         if split not in (1, "auto"):
             raise ConfigError("split (row bands) applies to whole scenes; leave out --aoi, or --split")
     bands_per_scene(split, 1, 1)  # checks the value before any work
+    check_output_dir(output_dir)
     tasks, records = plan_batch(
         scenes, gdf, output_dir, model=model, options=options, buffer_m=buffer_m, keep_rectangle=keep_rectangle,
         redo=redo, previous=read_summary(summary_path),
@@ -833,12 +992,16 @@ def run_batch(
     def finished(rec: Record) -> None:
         nonlocal last_write
         records.append(rec)
+        if rec.status == "failed" and _storage_trouble(rec.reason):  # every later output would fail the same way
+            reason = rec.reason.removeprefix(f"{Path(rec.output).parent}: ")
+            raise InputError(f"{output_dir}: batch stopped at {Path(rec.output).name}: {reason}; the outputs "
+                             "finished before are kept and recorded in the summary, and a rerun resumes")
         if rec.status == "failed":
             log.warning("%s: failed: %s", rec.output, rec.reason)
         if progress is not None:
             progress(len(records) / max(total, 1), f"{len(records)}/{total} {what}s ({rec.name}: {rec.status})")
         if rec.fid < 0 or rec.seconds >= _CHECKPOINT_SECONDS or time.monotonic() - last_write >= _CHECKPOINT_SECONDS:
-            write_summary(records, summary_path, crs)
+            _save_summary(records, summary_path, crs)
             last_write = time.monotonic()
 
     def serial() -> None:
@@ -860,8 +1023,13 @@ def run_batch(
                         _run_dask(started, tasks, translate, finished, split)
         elif tasks:
             _run_dask(client, tasks, translate, finished, split)
-    finally:  # also on interrupt: what finished is recorded, so a rerun resumes
-        write_summary(records, summary_path, crs)
+    except BaseException:  # also on interrupt: what finished is recorded, so a rerun resumes
+        try:
+            _save_summary(records, summary_path, crs)
+        except Exception as exc:  # noqa: BLE001 - the error being raised is the one to report
+            log.warning("%s", exc)
+        raise
+    _save_summary(records, summary_path, crs)
     records.sort(key=lambda r: r.order)
     counts = {s: sum(r.status == s for r in records) for s in ("done", "skipped", "failed")}
     log.info("batch: %s in %.1f s; summary %s", ", ".join(f"{v} {k}" for k, v in counts.items()),

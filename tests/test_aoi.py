@@ -12,6 +12,7 @@ from shapely.geometry import LineString, Point, Polygon, box
 
 from sar2opt_geo.aoi import (
     NULL_GEOMETRY,
+    aoi_key,
     geometry_problem,
     metric_crs,
     output_filename,
@@ -51,8 +52,12 @@ def test_unique_names_is_case_insensitive_and_avoids_existing_names():
 
 
 def test_output_filename():
-    assert output_filename("field_1", None) == "field_1.tif"
-    assert output_filename("field_1", "S1A_x") == "field_1__S1A_x.tif"
+    assert output_filename("fields", "field_1", "S1A_x") == "fields__field_1__S1A_x.tif"
+
+
+def test_aoi_key_is_the_file_stem_plus_the_layer_of_a_multi_layer_file():
+    assert aoi_key("/data/Parcelles été.gpkg") == "Parcelles_ete"
+    assert aoi_key("/data/parcels.gpkg", "fields 2024") == "parcels.fields_2024"
 
 
 def _gdf(geoms, crs="EPSG:4326", **cols):
@@ -89,6 +94,28 @@ def test_read_aoi_layer_choice_and_errors(tmp_path):
         read_aoi(path, layer="towns", name_field="nom")
     with pytest.raises(InputError, match="not found"):
         read_aoi(tmp_path / "missing.gpkg")
+    # the source of the features is recorded; the layer is part of the name of a multi-layer file's
+    assert towns.attrs == {"aoi_source": str(path.resolve()), "aoi_layer": "towns", "aoi_key": "aoi.towns"}
+    single = tmp_path / "single.gpkg"
+    _gdf([box(0, 0, 1, 1)]).to_file(single, layer="parcels")
+    assert read_aoi(single).attrs == {"aoi_source": str(single.resolve()), "aoi_layer": "parcels", "aoi_key": "single"}
+
+
+@pytest.mark.parametrize("ext", [".gpkg", ".shp", ".geojson"])
+def test_empty_aoi_layer_is_refused_naming_file_and_layer(tmp_path, ext):
+    """Regression (issue 19): an AOI layer without features made a batch of nothing that exited 0
+    without a word."""
+    path = tmp_path / f"empty{ext}"
+    gpd.GeoDataFrame({"label": []}, geometry=gpd.GeoSeries([], crs=4326), crs=4326).to_file(
+        path, **({"layer": "parcels"} if ext == ".gpkg" else {}))
+    layer = "parcels" if ext == ".gpkg" else "empty"
+    with pytest.raises(InputError, match=rf"empty\{ext}: AOI layer '{layer}' has no features.*add polygons"):
+        read_aoi(path)
+    # in a multi-layer file, the message lists the other layers
+    if ext == ".gpkg":
+        _gdf([box(0, 0, 1, 1)]).to_file(path, layer="towns")
+        with pytest.raises(InputError, match=r"'parcels' has no features.*--layer \(towns\)"):
+            read_aoi(path, layer="parcels")
 
 
 @pytest.mark.filterwarnings("ignore:'crs' was not provided")

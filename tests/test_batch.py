@@ -55,6 +55,11 @@ def sar_model(tmp_path, tiny_generator) -> Path:
     return save_generator(tiny_generator(1, 3, 0.125, seed=1), card, tmp_path / "models" / "s1vv.safetensors")
 
 
+def _crop(aoi: str, name: str, scene) -> str:
+    """The file name of a crop: ``<aoi key>__<feature name>__<scene stem>.tif``."""
+    return f"{aoi}__{name}__{Path(scene).stem}.tif"
+
+
 def _scene(path):
     with rasterio.open(path) as ds:
         return ds.crs, ds.bounds, ds.res[0]
@@ -107,7 +112,8 @@ def test_batch_reprojects_masks_and_names(tmp_path, landsat8_tif, gray_model):
     summary = run_batch([landsat8_tif], aoi_path, out, model=gray_model, name_field="label", buffer_m=45.0,
                         translate=_translate())
     assert [r.status for r in summary.records] == ["done"] * 3, summary.table()
-    assert [Path(r.output).name for r in summary.records] == ["Rect_1.tif", "Triangle_2.tif", "Holed_field.tif"]
+    assert [Path(r.output).name for r in summary.records] == [
+        _crop("fields", n, landsat8_tif) for n in ("Rect_1", "Triangle_2", "Holed_field")]
     src = gpd.read_file(aoi_path)
     for rec, geom in zip(summary.records, src.geometry):
         buffered = prepare_aoi(geom, "EPSG:4326", crs, buffer_m=45.0)
@@ -130,7 +136,7 @@ def test_batch_keep_rectangle_and_shapefile_in_scene_crs(tmp_path, landsat8_tif,
     summary = run_batch([landsat8_tif], aoi_path, tmp_path / "out", model=gray_model, keep_rectangle=True,
                         translate=_translate())
     (rec,) = summary.records
-    assert rec.status == "done" and Path(rec.output).name == "0.tif"  # Shapefile FID 0
+    assert rec.status == "done" and Path(rec.output).name == _crop("tri", "0", landsat8_tif)  # Shapefile FID 0
     _check_output(rec.output, polys["triangle"], res, keep_rectangle=True)
 
 
@@ -155,7 +161,8 @@ def test_bad_polygons_are_reported_and_the_batch_goes_on(tmp_path, landsat8_tif,
     assert status["empty"] == ("skipped", "empty geometry")
     assert status["far"] == ("skipped", "does not overlap the scene")
     assert status["fill"][0] == "skipped" and status["fill"][1].startswith("no valid data in the polygon")
-    assert sorted(p.name for p in (tmp_path / "out").glob("*.tif")) == ["good.tif", "good_2.tif"]
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.tif")) == sorted(
+        [_crop("aoi", "good", landsat8_tif), _crop("aoi", "good_2", landsat8_tif)])
     assert len(read_summary(tmp_path / "out" / "summary.gpkg")) == 6
     assert [r.name for r in summary.failed] == ["bowtie"]
     # a rerun decides everything at planning: nothing is translated again
@@ -177,7 +184,7 @@ _FAIL_ONCE = {"name": "rect"}
 
 def _flaky_translate(src, dst, model=None, options=None, **kw):
     """translate that fails for the crop named in _FAIL_ONCE (a crash mid-batch)."""
-    if Path(dst).stem.startswith(_FAIL_ONCE["name"]):
+    if f"__{_FAIL_ONCE['name']}__" in Path(dst).name:
         raise RuntimeError("simulated crash")
     return _translate()(src, dst, model, options, **kw)
 
@@ -188,20 +195,20 @@ def test_rerun_skips_complete_outputs_and_redoes_failed_and_partial(tmp_path, la
     gpd.GeoDataFrame({"label": ["rect", "triangle"]}, geometry=[polys["rect"], polys["triangle"]],
                      crs=crs).to_file(aoi_path)
     out = tmp_path / "out"
+    rect, tri = out / _crop("aoi", "rect", landsat8_tif), out / _crop("aoi", "triangle", landsat8_tif)
     args = {"model": gray_model, "name_field": "label"}
     first = run_batch([landsat8_tif], aoi_path, out, translate=_flaky_translate, **args)
     assert {r.name: r.status for r in first.records} == {"rect": "failed", "triangle": "done"}
-    assert "simulated crash" in first.failed[0].reason and not (out / "rect.tif").exists()
-    mtime = (out / "triangle.tif").stat().st_mtime_ns
+    assert "simulated crash" in first.failed[0].reason and not rect.exists()
+    mtime = tri.stat().st_mtime_ns
 
     second = run_batch([landsat8_tif], aoi_path, out, translate=_translate(), **args)
     assert {r.name: r.status for r in second.records} == {"rect": "done", "triangle": "skipped"}
     assert "up to date" in second.records[1].reason and second.records[1].seconds == 0
-    assert (out / "triangle.tif").stat().st_mtime_ns == mtime  # untouched
-    assert read_summary(out / "summary.gpkg")[str(out / "triangle.tif")]["status"] == "skipped"
+    assert tri.stat().st_mtime_ns == mtime  # untouched
+    assert read_summary(out / "summary.gpkg")[str(tri)]["status"] == "skipped"
 
     # a partial output (truncated file) is redone; the complete one is skipped
-    tri = out / "triangle.tif"
     tri.write_bytes(tri.read_bytes()[:1000])
     third = run_batch([landsat8_tif], aoi_path, out, translate=_translate(), **args)
     assert {r.name: r.status for r in third.records} == {"rect": "skipped", "triangle": "done"}
@@ -252,11 +259,11 @@ def test_sar_scene_two_scenes_naming_and_cli(tmp_path, s1_db_tif, landsat8_tif, 
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     assert lines[-1] == {"event": "done", "outputs": {"OUTPUT": str(out), "SUMMARY": str(out / "summary.gpkg")}}
     buffered = prepare_aoi(_to_lonlat(field, crs), "EPSG:4326", crs, buffer_m=20)
-    _check_output(out / "farm.tif", buffered, res)
-    with rasterio.open(out / "farm.tif") as ds:
+    _check_output(out / _crop("s1", "farm", s1_db_tif), buffered, res)
+    with rasterio.open(out / _crop("s1", "farm", s1_db_tif)) as ds:
         assert ds.crs == crs
 
-    # two scenes: outputs named <name>__<scene stem>; the field lies outside the Landsat-8 scene
+    # two scenes: outputs named <aoi>__<name>__<scene stem>; the field lies outside the Landsat-8 scene
     out2 = tmp_path / "out2"
     argv2 = ["batch", str(s1_db_tif), str(landsat8_tif), "--aoi", str(aoi_path), "--layer", "a",
              "--name-field", "label", "--output-dir", str(out2), "--model", str(sar_model), "--workers", "0",
@@ -265,7 +272,7 @@ def test_sar_scene_two_scenes_naming_and_cli(tmp_path, s1_db_tif, landsat8_tif, 
     text = capsys.readouterr().out
     layer = gpd.read_file(out2 / "summary.gpkg", layer="summary")
     names = [Path(p).name for p in layer["output"]]
-    assert names == [f"farm__{Path(s1_db_tif).stem}.tif", f"farm__{Path(landsat8_tif).stem}.tif"]
+    assert names == [_crop("s1", "farm", s1_db_tif), _crop("s1", "farm", landsat8_tif)]
     assert list(layer["status"]) == ["done", "skipped"]  # the S1 field is outside the Landsat scene
     assert code == 0 and "1 done, 1 skipped, 0 failed" in text
 
@@ -299,7 +306,7 @@ def test_scene_folders_and_gcp_products_are_planned(tmp_path, s1_db_tif, s1_safe
                                 model=tmp_path / "m.safetensors", buffer_m=500)
     by_scene = {(Path(t.scene).name, t.name): t for t in tasks}
     task = by_scene[(Path(s1_safe).name, "in")]
-    assert task.crs == "EPSG:4326" and Path(task.output).name == f"in__{Path(s1_safe).stem}.tif"
+    assert task.crs == "EPSG:4326" and Path(task.output).name == _crop("aoi", "in", s1_safe)
     # the 500 m buffer was applied in metres (local UTM), not in degrees
     utm = gpd.GeoSeries([inside], crs=4326).estimate_utm_crs()
     grown = gpd.GeoSeries([task.geometry], crs=4326).to_crs(utm).area.iloc[0]
@@ -369,9 +376,10 @@ def test_a_second_aoi_file_keeps_the_rows_and_resume_state_of_the_first(tmp_path
     assert layer.crs.equals(crs)  # the summary keeps its CRS; the lon/lat footprint was reprojected
     tri = gpd.GeoSeries([polys["triangle"]], crs=crs)
     assert layer.geometry.iloc[1].buffer(1.0).contains(tri.iloc[0])
-    mtime = (out / "rect.tif").stat().st_mtime_ns
+    rect = out / _crop("first", "rect", landsat8_tif)
+    mtime = rect.stat().st_mtime_ns
     again = run_batch([landsat8_tif], first, out, translate=_must_not_run, **args)
-    assert [r.status for r in again.records] == ["skipped"] and (out / "rect.tif").stat().st_mtime_ns == mtime
+    assert [r.status for r in again.records] == ["skipped"] and rect.stat().st_mtime_ns == mtime
     assert len(read_summary(out / "summary.gpkg")) == 2
 
 

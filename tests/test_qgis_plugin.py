@@ -485,7 +485,8 @@ def test_translateaoi_with_a_memory_layer(qgis, s1_db_tif, s1vv_model, tmp_path)
     summary = gpd.read_file(summary_path, layer="summary")
     assert sorted(summary["status"]) == ["done", "done"]
     for name, geom in boxes.items():
-        with rasterio.open(out_dir / f"{name}.tif") as crop:
+        # a memory layer's crops are named after the layer ("aoi in memory"), not QGIS's temporary GeoPackage
+        with rasterio.open(out_dir / f"aoi_in_memory__{name}__{s1_db_tif.stem}.tif") as crop:
             assert crop.count == 3 and crop.crs == crs
             grown = box(*geom.buffer(40.0 + 2 * abs(crop.res[0])).bounds)  # buffered, plus pixel snapping
             assert grown.contains(box(*crop.bounds)) and box(*crop.bounds).contains(geom.buffer(39.0))

@@ -2,7 +2,9 @@
 file, resumably, on Dask (a large scene split into row bands over several workers).
 
 Exit status: 0 when no output *failed* (skipped ones, e.g. AOIs outside a scene or outputs
-already up to date, are fine), 1 when at least one failed (the summary says why).
+already up to date, are fine), 1 when at least one failed (the summary says why). An AOI layer
+without features, an output folder that is a file, read-only or on a full disk (also when the disk
+fills up during the batch) are one ``sar2opt: error: ...`` line and exit status 1.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             "Without --aoi, translate each whole scene into <scene>.tif; a scene can be split into row bands "
             "translated by several workers (--split), with the same bytes as one translate. With --aoi, for each "
             "scene x AOI feature, reproject the polygon to the scene CRS, buffer it, translate the window around "
-            "it and mask pixels outside the polygon: <name>__<scene>.tif (<name>.tif with one scene). Rows go into "
+            "it and mask pixels outside the polygon: <aoi file stem>__<name>__<scene>.tif (a scene stem shared with "
+            "another scene gets -<hash of its path>). Rows go into "
             "summary.gpkg (layer 'summary'), merged with the rows of earlier or concurrent batches. Re-running "
             "skips outputs already complete. Exit status 1 if any output failed."
         ),
@@ -43,6 +46,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     aoi.add_argument("--aoi", metavar="FILE", help="AOI vector file (Shapefile, GeoPackage, GeoJSON ...)")
     aoi.add_argument("--layer", metavar="NAME", help="layer of a multi-layer AOI file (GeoPackage)")
     aoi.add_argument("--name-field", metavar="FIELD", help="attribute naming the outputs (default: the feature id)")
+    aoi.add_argument("--aoi-key", metavar="NAME",
+                     help="the AOI's part of crop file names, <aoi key>__<feature>__<scene>.tif (default: the AOI file's stem)")
     aoi.add_argument("--buffer", type=float, default=None, metavar="METRES",
                      help="grow (or, negative, shrink) each polygon by this many metres (default 0)")
     aoi.add_argument("--keep-rectangle", action="store_true", help="keep the whole bounding rectangle, no polygon mask")
@@ -87,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     from ..sensors.open import check_exists
 
     if args.aoi is None:
-        given = [flag for flag, value in (("--layer", args.layer), ("--name-field", args.name_field),
+        given = [flag for flag, value in (("--layer", args.layer), ("--name-field", args.name_field), ("--aoi-key", args.aoi_key),
                                           ("--buffer", args.buffer), ("--keep-rectangle", args.keep_rectangle or None))
                  if value is not None]
         if given:
@@ -106,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         summary = run_batch(
             args.scenes, args.aoi, args.output_dir, model=args.model, options=options, layer=args.layer,
-            name_field=args.name_field, buffer_m=args.buffer or 0.0, keep_rectangle=args.keep_rectangle,
+            name_field=args.name_field, aoi_key=args.aoi_key, buffer_m=args.buffer or 0.0, keep_rectangle=args.keep_rectangle,
             redo=args.redo, split=args.split if args.aoi is None else 1,
             client=functools.partial(dask_client, args.workers, args.scheduler), progress=progress,
         )

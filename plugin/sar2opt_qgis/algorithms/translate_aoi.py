@@ -46,7 +46,10 @@ class TranslateAoiAlgorithm(Sar2OptAlgorithm):
 
     def shortHelpString(self) -> str:
         return self.tr(
-            "Output folder: one GeoTIFF per polygon, named after the name field (e.g. field_12.tif), the part of the "
+            "Output folder: one GeoTIFF per polygon, named <AOI file stem>__<name field value>__<scene stem>.tif "
+            "(a memory or database layer: its layer name instead of the file stem) "
+            "(e.g. fields__Parcel_1__S1A_IW_GRDH_....tif, so batches with other AOI files or scenes never "
+            "replace each other's crops), the part of the "
             "scene under the buffered polygon translated as in 'Translate SAR to optical RGB' and masked "
             "to nodata outside it; and summary.gpkg (layer 'summary': each AOI footprint with its output, "
             "status done/skipped/failed and the reason), which is added to the map.\n\n"
@@ -92,6 +95,10 @@ class TranslateAoiAlgorithm(Sar2OptAlgorithm):
         args = ["batch", src, "--aoi", aoi, "--output-dir", out_dir]
         if layer_name:
             args += ["--layer", layer_name]
+        layer = self.parameterAsVectorLayer(parameters, self.AOI, context)
+        if layer is not None and layer.source().split("|")[0] != aoi:
+            # QGIS wrote a temporary GeoPackage (memory layer, selection ...): name crops after the layer, not the temp file
+            args += ["--aoi-key", layer.name()]
         name_field = self.parameterAsString(parameters, self.NAME_FIELD, context)
         if name_field:
             args += ["--name-field", name_field]
