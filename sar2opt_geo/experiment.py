@@ -25,12 +25,14 @@ Determinism: generators run in eval mode (no dropout), crops and pairs are chose
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import logging
 import platform
+import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,7 +42,15 @@ import torch
 from .errors import DatasetError, InputError
 from .options import DEFAULT_MAX_MEMORY_MB
 
-__all__ = ["ExperimentConfig", "ExperimentResult", "SceneSpec", "optical_partner", "run_experiment"]
+__all__ = [
+    "OUTPUT_NAMES",
+    "ExperimentConfig",
+    "ExperimentResult",
+    "SceneSpec",
+    "optical_partner",
+    "removed_on_failure",
+    "run_experiment",
+]
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +101,47 @@ class ExperimentResult:
     figures: list[Path] = field(default_factory=list)
     composites: list[Path] = field(default_factory=list)
     seconds: float = 0.0
+
+
+#: What a run writes directly in ``out_dir`` (``data``: the CLI's ``--synthetic-palsar2`` product).
+OUTPUT_NAMES: tuple[str, ...] = (
+    "composites", "figures", "data", "metrics.json", "paired_metrics.csv", "scene_structure.csv", "report.md",
+)
+
+
+@contextlib.contextmanager
+def removed_on_failure(out_dir: str | Path) -> Iterator[Path]:
+    """Undo what a failed run left in ``out_dir``: when the block raises, remove the outputs
+    (:data:`OUTPUT_NAMES`) that did not exist before it, then ``out_dir`` and the parents the block
+    created, if they are empty. Nothing that existed before the block is touched (a previous run's
+    results stay); other files in a folder the block created keep that folder."""
+    out = Path(out_dir)
+    created = []  # out_dir and its missing parents, deepest first
+    for d in (out, *out.parents):
+        if d.exists() or d == d.parent:
+            break
+        created.append(d)
+    before = {name for name in OUTPUT_NAMES if (out / name).exists() or (out / name).is_symlink()}
+    try:
+        yield out
+    except BaseException:
+        for name in OUTPUT_NAMES:
+            path = out / name
+            if name in before or not (path.exists() or path.is_symlink()):
+                continue
+            try:
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
+            except OSError as exc:
+                log.warning("could not remove %s after the failure: %s", path, exc)
+        for d in created:
+            try:
+                d.rmdir()  # only when empty
+            except OSError:
+                break
+        raise
 
 
 def optical_partner(scene_path: Path) -> Path | None:
@@ -231,13 +282,25 @@ def _res(r: Any) -> dict[str, Any]:
 
 
 def run_experiment(cfg: ExperimentConfig, progress: ProgressFn | None = None) -> ExperimentResult:
-    """Run the experiment described by ``cfg``; see the module docstring for what is written."""
-    from . import __version__
-    from .report import paired_panel, scene_panels, write_report
+    """Run the experiment described by ``cfg``; see the module docstring for what is written.
 
+    Missing inputs are reported before anything is written; a run that fails removes what it wrote
+    (:func:`removed_on_failure`).
+    """
     t0 = time.perf_counter()
     if not cfg.scenes and cfg.paired_data is None:
         raise DatasetError("the experiment needs at least one dual-pol scene (--scene) or paired data (--paired)")
+    for what, path in [("--paired", cfg.paired_data), *(("--scene", spec.path) for spec in cfg.scenes)]:
+        if path is not None and not Path(path).exists():
+            raise InputError(f"{path}: no such file or folder ({what}); check the path")
+    with removed_on_failure(cfg.out_dir):  # a failed run leaves no empty folders or partial outputs behind
+        return _run(cfg, progress, t0)
+
+
+def _run(cfg: ExperimentConfig, progress: ProgressFn | None, t0: float) -> ExperimentResult:
+    from . import __version__
+    from .report import paired_panel, scene_panels, write_report
+
     out = Path(cfg.out_dir)
     comp_dir, fig_dir = out / "composites", out / "figures"
     for d in (comp_dir, fig_dir):

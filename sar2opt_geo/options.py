@@ -29,7 +29,9 @@ __all__ = [
     "DEFAULT_MAX_MEMORY_MB",
     "QUANTIZE_MODES",
     "RESAMPLING_METHODS",
+    "SEED_MAX",
     "TranslateOptions",
+    "check_seed",
     "option_fields",
     "parse_bands",
 ]
@@ -44,6 +46,31 @@ RESAMPLING_METHODS: tuple[str, ...] = (
     "nearest", "bilinear", "cubic", "cubic_spline", "lanczos", "average", "mode", "gauss",
     "max", "min", "med", "q1", "q3", "sum", "rms",
 )
+
+
+#: Largest seed: seeds go to torch's and numpy's generators, which take whole numbers 0 .. 2**63 - 1 here.
+SEED_MAX = 2**63 - 1
+
+
+def check_seed(seed: Any, flag: str = "--seed", count: int = 1) -> int:
+    """``seed`` as an int when ``seed .. seed + count - 1`` are all valid seeds (0 .. :data:`SEED_MAX`).
+
+    Raises :class:`~sar2opt_geo.errors.ConfigError` (:class:`~sar2opt_geo.errors.OptionTypeError`
+    for a non-integer) naming ``flag`` and the range allowed.
+    """
+    import numbers
+
+    from .errors import ConfigError, OptionTypeError
+
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise OptionTypeError(f"{flag} {seed!r} is not a whole number; give an integer from 0 to {SEED_MAX} (2**63 - 1)")
+    seed = int(seed)
+    top = SEED_MAX - max(1, count) + 1
+    if not 0 <= seed <= top:
+        runs = f" (with {count} runs it uses seeds {flag} .. {flag}+{count - 1})" if count > 1 else ""
+        raise ConfigError(f"{flag} {seed} is out of range{runs}; give a whole number from 0 to {top}"
+                          + (" (2**63 - 1)" if top == SEED_MAX else ""))
+    return seed
 
 
 def parse_bands(value: Any) -> tuple[str, ...] | None:
@@ -170,6 +197,7 @@ class TranslateOptions:
             raise ConfigError(f"unknown resampling {self.resampling!r}; e.g. nearest, bilinear, cubic, average")
         if isinstance(self.samples, bool) or not isinstance(self.samples, int) or self.samples < 1:
             raise ConfigError(f"samples must be a whole number >= 1 (stochastic runs), got {self.samples!r}")
+        object.__setattr__(self, "seed", check_seed(self.seed, count=self.samples))
         if self.dst_res is not None and not self.dst_res > 0:
             raise ConfigError(f"dst_res must be a positive resolution in dst_crs units, got {self.dst_res}")
         if self.match_input_grid and (self.dst_crs or self.dst_res):

@@ -16,12 +16,14 @@ sigma0 dB, 10 m, UTM 31N; no optical image exists for it). This is what ``make d
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 from ._common import add_device, add_progress, add_verbosity, emit_json, make_progress
 
-__all__ = ["SAMPLE_NAME", "SIDE_BY_SIDE_NAME", "add_parser", "run"]
+__all__ = ["SAMPLE_NAME", "SIDE_BY_SIDE_NAME", "add_parser", "check_synthetic_options", "run"]
 
 log = logging.getLogger(__name__)
 
@@ -56,29 +58,63 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return p
 
 
+def check_synthetic_options(size: int, seed: int) -> None:
+    """``--size`` and ``--seed`` (used by ``--synthetic``): a :class:`~sar2opt_geo.errors.ConfigError` (one
+    line on stderr, exit status 1, nothing written) when they cannot work, with or without ``--synthetic``."""
+    from ..errors import ConfigError
+    from ..options import check_seed
+
+    if size < 16:
+        raise ConfigError(f"--size {size} is too small; give at least 16 pixels (e.g. --size 1024, the default)")
+    check_seed(seed)
+
+
+@contextlib.contextmanager
+def _removed_on_failure(folder: Path, new_files: list[Path]) -> Iterator[None]:
+    """When the block raises: remove ``new_files`` (the demo's outputs that did not exist before), then
+    ``folder`` and the parents the block created, if empty. Nothing that existed before is touched."""
+    created = []
+    for d in (folder, *folder.parents):
+        if d.exists() or d == d.parent:
+            break
+        created.append(d)
+    try:
+        yield
+    except BaseException:
+        for path in new_files:
+            path.unlink(missing_ok=True)
+        for d in created:
+            try:
+                d.rmdir()
+            except OSError:
+                break
+        raise
+
+
 def run(args: argparse.Namespace) -> int:
-    from ..api import translate
+    check_synthetic_options(args.size, args.seed)  # before torch is imported and anything is written
+    from ..api import resolve_device, translate
     from ..demo import ATTRIBUTION, bundled_pair, side_by_side
     from ..samples import write_sample_scene
 
+    resolve_device(args.device)  # an unusable --device fails before the sample scene is written
     output: Path = args.output
-    if args.synthetic:
-        if args.size < 16:
-            print(f"sar2opt demo: error: --size {args.size} is too small; give at least 16 pixels")
-            return 2
-        sample, optical = write_sample_scene(output.parent / SAMPLE_NAME, size=args.size, seed=args.seed), None
-        what, title, attribution = "sample scene (synthetic)", "SYNTHETIC scene (no real optical image exists)", None
-    else:
-        pair = bundled_pair()
-        sample, optical = pair.sar, pair.optical
-        what, title, attribution = "real Sentinel-1 sample", pair.description, ATTRIBUTION
-    progress, close = make_progress(args.progress, "demo")
-    try:
-        result = translate(sample, output, args.model, device=args.device, quicklook=True, progress=progress)
-    finally:
-        close()
-    picture = side_by_side(sample, result.path, output.parent / SIDE_BY_SIDE_NAME, optical, title=title,
-                           attribution=attribution)
+    written = [output.parent / SAMPLE_NAME, output, output.with_suffix(".png"), output.parent / SIDE_BY_SIDE_NAME]
+    with _removed_on_failure(output.parent, [p for p in written if not p.exists()]):
+        if args.synthetic:
+            sample, optical = write_sample_scene(output.parent / SAMPLE_NAME, size=args.size, seed=args.seed), None
+            what, title, attribution = "sample scene (synthetic)", "SYNTHETIC scene (no real optical image exists)", None
+        else:
+            pair = bundled_pair()
+            sample, optical = pair.sar, pair.optical
+            what, title, attribution = "real Sentinel-1 sample", pair.description, ATTRIBUTION
+        progress, close = make_progress(args.progress, "demo")
+        try:
+            result = translate(sample, output, args.model, device=args.device, quicklook=True, progress=progress)
+        finally:
+            close()
+        picture = side_by_side(sample, result.path, output.parent / SIDE_BY_SIDE_NAME, optical, title=title,
+                               attribution=attribution)
     if args.progress == "json":
         emit_json({"event": "done", "outputs": {"INPUT": str(sample), "OUTPUT": str(result.path),
                                                 "QUICKLOOK": str(result.quicklook), "SIDE_BY_SIDE": str(picture)}})

@@ -102,25 +102,31 @@ def scene_specs(paths: list[str], synthetic: Path | None = None):
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..options import check_seed
+
+    check_seed(args.seed)  # before torch is imported and anything is written
     from ..api import resolve_device
-    from ..experiment import ExperimentConfig, run_experiment
+    from ..experiment import ExperimentConfig, removed_on_failure, run_experiment
 
-    synthetic = None
-    if args.synthetic_palsar2:
-        from ..samples import write_synthetic_palsar2_l21
-
-        synthetic = write_synthetic_palsar2_l21(args.out / "data" / "palsar2_l21_SYNTHETIC", size=512, seed=args.seed)
-    cfg = ExperimentConfig(
-        out_dir=args.out, scenes=scene_specs(args.scene, synthetic), sar_model=args.sar_model,
-        gray_model=args.gray_model, paired_data=args.paired, paired_layout=args.layout, split=args.split,
-        eval_crop=args.eval_crop or None, max_pairs=args.max_pairs or None, panel_pairs=args.panel_pairs,
-        scene_crop=args.scene_crop, scene_crops=args.scene_crops, stretch=args.stretch, tile_size=args.tile,
-        overlap=args.overlap, max_memory_mb=args.max_memory_mb, device=resolve_device(args.device), seed=args.seed,
-        command="sar2opt " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["experiment"] else "",
-    )
+    device = resolve_device(args.device)
     progress, close = make_progress(args.progress, "experiment")
     try:
-        result = run_experiment(cfg, progress=progress)
+        with removed_on_failure(args.out):  # also the --synthetic-palsar2 product, written before the run
+            synthetic = None
+            if args.synthetic_palsar2:
+                from ..samples import write_synthetic_palsar2_l21
+
+                synthetic = write_synthetic_palsar2_l21(args.out / "data" / "palsar2_l21_SYNTHETIC", size=512,
+                                                        seed=args.seed)
+            cfg = ExperimentConfig(
+                out_dir=args.out, scenes=scene_specs(args.scene, synthetic), sar_model=args.sar_model,
+                gray_model=args.gray_model, paired_data=args.paired, paired_layout=args.layout, split=args.split,
+                eval_crop=args.eval_crop or None, max_pairs=args.max_pairs or None, panel_pairs=args.panel_pairs,
+                scene_crop=args.scene_crop, scene_crops=args.scene_crops, stretch=args.stretch, tile_size=args.tile,
+                overlap=args.overlap, max_memory_mb=args.max_memory_mb, device=device, seed=args.seed,
+                command="sar2opt " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["experiment"] else "",
+            )
+            result = run_experiment(cfg, progress=progress)
     finally:
         close()
     if args.progress == "json":

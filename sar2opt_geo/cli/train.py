@@ -217,6 +217,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..options import check_seed
+
+    check_seed(args.seed)  # torch and numpy take 0 .. 2**63 - 1: say so before any work, not in a traceback
     import torch
 
     from ..training import TrainConfig, card_for_dataset, train

@@ -22,6 +22,10 @@ arrays ``(N, C_in, h, w) -> (N, C_out, h, w)``. :func:`make_runner` builds one.
     package: ``pip install openvino``, the ``openvino`` extra), float32 precision forced
     (the plugin would pick bfloat16 on CPUs that have it).
 
+Both ONNX backends export with ``torch.onnx.export``, which needs the ``onnx`` package. A
+missing package is a :class:`~sar2opt_geo.errors.ConfigError` naming it and the ``pip install``
+line (:func:`check_backend_packages`; the CLI checks before any work, a runner on its first batch).
+
 Deterministic backends other than torch need eval mode: ``stochastic=True`` with them is a
 :class:`~sar2opt_geo.errors.ConfigError`.
 """
@@ -30,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib
 import io
 import logging
 import threading
@@ -45,7 +50,7 @@ from ..errors import ConfigError
 from ..options import BACKENDS  # the choices, defined once with the translate options
 from .fast_unet import optimise_for_inference
 
-__all__ = ["BACKENDS", "Backend", "Runner", "make_runner", "model_digest", "prepare_module"]
+__all__ = ["BACKENDS", "Backend", "Runner", "check_backend_packages", "make_runner", "model_digest", "prepare_module"]
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +118,51 @@ def _torch_runner(module: nn.Module, device: torch.device, autocast: bool) -> Ru
 
     name = f"torch {device.type} {type(module).__name__}" + (" autocast-fp16" if autocast else "")
     return Runner(name, run, module)
+
+
+# ----------------------------------------------------------------------------- packages
+
+#: The packages each backend imports (``onnx``: ``torch.onnx.export``), and the extra that installs them.
+_BACKEND_PACKAGES: dict[str, tuple[tuple[str, ...], str]] = {
+    "onnxruntime": (("onnx", "onnxruntime"), "onnx"),
+    "openvino": (("onnx", "openvino"), "openvino"),
+}
+#: What each extra of setup.cfg installs (the ``openvino`` extra has no ``onnx``).
+_EXTRAS: dict[str, tuple[str, ...]] = {"onnx": ("onnx", "onnxruntime"), "openvino": ("openvino",)}
+
+
+def _importable(name: str) -> bool:
+    try:
+        importlib.import_module(name)
+    except (ImportError, OSError):  # not installed, or installed without its shared libraries
+        return False
+    return True
+
+
+def install_hint(missing: list[str] | tuple[str, ...], extra: str | None = None) -> str:
+    """``pip install "sar2opt-geo[extra]"`` when that extra installs every ``missing`` package, and the
+    plain ``pip install <missing>`` line."""
+    plain = "pip install " + " ".join(missing)
+    if extra and set(missing) <= set(_EXTRAS.get(extra, ())):
+        return f'pip install "sar2opt-geo[{extra}]" (or: {plain})'
+    return plain
+
+
+def check_backend_packages(backend: str) -> None:
+    """Raise :class:`~sar2opt_geo.errors.ConfigError` naming the missing package(s) and the
+    ``pip install`` line when ``backend`` cannot run in this Python; nothing for ``"torch"``."""
+    if backend not in _BACKEND_PACKAGES:
+        return
+    needed, extra = _BACKEND_PACKAGES[backend]
+    missing = [name for name in needed if not _importable(name)]
+    if not missing:
+        return
+    what = " and ".join(missing)
+    why = " (torch.onnx.export needs it)" if missing == ["onnx"] else ""
+    raise ConfigError(
+        f"backend {backend!r} needs the {what} package{'s' if len(missing) > 1 else ''}{why}, not installed in this "
+        f"Python: {install_hint(missing, extra)}; or use backend 'torch' (the default)"
+    )
 
 
 # ----------------------------------------------------------------------------- ONNX export
@@ -217,6 +267,7 @@ def _onnx_runner(module: nn.Module, backend: str, quantize: str, threads: int) -
             sess = _SESSIONS.get(key)
         if sess is not None:
             return sess
+        check_backend_packages(backend)  # one clear line, not an ImportError from deep in the export
         if backend == "openvino":
             sess = _openvino_compiled(fp32_bytes(), threads)
         else:
@@ -244,7 +295,8 @@ def _openvino_compiled(model_bytes: bytes, threads: int):
     try:
         import openvino as ov
     except ImportError:
-        raise ConfigError("backend 'openvino' needs the openvino package: pip install openvino; or use backend='onnxruntime'") from None
+        check_backend_packages("openvino")  # raises the one-line ConfigError
+        raise
     core = ov.Core()
     model = core.read_model(model=model_bytes)  # bytes of an ONNX graph
     # f32: on CPUs with AVX-512 BF16 / AMX the plugin otherwise runs bfloat16 (measured 1.3e-3 off here)

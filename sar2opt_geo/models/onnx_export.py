@@ -49,7 +49,7 @@ import math
 import os
 import warnings
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -155,6 +155,18 @@ def onnx_metadata(
     }
 
 
+def _require(name: str, what: str) -> Any:
+    """Import ``name`` (``onnx`` or ``onnxruntime``, both in the ``onnx`` extra), or raise a one-line
+    :class:`~sar2opt_geo.errors.ConfigError` naming it and the ``pip install`` line."""
+    import importlib
+
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        raise ConfigError(f'{what} needs the {name} package, not installed in this Python: '
+                          f'pip install "sar2opt-geo[onnx]" (or: pip install {name})') from None
+
+
 def export_onnx(
     model: str | os.PathLike | tuple[nn.Module, ModelCard],
     dst: str | os.PathLike,
@@ -177,8 +189,11 @@ def export_onnx(
         target: ``"generic"`` or ``"deepness"`` (see the module docstring).
         tile_size: deepness target: the static input side in pixels, a multiple of the model's
             downsampling, larger than twice its receptive-field margin (default 512).
+
+    Raises :class:`~sar2opt_geo.errors.ConfigError` when the ``onnx`` package is missing (before
+    anything is read or written).
     """
-    import onnx
+    onnx = _require("onnx", "exporting to ONNX (sar2opt export-onnx)")
 
     if target not in ("generic", "deepness"):
         raise ConfigError(f"target must be 'generic' or 'deepness', got {target!r}")
@@ -248,7 +263,7 @@ def export_onnx(
 
 def read_onnx_card(path: str | os.PathLike) -> ModelCard:
     """The model card stored in an exported ONNX file's ``sar2opt_card`` metadata."""
-    import onnx
+    onnx = _require("onnx", "reading an ONNX file")
 
     from ..errors import CheckpointError
 
@@ -264,8 +279,7 @@ def compare_onnx(path: str | os.PathLike, module: nn.Module, x: np.ndarray, io_r
 
     For a Deepness export the outputs are compared as one stack against ``(y + 1) / 2``.
     """
-    import onnxruntime as ort
-
+    ort = _require("onnxruntime", "running an ONNX file")
     x = np.ascontiguousarray(x, dtype=np.float32)
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     got = np.concatenate(sess.run(None, {"input": x}), axis=1)
