@@ -45,7 +45,7 @@ from .preprocess import (
     plan_bands,
     reprojected_grid,
 )
-from .preprocess.domain import DEFAULT_MAX_PIXELS
+from .preprocess.domain import DEFAULT_MAX_PIXELS, MIN_SAMPLE_PIXELS
 
 __all__ = ["Plan", "context_window", "crop_block", "plan_translation", "to_crs"]
 
@@ -161,7 +161,13 @@ def _final_grid(scene: Any, plan_out: Grid, full: Grid, is_crop: bool, opts: Tra
         own = native_grid(scene)
         return own if not is_crop else own.window_grid(crop_window(own, plan_out.bounds, plan_out.crs))
     if opts.dst_crs or opts.dst_res:
-        return reprojected_grid(plan_out, to_crs(opts.dst_crs) if opts.dst_crs else None, opts.dst_res)
+        grid = reprojected_grid(plan_out, to_crs(opts.dst_crs) if opts.dst_crs else None, opts.dst_res)
+        own = native_grid(scene)
+        if not is_crop and own is not None and own.crs == grid.crs and grid.crs != plan_out.crs:
+            # back to the scene's own CRS: its own footprint, not the bounding box of the rotated model grid
+            # (near a pole that box is several times wider than the scene)
+            grid = reprojected_grid(own, None, abs(grid.transform.a))
+        return grid
     return plan_out
 
 
@@ -184,16 +190,20 @@ def _normaliser(scene: Any, model: LoadedModel, bands: BandPlan, context: Grid, 
     the sampled blocks can miss the data a crop holds: then the statistics come from the
     crop's own area (with its context), and the output's tags say so.
     """
-    def normaliser(read_band: Callable, height: int, width: int, key: Any) -> Normaliser:
+    def normaliser(read_band: Callable, height: int, width: int, key: Any, min_sample: int) -> Normaliser:
         return make_normaliser(card.input, bands.bands, read_band, height, width, gray=bands.gray,
-                               source=scene.path, cancel=cancel, progress=progress, cache_key=key)
+                               source=scene.path, cancel=cancel, progress=progress, cache_key=key,
+                               min_sample=min_sample)
 
     card = model.card
     if card.input.normalisation == "db_clip":
         return make_normaliser(card.input, bands.bands, gray=bands.gray, source=scene.path), ""
     sampled = scene.height * scene.width > DEFAULT_MAX_PIXELS  # only every k-th block is read
     try:
-        norm = normaliser(scene.read, scene.height, scene.width, _scene_key(scene, opts))
+        # a crop of a sparse sampled scene has its own way out (its area's statistics, below),
+        # so the sample is kept as it is rather than swept in full
+        norm = normaliser(scene.read, scene.height, scene.width, _scene_key(scene, opts),
+                          0 if (is_crop and sampled) else MIN_SAMPLE_PIXELS)
         seen = norm.valid_pixels
         if not (is_crop and sampled) or seen is None or seen >= MIN_STATISTICS_PIXELS:
             return norm, "whole scene" + (f" (sampled, {seen} valid pixels)" if sampled else "")
@@ -213,7 +223,7 @@ def _normaliser(scene: Any, model: LoadedModel, bands: BandPlan, context: Grid, 
 
     area = f"the crop area (native pixels {c0},{r0} +{int(win.width)}x{int(win.height)})"
     log.warning("%s: %s; statistics come from %s", scene.path, reason, area)
-    return normaliser(read_crop, int(win.height), int(win.width), None), area
+    return normaliser(read_crop, int(win.height), int(win.width), None, MIN_SAMPLE_PIXELS), area
 
 
 def plan_translation(
@@ -244,7 +254,7 @@ def plan_translation(
     bands = plan_bands(scene, card, list(scene.bands) if opts.bands else None, opts.strict)
     for w in bands.warnings:
         log.warning(w)
-    full = model_grid(scene, card.input.pixel_spacing_m)
+    full = model_grid(scene, card.input.pixel_spacing_m, prefer_crs=to_crs(opts.dst_crs) if opts.dst_crs else None)
     default_crs = to_crs(opts.dst_crs) if opts.dst_crs else input_crs(scene)
     aoi = None
     if opts.aoi is not None:

@@ -124,8 +124,12 @@ def write_cog(
     scratch_dir: str | os.PathLike | None = None,
     progress: Callable[[float, str], None] | None = None,
     cancel: Callable[[], bool] | None = None,
+    crs: CRS | None = None,
 ) -> int:
     """Encode ``src`` (unit values, NaN = nodata; a scratch raster or a ``WarpedVRT``) to a COG at ``dst``.
+
+    ``crs``: the CRS written (default ``src.crs``; a warp across the antimeridian runs in a
+    ``+lon_wrap`` variant of the output's geographic CRS, which is written as the plain one).
 
     ``dst`` is written directly (callers pass the temporary name from
     :func:`sar2opt_geo.io.atomic.atomic_outputs`). The intermediate tiled GTiff goes to
@@ -136,7 +140,7 @@ def write_cog(
     scratch = Path(scratch_dir or dst.parent) / f".{dst.stem}.encode-{os.getpid()}.tif"
     count, width, height = src.count, src.width, src.height
     profile = dict(
-        driver="GTiff", width=width, height=height, count=count, dtype=dtype, crs=src.crs,
+        driver="GTiff", width=width, height=height, count=count, dtype=dtype, crs=crs or src.crs,
         transform=src.transform, tiled=True, blockxsize=BLOCK_SIZE, blockysize=BLOCK_SIZE, **_SCRATCH_OPTIONS,
     )
     if dtype == "float32":

@@ -104,7 +104,7 @@ class Product:
 
         def encode(src: Any) -> int:
             return write_cog(src, self.tmp, dtype=dtype, band_names=band_names, tags=tags, scratch_dir=self.work,
-                             progress=progress, cancel=cancel)
+                             progress=progress, cancel=cancel, crs=None if final is None else final.crs)
 
         with rasterio.open(self.scratch_path) as staged:
             if final is None:
@@ -113,7 +113,9 @@ class Product:
                 from rasterio.enums import Resampling
                 from rasterio.vrt import WarpedVRT
 
-                with WarpedVRT(staged, crs=final.crs, transform=final.transform, width=final.width,
+                from ..preprocess.grid import warp_crs
+
+                with WarpedVRT(staged, crs=warp_crs(final.crs, final.bounds), transform=final.transform, width=final.width,
                                height=final.height, resampling=Resampling[resampling],
                                src_nodata=float("nan"), nodata=float("nan"), dtype="float32") as vrt:
                     valid = encode(vrt)

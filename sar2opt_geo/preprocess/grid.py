@@ -49,16 +49,21 @@ __all__ = [
     "crop_window",
     "crosses_antimeridian",
     "gcp_transformer_options",
+    "is_metric",
     "model_grid",
     "native_grid",
     "reprojected_grid",
     "scene_center_lonlat",
     "utm_crs_for",
+    "warp_crs",
     "warp_gcps",
 ]
 
 SAME_SPACING_RTOL = 0.005  # spacings within 0.5 % count as equal: no resampling
 GDAL_MAX_SIDE = 2**31 - 1  # GDAL raster sizes are C ints
+#: Largest grid (pixels) one run makes: 2**32 px is a 65536 px square, 12 GiB of RGB and hours of inference;
+#: beyond it a --tr in the wrong units (metres vs degrees) is far likelier than an intended product.
+MAX_GRID_PIXELS = 2**32
 
 
 @dataclass(frozen=True)
@@ -167,35 +172,69 @@ def warp_gcps(
 def check_grid_size(
     width: int, height: int, res: float, crs: CRS, what: str = "output grid", typical: float | None = None
 ) -> None:
-    """Raise :class:`ConfigError` if a ``width`` x ``height`` grid exceeds GDAL's size limit (per side).
+    """Raise :class:`ConfigError` if a ``width`` x ``height`` grid exceeds GDAL's size limit (per side)
+    or :data:`MAX_GRID_PIXELS` in all.
 
     Called where grids are made, before any pixel is read, so that a tiny ``--tr`` fails at once.
     ``typical``: a sensible resolution to suggest (CRS units), e.g. the model grid's spacing there.
     """
     side = max(width, height)
-    if side <= GDAL_MAX_SIDE:
+    if side <= GDAL_MAX_SIDE and width * height <= MAX_GRID_PIXELS:
         return
-    units = "deg" if crs.is_geographic else "CRS units"
-    needed = res * side / GDAL_MAX_SIDE
+    units = "deg" if crs.is_geographic else "m" if is_metric(crs) else "CRS units"
+    needed = max(res * side / GDAL_MAX_SIDE, res * math.sqrt(width * height / MAX_GRID_PIXELS))
     example = f", e.g. --tr {typical:.6g} (about the model's pixel spacing)" if typical and typical > needed else ""
+    limit = (f"GDAL's limit of {GDAL_MAX_SIDE:,} px per side" if side > GDAL_MAX_SIDE
+             else f"the limit of {MAX_GRID_PIXELS:,} px per run")
     raise ConfigError(
         f"{what} would be {width:,} x {height:,} px at a resolution of {res:g} {units} ({crs.to_string()}), "
-        f"over GDAL's limit of {GDAL_MAX_SIDE:,} px per side; use a coarser --tr (dst_res), at least {needed:.3g}{example}"
+        f"over {limit}; --tr is in the CRS's units: use a coarser --tr (dst_res), at least {needed:.3g}{example}"
     )
 
 
+#: UTM's latitude limits, degrees: beyond them the model grid is in the Universal Polar Stereographic CRS.
+UTM_NORTH_LIMIT = 84.0
+UTM_SOUTH_LIMIT = -80.0
+
+
+def is_metric(crs: CRS | str) -> bool:
+    """Whether ``crs`` is projected with linear units (metres, feet): a CRS the model grid can use."""
+    return _metres_per_unit(CRS.from_user_input(crs)) is not None
+
+
+def warp_crs(crs: CRS | str, bounds: tuple[float, float, float, float]) -> CRS:
+    """The CRS to warp from or to for a grid of ``bounds`` in ``crs``: ``crs`` itself, or, for a
+    geographic grid whose longitudes leave [-180, 180] (a scene across the antimeridian, written
+    with longitudes up to 180.5), the same CRS with ``+lon_wrap=180``, so that PROJ returns
+    longitudes in [0, 360) and the pixels east of 180 degrees are found."""
+    crs = CRS.from_user_input(crs)
+    left, _, right, _ = bounds
+    if crs.is_geographic and (right > 180.0 or left < -180.0):
+        return CRS.from_proj4(f"{crs.to_proj4()} +lon_wrap={180 if right > 180.0 else -180}")
+    return crs
+
+
 def utm_crs_for(lon: float, lat: float) -> CRS:
-    """The WGS 84 UTM zone CRS (EPSG:326xx / 327xx) containing ``(lon, lat)`` degrees, chosen by pyproj."""
+    """The WGS 84 UTM zone CRS (EPSG:326xx / 327xx) containing ``(lon, lat)`` degrees, chosen by pyproj;
+    longitudes are wrapped to [-180, 180); beyond UTM's limits (84 N, 80 S) the WGS 84 UPS North /
+    South CRS (EPSG:32661 / 32761)."""
     from pyproj.aoi import AreaOfInterest
     from pyproj.database import query_utm_crs_info
 
+    if not (math.isfinite(lon) and math.isfinite(lat) and -90.0 <= lat <= 90.0):
+        raise GeoreferencingError(f"scene centre lon={lon}, lat={lat} is not on the Earth; check the georeferencing")
+    lon = (lon + 180.0) % 360.0 - 180.0  # a scene across the antimeridian may be centred at 180.002
+    if lat > UTM_NORTH_LIMIT:
+        return CRS.from_epsg(32661)  # WGS 84 / UPS North (N,E)
+    if lat < UTM_SOUTH_LIMIT:
+        return CRS.from_epsg(32761)  # WGS 84 / UPS South (N,E)
     infos = query_utm_crs_info(
         datum_name="WGS 84", area_of_interest=AreaOfInterest(lon, lat, lon, lat)
     )
     # pyproj may list several zones on a zone edge; the standard 6-degree zone comes first
     codes = [int(i.code) for i in infos if i.auth_name == "EPSG" and int(i.code) // 100 in (326, 327)]
     if not codes:
-        raise GeoreferencingError(f"no WGS 84 UTM zone for lon={lon:.4f}, lat={lat:.4f} (polar area?); pass dst_crs")
+        raise GeoreferencingError(f"no WGS 84 UTM zone for lon={lon:.4f}, lat={lat:.4f}; pass dst_crs (--t-srs) in metres")
     zone = math.floor((lon + 180.0) / 6.0) % 60 + 1
     wanted = (32600 if lat >= 0 else 32700) + zone
     return CRS.from_epsg(wanted if wanted in codes else codes[0])
@@ -249,16 +288,21 @@ def _require_georeferencing(scene: Any) -> None:
         )
 
 
-def model_grid(scene: Any, spacing_m: float, dst_crs: CRS | str | None = None) -> Grid:
+def model_grid(scene: Any, spacing_m: float, dst_crs: CRS | str | None = None,
+               prefer_crs: CRS | str | None = None) -> Grid:
     """The grid the model runs on: ``spacing_m`` metres per pixel, covering the whole scene.
 
-    ``dst_crs`` forces the CRS (it must be projected in metres or feet); by default the
-    scene's own projected CRS, else the UTM zone of the scene centre.
+    ``dst_crs`` forces the CRS (it must be projected in metres or feet); ``prefer_crs`` (the
+    user's output CRS, ``--t-srs``) is taken when it is projected in metres or feet and
+    ignored otherwise; by default the scene's own projected CRS, else the UTM zone of the scene
+    centre (UPS beyond 84 N / 80 S).
     """
     from rasterio.warp import calculate_default_transform
 
     _require_georeferencing(scene)
     own = native_grid(scene)
+    if dst_crs is None and prefer_crs is not None and is_metric(prefer_crs):
+        dst_crs = prefer_crs
     if dst_crs is not None:
         crs = CRS.from_user_input(dst_crs)
     elif own is not None and _metres_per_unit(own.crs) is not None:
@@ -282,7 +326,7 @@ def model_grid(scene: Any, spacing_m: float, dst_crs: CRS | str | None = None) -
 
     if own is not None:
         kw: dict[str, Any] = dict(zip(("left", "bottom", "right", "top"), own.bounds))  # all four corners
-        src_crs = own.crs
+        src_crs = warp_crs(own.crs, own.bounds)
     else:  # thin-plate spline through the GCPs, as the warp in resample uses
         gcps, src_crs = warp_gcps(*scene.gcps, crs)
         kw = {"gcps": gcps, **gcp_transformer_options(gcps)}
@@ -377,7 +421,17 @@ def reprojected_grid(grid: Grid, dst_crs: CRS | str | None = None, dst_res: floa
     transform, width, height = calculate_default_transform(
         grid.crs, crs, grid.width, grid.height, left=left, bottom=bottom, right=right, top=top, **kw
     )
-    if max(width, height) > GDAL_MAX_SIDE:
+    if crs.is_geographic:  # across the antimeridian: continuous longitudes (up to 180.x) via +lon_wrap=180
+        wrapped = CRS.from_proj4(f"{crs.to_proj4()} +lon_wrap=180")
+        t2, w2, h2 = calculate_default_transform(
+            grid.crs, wrapped, grid.width, grid.height, left=left, bottom=bottom, right=right, top=top, **kw)
+        if w2 > 0 and h2 > 0 and t2.c + w2 * t2.a > 180.0 and (
+                min(width, height) <= 0 or w2 * abs(t2.a) < width * abs(transform.a)):
+            transform, width, height = t2, w2, h2
+    if min(width, height) <= 0:
+        raise GeoreferencingError(f"the output grid in {crs.to_string()} is empty (the footprint cannot be mapped"
+                                  " into it); choose another --t-srs")
+    if max(width, height) > GDAL_MAX_SIDE or width * height > MAX_GRID_PIXELS:
         typical = abs(calculate_default_transform(grid.crs, crs, grid.width, grid.height, left=left, bottom=bottom,
                                                   right=right, top=top)[0].a)  # GDAL's own choice
         check_grid_size(width, height, dst_res or abs(transform.a), crs, typical=typical)

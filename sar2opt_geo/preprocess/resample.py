@@ -40,7 +40,7 @@ from rasterio.enums import Resampling
 from rasterio.windows import Window
 
 from ..errors import CancelledError, ConfigError, GeoreferencingError
-from .grid import Grid, gcp_transformer_options, native_grid, warp_gcps
+from .grid import Grid, gcp_transformer_options, native_grid, warp_crs, warp_gcps
 from .speckle import DEFAULT_ENL, filtered_read
 
 __all__ = ["LinearSource", "choose_resampling", "open_linear_source"]
@@ -123,7 +123,7 @@ def source_window(scene: Any, grid: Grid, pad: int) -> Window:
 
     own = native_grid(scene)
     if own is not None:
-        sx, sy = warp_transform(grid.crs, own.crs, px, py)
+        sx, sy = warp_transform(grid.crs, warp_crs(own.crs, own.bounds), px, py)
         inv = ~own.transform
         cols, rows = zip(*(inv @ (x, y) for x, y in zip(sx, sy)))
     else:
@@ -244,8 +244,8 @@ def open_linear_source(
     if own is not None:
         from rasterio.vrt import WarpedVRT
 
-        vrt = WarpedVRT(ds, crs=grid.crs, transform=grid.transform, width=grid.width, height=grid.height,
-                        resampling=method, src_nodata=float("nan"), nodata=float("nan"), dtype="float32")
+        vrt = WarpedVRT(ds, src_crs=warp_crs(ds.crs, ds.bounds), crs=grid.crs, transform=grid.transform,
+                        width=grid.width, height=grid.height, resampling=method, src_nodata=float("nan"), nodata=float("nan"), dtype="float32")
 
         def warped(w: Window) -> np.ndarray:
             return vrt.read(window=w, out_dtype="float32")
