@@ -543,9 +543,20 @@ for alg_id in ("sar2opt:translate", "sar2opt:translateaoi"):
             w = wrappers[name]
             box = getattr(w, "widget", None) or w.wrappedWidget()
             out[alg_id + " " + name] = [box.singleStep(), box.minimum(), box.maximum(), getattr(box, "decimals", lambda: 0)()]
+    # as the dialog opens: "automatic", and the parameters it would run with leave tiling to the planner
+    # (ParametersPanel.createProcessingParameters sends a wrapper's value when it differs from the
+    # default, None here, and refuses values the parameter does not accept)
+    alg = dlg.algorithm()
+    out[alg_id + " opened"] = [[wrappers[n].parameterValue(), wrappers[n].widget.text(),
+                                alg.parameterDefinition(n).checkValueIsAcceptable(wrappers[n].parameterValue())]
+                               for n in ("TILE_SIZE", "OVERLAP")]
+    out[alg_id + " first step up"] = [wrappers["TILE_SIZE"].widget.stepBy(1), wrappers["TILE_SIZE"].parameterValue()][1]
     wrappers["TILE_SIZE"].widget.setValue(300)  # typed, not stepped: rounded to a multiple of 16 on leaving the box
     wrappers["TILE_SIZE"].widget.editingFinished.emit()
     out[alg_id + " typed 300"] = wrappers["TILE_SIZE"].parameterValue()
+    wrappers["TILE_SIZE"].widget.clear()  # the clear button: back to automatic
+    wrappers["TILE_SIZE"].widget.editingFinished.emit()
+    out[alg_id + " cleared"] = wrappers["TILE_SIZE"].parameterValue()
     BatchAlgorithmDialog(registry.createAlgorithmById(alg_id))  # the batch dialog builds with the same wrapper
 
 # -- the first-run prompt -----------------------------------------------------------------------
@@ -598,14 +609,20 @@ os._exit(0)
 
 @pytest.mark.qgis
 def test_dialog_spin_boxes_and_first_run_prompt(qgis, fake_sar2opt):
-    """In the QGIS widgets (offscreen): TILE_SIZE/OVERLAP step by 16 from the model's minimum,
+    """In the QGIS widgets (offscreen): TILE_SIZE/OVERLAP open as "automatic" (nothing sent: the
+    planner chooses, as the CLI without --tile) and step by 16 from the model's minimum,
     BUFFER shows one decimal; the setup prompt appears in the desktop only (never with
     iface None, as under qgis_process), only without a backend, and not after "Don't ask again"."""
     result = _result(qgis.python(_GUI, str(qgis.plugins), str(fake_sar2opt)))
     for alg_id in ("sar2opt:translate", "sar2opt:translateaoi"):
-        assert result[f"{alg_id} TILE_SIZE"][:3] == [16, 112, 8192]
-        assert result[f"{alg_id} OVERLAP"][:2] == [16, 96]
+        # one step below the smallest tile (112) / overlap (96) is "automatic"
+        assert result[f"{alg_id} TILE_SIZE"][:3] == [16, 112 - 16, 8192]
+        assert result[f"{alg_id} OVERLAP"][:2] == [16, 96 - 16]
+        # issue 24: the dialog sent --tile 112 --overlap 96 (891 tiles where the planner takes 4); now nothing
+        assert result[f"{alg_id} opened"] == [[None, "automatic", True], [None, "automatic", True]]
+        assert result[f"{alg_id} first step up"] == 112
         assert result[f"{alg_id} typed 300"] == 304
+        assert result[f"{alg_id} cleared"] is None
     assert result["sar2opt:translateaoi BUFFER"][3] == 1
     assert result["headless_asked"] == 0
     ok, message = result["can_execute_without_backend"]

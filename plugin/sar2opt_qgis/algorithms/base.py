@@ -142,7 +142,7 @@ class Sar2OptAlgorithm(QgsProcessingAlgorithm):
         )
         tile = QgsProcessingParameterNumber(
             self.TILE_SIZE,
-            self.tr(f"Tile size (pixels, multiple of {options.DOWNSAMPLING}; empty = chosen within the memory budget)"),
+            self.tr(f"Tile size (pixels, multiple of {options.DOWNSAMPLING}; automatic or empty = chosen within the memory budget)"),
             type=QgsProcessingParameterNumber.Integer,
             defaultValue=options.TILE_SIZE_DEFAULT,
             optional=True,
@@ -154,7 +154,7 @@ class Sar2OptAlgorithm(QgsProcessingAlgorithm):
         overlap = QgsProcessingParameterNumber(
             self.OVERLAP,
             self.tr(f"Tile overlap (pixels, multiple of {options.DOWNSAMPLING}, at least {options.OVERLAP_MIN}; "
-                    "empty = twice the model's margin)"),
+                    "automatic or empty = twice the model's margin)"),
             type=QgsProcessingParameterNumber.Integer,
             defaultValue=options.OVERLAP_DEFAULT,
             optional=True,

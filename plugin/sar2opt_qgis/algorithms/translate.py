@@ -77,7 +77,7 @@ class TranslateAlgorithm(Sar2OptAlgorithm):
     def initAlgorithm(self, config=None) -> None:
         self.add_input()
         self.add_model_parameters()
-        crs = QgsProcessingParameterCrs(self.TARGET_CRS, self.tr("Target CRS (empty = keep the input CRS)"), optional=True)
+        crs = QgsProcessingParameterCrs(self.TARGET_CRS, self.tr("Target CRS (empty = the input's projected CRS; lon/lat inputs: their UTM zone, or UPS near a pole)"), optional=True)
         crs.setFlags(crs.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
         self.addParameter(crs)
         match = QgsProcessingParameterBoolean(self.MATCH_INPUT_GRID, self.tr("Match the input grid (map-projected inputs only)"), defaultValue=False)
