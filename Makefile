@@ -7,19 +7,30 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
+BASE_STAMP := $(VENV)/.installed-base
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 
 .PHONY: demo test venv qgis plugin-zip bench lint clean
 
-$(STAMP): setup.cfg constraints.txt
+# torch 2.13.0 CPU: a local wheel where pip has one (find-links, as on the CI machines), else
+# PyTorch's CPU index; plain PyPI would pull several GB of CUDA wheels on Linux.
+$(BASE_STAMP): setup.cfg constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q --no-index --no-deps torch==2.13.0 2>/dev/null \
+		|| $(PIP) install -q torch==2.13.0 --index-url $(TORCH_INDEX) --extra-index-url https://pypi.org/simple
+	$(PIP) install -q -c constraints.txt torch==2.13.0
+	$(PIP) install -q -c constraints.txt -e .
+	touch $@
+
+# the test extra (pytest, Dask, onnxruntime, OpenVINO ...) only for `make test`
+$(STAMP): $(BASE_STAMP)
 	$(PIP) install -q -c constraints.txt -e ".[test]"
 	touch $@
 
 venv: $(STAMP)
 
-demo: $(STAMP)
+demo: $(BASE_STAMP)
 	$(VENV)/bin/sar2opt demo --output out/demo_rgb.tif
 
 qgis:
