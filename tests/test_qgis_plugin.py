@@ -307,6 +307,15 @@ ProcessingConfig.setSettingValue("SAR2OPT_EXECUTABLE", sys.argv[2])
 os.environ["FAKE_MODE"] = "ok"
 res = processing.run("sar2opt:translate", {"INPUT": sys.argv[3], "OUTPUT": sys.argv[4]}, feedback=QgsProcessingFeedback())
 out["output"] = res["OUTPUT"]
+# run as the dialog does (the output goes onto the map): the layers are named after source, model, samples
+from qgis.core import QgsProcessingOutputLayerDefinition, QgsProject
+context = QgsProcessingContext()
+context.setProject(QgsProject.instance())
+named = sys.argv[4].replace(".tif", "_named.tif")
+processing.run("sar2opt:translate", {"INPUT": sys.argv[3], "SAMPLES": 3,
+                                     "OUTPUT": QgsProcessingOutputLayerDefinition(named, QgsProject.instance())},
+               feedback=QgsProcessingFeedback(), context=context)
+out["layer_names"] = sorted(context.layerToLoadOnCompletionDetails(p).name for p in context.layersToLoadOnCompletion())
 ProcessingConfig.setSettingValue("SAR2OPT_EXECUTABLE", "")  # the setting wins over SAR2OPT_EXECUTABLE: leave the profile as found
 # GUI life cycle: unload removes the provider and its setting, initGui brings them back once
 plugin.unload()
@@ -327,6 +336,9 @@ def test_provider_setting_and_plugin_lifecycle(qgis, fake_sar2opt, s1_db_tif, tm
     assert result["setting_default"] in ("", None)  # default: sar2opt on PATH
     assert result["output"] == str(out)
     assert json.loads(out.read_text())[:3] == ["translate", str(s1_db_tif), str(out)]  # the fake wrote its argv
+    stem = s1_db_tif.stem  # issue 24: every result was "Translated RGB", the spread "OUTPUT spread"
+    assert result["layer_names"] == [f"{stem} RGB (bundled model, mean of 3 samples)",
+                                     f"{stem} spread (bundled model, std of luminance over 3 samples)"]
     assert result["after_unload"] == [False, None]
     assert result["after_initgui"] == 1 and result["algorithms"] == len(ALGORITHMS)
 
@@ -877,7 +889,7 @@ def test_find_backend_order_setting_environment_profile_path(tmp_path, fake_sar2
 
 
 def test_backend_progress_text_only_on_change_and_stderr_warnings_once(fake_sar2opt, monkeypatch):
-    """QGIS logs every progress text and relayed raw stderr: texts only when they change, GDAL's
+    """QGIS logs every progress text and relayed raw stderr: texts only when the stage changes, GDAL's
     "Warning 1:" and Python's two-line warnings as one warning each, repeats once, the final
     error once (not also as a logged error), option names as QGIS parameter names."""
     sys.path.insert(0, str(ROOT / "plugin"))
@@ -887,7 +899,7 @@ def test_backend_progress_text_only_on_change_and_stderr_warnings_once(fake_sar2
     fb = RecordingFeedback()
     with pytest.raises(backend.BackendError) as info:
         backend.run_cli(["translate", "in.tif", "out.tif"], fb, command=[str(fake_sar2opt)], translate=qgis_message)
-    assert fb.texts == ["scene statistics", "tiles 1/2", "tiles 2/2"]
+    assert fb.texts == ["scene statistics", "tiles 1/2"]  # one line per stage in the log (issue 24), not per tile
     assert sorted(fb.warnings) == [  # stdout and stderr are two pipes: their order is not fixed
         "GDAL warning: TIFFReadDirectory: Sum of Photometric type-related color channels and ExtraSamples doesn't match SamplesPerPixel.",
         "NotGeoreferencedWarning: Dataset has no geotransform",

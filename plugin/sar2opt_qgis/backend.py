@@ -67,6 +67,7 @@ SETTING_EXECUTABLE = "SAR2OPT_EXECUTABLE"
 CLI_MODULE = "sar2opt_geo.cli.main"
 TERMINATE_GRACE_S = 10.0  # seconds between SIGTERM and SIGKILL on cancel
 POLL_S = 0.1  # how often the feedback is polled for cancellation while the CLI is quiet
+_STAGE_COUNTERS = re.compile(r"\d[\d.,:]*")  # counts, fractions, percentages and times in a progress text
 
 # Variables that QGIS (notably OSGeo4W and the macOS bundle) sets for *its* Python, GDAL and
 # PROJ. Passed on, they would point the configured environment's interpreter and its
@@ -344,8 +345,10 @@ class _Relay:
         except (TypeError, ValueError):
             pass
         text = str(event.get("message") or "")
-        if text and text != self._text:
-            self._text = text
+        stage = _STAGE_COUNTERS.sub("#", text)  # "tiles 7/891" and "tiles 8/891" are one stage
+        if text and stage != self._text:
+            # QGIS's dialog logs every progress text as a line: one per stage, the bar moves for the rest
+            self._text = stage
             self.feedback.setProgressText(text)
 
     def warning(self, message: str) -> None:
