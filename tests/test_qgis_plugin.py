@@ -366,7 +366,11 @@ def test_translate_in_qgis_matches_the_library(qgis, s1_db_tif, s1vv_model, tmp_
         assert a.count == 3 and a.dtypes[0] == "uint8"
         assert a.crs == b.crs == src.crs
         assert a.transform.almost_equals(b.transform) and (a.width, a.height) == (b.width, b.height)
-        np.testing.assert_array_equal(a.read(), b.read())  # same arguments reached the library
+        # same arguments reached the library. Two processes (qgis_process's backend, the CLI) may run
+        # other vector ISAs or thread splits: float32 sums in another order can move a value across a
+        # uint8 rounding boundary, so +-1 on a few values; other arguments would change far more
+        diff = np.abs(a.read().astype(int) - b.read().astype(int))
+        assert diff.max() <= 1 and (diff > 0).mean() < 1e-3, (diff.max(), (diff > 0).mean())
         bounds = b.bounds
     opened = json.loads(qgis.python(_OPEN_RASTER, str(out)).stdout.strip().splitlines()[-1])
     # three colour bands; QGIS shows the GeoTIFF's per-dataset nodata mask as a 4th, alpha band

@@ -143,7 +143,11 @@ def test_translate_runs_through_the_new_backend(qgis, setup_run, s1_db_tif, tmp_
         assert dev.returncode == 0, dev.stderr
         with rasterio.open(ref) as b:
             assert b.transform.almost_equals(transform) and (b.height, b.width) == shape
-            np.testing.assert_array_equal(b.read(masked=True).filled(0), pixels.filled(0))
+            # two processes (the profile venv behind QGIS, the dev CLI) may run other vector ISAs or thread
+            # splits: float32 sums in another order can move a value across a uint8 rounding boundary
+            # (measured: 21 of 697872 values off by 1 with the test process limited to AVX2)
+            diff = np.abs(b.read(masked=True).filled(0).astype(int) - pixels.filled(0).astype(int))
+            assert diff.max() <= 1 and (diff > 0).mean() < 1e-3, (diff.max(), (diff > 0).mean())
 
 
 def test_second_setup_checks_and_keeps_the_environment(qgis, setup_run):
