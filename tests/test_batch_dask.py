@@ -157,3 +157,26 @@ def test_scene_split_over_two_cli_workers_is_byte_identical_to_a_serial_translat
     # both worker processes translated (each loaded the model), the client did not
     loads = client.run(lambda: __import__("sar2opt_geo.batch").batch.load_model_cached.cache_info().misses)
     assert len(loads) == 2 and all(n >= 1 for n in loads.values()), loads
+
+
+def test_cli_batch_on_a_local_cluster_does_not_print_dasks_own_log(tmp_path):
+    """Issue 24: `sar2opt batch` printed ~25 Dask INFO lines (Nanny, scheduler, comms) that -q did not
+    silence. Without -v only sar2opt's own lines remain."""
+    import os
+    import subprocess
+    import sys
+
+    from sar2opt_geo.samples import write_sample_scene
+
+    scene = write_sample_scene(tmp_path / "scene.tif", size=128)
+    root = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DASK_")}
+    env.update(PYTHONPATH=str(root), OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-m", "sar2opt_geo.cli.main", "batch", str(scene), "-o", str(tmp_path / "out"),
+                           "--workers", "2", "--progress", "none", "--tile", "128", "--overlap", "96"],
+                          env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "1 done, 0 skipped, 0 failed" in proc.stdout
+    noise = [ln for ln in proc.stderr.splitlines() if any(w in ln for w in ("Nanny", "Scheduler", "scheduler", "worker", "comm"))]
+    assert noise == [], proc.stderr
+    assert len(proc.stderr.splitlines()) <= 3, proc.stderr  # "batch: 1 scene(s) to run" and the summary line

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import functools
 import logging
+import os
 from pathlib import Path
 
 from ._common import add_model, add_progress, add_verbosity, emit_json, make_progress
@@ -101,6 +102,8 @@ def run(args: argparse.Namespace) -> int:
         args.parser.error("--split applies to whole scenes; leave out --aoi (AOI crops run one per task)")
     for path in (*args.scenes, *([args.aoi] if args.aoi else [])):  # before the heavy imports and the progress bar
         check_exists(path)
+    if not args.verbose:  # Dask's scheduler and nannies log ~25 INFO lines per run; its config sets the level on import
+        os.environ.setdefault("DASK_DISTRIBUTED__LOGGING__DISTRIBUTED", "warning")
     from ..batch import dask_client, run_batch
 
     options = translate_options_from_args(args)
