@@ -64,6 +64,7 @@ def test_json_progress_ends_with_done_and_outputs(vv_scene, tiny_vv, tmp_path, c
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert lines[-1]["event"] == "done"
     assert lines[-1]["outputs"] == {"OUTPUT": str(out.resolve()), "QUICKLOOK": str(out.with_suffix(".png").resolve())}
+    assert lines[-1]["model"]  # the card's name, for QGIS's layer name
     fractions = [ev["fraction"] for ev in lines if ev["event"] == "progress"]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
     with rasterio.open(out) as ds:

@@ -337,8 +337,8 @@ def test_provider_setting_and_plugin_lifecycle(qgis, fake_sar2opt, s1_db_tif, tm
     assert result["output"] == str(out)
     assert json.loads(out.read_text())[:3] == ["translate", str(s1_db_tif), str(out)]  # the fake wrote its argv
     stem = s1_db_tif.stem  # issue 24: every result was "Translated RGB", the spread "OUTPUT spread"
-    assert result["layer_names"] == [f"{stem} RGB (bundled model, mean of 3 samples)",
-                                     f"{stem} spread (bundled model, std of luminance over 3 samples)"]
+    assert result["layer_names"] == [f"{stem} - fake_model RGB (mean of 3 samples)",
+                                     f"{stem} - fake_model spread (std of luminance, 3 samples)"]
     assert result["after_unload"] == [False, None]
     assert result["after_initgui"] == 1 and result["algorithms"] == len(ALGORITHMS)
 
@@ -760,7 +760,7 @@ for i in range(steps):
 with open(tmp, "w") as f:
     json.dump(args, f)
 os.replace(tmp, dst)
-emit(event="done", outputs={{"OUTPUT": dst}})
+emit(event="done", outputs={{"OUTPUT": dst}}, model="fake_model")
 '''
 
 
@@ -821,9 +821,9 @@ def test_backend_relays_progress_warnings_and_outputs(fake_sar2opt, tmp_path, mo
     dst = tmp_path / "out.tif"
     fb = RecordingFeedback()
     result = backend.run_cli(["translate", "in.tif", str(dst), "--progress", "json"], fb, command=[str(fake_sar2opt)])
-    assert result.outputs == {"OUTPUT": str(dst)} and result.returncode == 0
+    assert result.outputs == {"OUTPUT": str(dst)} and result.returncode == 0 and result.model == "fake_model"
     assert fb.progress == sorted(fb.progress) and fb.progress[0] == 0 and 0 < fb.progress[-1] <= 100
-    assert fb.texts[-1] == "tiles 4/5"
+    assert len(fb.progress) == 5 and fb.texts == ["tiles 0/5"]  # the bar moves per tile, the log has the stage once
     assert fb.warnings == ["fake warning"] == result.warnings
     assert fb.commands and str(fake_sar2opt) in fb.commands[0]
     assert json.loads(dst.read_text())[:3] == ["translate", "in.tif", str(dst)]

@@ -102,6 +102,7 @@ class RunResult:
     document: Any = None
     warnings: list[str] = field(default_factory=list)
     returncode: int = 0
+    model: str | None = None  # the model card's name, where the done event gives it
 
 
 class BackendNotFound(BackendError):
@@ -505,6 +506,8 @@ def run_cli(
                 outputs = event.get("outputs") or {}
                 if isinstance(outputs, dict):
                     result.outputs.update(outputs)
+                if event.get("model"):
+                    result.model = str(event["model"])
             elif kind == "error":
                 error_message = str(event.get("message", "")).strip() or error_message
     except BaseException:

@@ -81,13 +81,17 @@ def emit_json(obj: dict[str, Any]) -> None:
 
 def emit_raster_done(result: Any) -> None:
     """The ``done`` event for a command that wrote one raster (``result.path``, optional
-    ``result.quicklook``, ``result.warnings``): ``OUTPUT`` and ``QUICKLOOK`` as absolute paths."""
+    ``result.quicklook``, ``result.warnings``): ``OUTPUT`` and ``QUICKLOOK`` as absolute paths, and
+    ``model`` (the card's name) where the result has one."""
     outputs = {"OUTPUT": str(result.path.resolve())}
     if result.quicklook is not None:
         outputs["QUICKLOOK"] = str(result.quicklook.resolve())
     if getattr(result, "spread", None) is not None:  # translate --samples N
         outputs["SPREAD"] = str(result.spread.resolve())
-    emit_json({"event": "done", "outputs": outputs, "warnings": list(result.warnings)})
+    done = {"event": "done", "outputs": outputs, "warnings": list(result.warnings)}
+    if getattr(result, "model_name", None):  # QGIS names the layer after it
+        done["model"] = result.model_name
+    emit_json(done)
 
 
 class JsonLogHandler(logging.Handler):

@@ -108,14 +108,14 @@ class TranslateAlgorithm(Sar2OptAlgorithm):
         result = self.run_backend(args, feedback, files=[dst] + ([spread] if spread else []))
         outputs = {self.OUTPUT: result.outputs.get("OUTPUT", dst)}
         # layer names that say what each layer is: source, model, samples (not "Translated RGB")
-        model = Path(self.parameterAsFile(parameters, self.MODEL, context) or "").stem or "bundled model"
+        model = result.model or Path(self.parameterAsFile(parameters, self.MODEL, context) or "").stem or "bundled model"
         source = Path(src.rstrip("/\\")).stem or src
-        what = f"{source} RGB ({model}" + (f", mean of {samples} samples)" if spread else ")")
+        what = f"{source} - {model} RGB" + (f" (mean of {samples} samples)" if spread else "")
         if context.willLoadLayerOnCompletion(dst):
             context.layerToLoadOnCompletionDetails(dst).name = what
         if spread:
             outputs[self.SPREAD] = result.outputs.get("SPREAD", spread)
-            name = f"{source} spread ({model}, std of luminance over {samples} samples)"
+            name = f"{source} - {model} spread (std of luminance, {samples} samples)"
             details = QgsProcessingContext.LayerDetails(name, context.project(), self.SPREAD)
             context.addLayerToLoadOnCompletion(outputs[self.SPREAD], details)
         return outputs
