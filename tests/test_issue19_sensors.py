@@ -237,3 +237,19 @@ def test_sparse_scene_translation_plan_uses_the_patch_statistics(sparse_scene):
     assert plan.statistics_area.startswith("whole scene")
     assert plan.normaliser.valid_pixels == patch.size
     assert plan.normaliser.scales[0] == pytest.approx(np.percentile(patch, 99), rel=0.01)
+
+
+def test_calibration_factor_for_a_plain_raster_is_refused_not_ignored(tmp_path, capsys):
+    """Issue 24: --calibration-factor was silently ignored for anything but a PALSAR-2 product."""
+    from sar2opt_geo.cli.main import main
+    from sar2opt_geo.errors import ConfigError
+    from sar2opt_geo.samples import write_sample_scene
+    from sar2opt_geo.sensors import open_scene
+
+    scene = write_sample_scene(tmp_path / "s1.tif", size=32)
+    with pytest.raises(ConfigError, match=r"s1\.tif: --calibration-factor .*PALSAR-2"):
+        open_scene(scene, calibration_factor_db=-80.0)
+    out = tmp_path / "rgb.tif"
+    assert main(["translate", str(scene), str(out), "--calibration-factor", "-80", "--progress", "none"]) != 0
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(err) == 1 and "PALSAR-2" in err[0] and not out.exists()

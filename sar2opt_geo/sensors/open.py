@@ -19,7 +19,7 @@ import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..errors import BandError, InputError, UnsupportedFormatError
+from ..errors import BandError, ConfigError, InputError, UnsupportedFormatError
 from ._names import normalise_sensor
 from ._raster import looks_like_tiff
 from .base import Scene
@@ -64,6 +64,14 @@ def open_scene(
     is_gdal_name = check_exists(raw)
     p = Path(raw)
     forced = normalise_sensor(sensor)
+    if calibration_factor_db is not None:
+        from .palsar2 import is_palsar2
+
+        if is_gdal_name or not is_palsar2(p):  # it was silently ignored for every other input
+            raise ConfigError(
+                f"{raw}: --calibration-factor (calibration_factor_db) applies to ALOS-2 PALSAR-2 products "
+                "(a product folder or its IMG-/LED- files) only; this input is read as it is stored: leave it out"
+            )
     scene = _dispatch(p, raw, is_gdal_name, forced, units, calibration_factor_db, thermal_noise_removal)
     if bands is not None:
         select_bands(scene, bands)
