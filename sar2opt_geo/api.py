@@ -121,7 +121,7 @@ def translate(
     check_outputs([src], {"output": dst, "quicklook": quicklook_path(dst) if opts.quicklook else None,
                           "spread layer": spread_dst}, overwrite=opts.overwrite)  # fail before any work
     with open_scene(src, bands=list(opts.bands) if opts.bands else None,
-                    calibration_factor_db=opts.calibration_factor_db,
+                    calibration_factor_db=opts.calibration_factor_db, sensor=opts.sensor, units=opts.input_units,
                     thermal_noise_removal=opts.thermal_noise_removal) as scene:
         loaded = load(model, device, kind="sar" if scene.is_sar else "gray")
         plan = plan_translation(scene, loaded, opts, device=device, progress=_sub(progress, 0.0, 0.05), cancel=cancel)

@@ -41,6 +41,8 @@ DEFAULT_MAX_MEMORY_MB = 1500
 #: Inference backends and quantisation modes (sar2opt_geo.engine.backends).
 BACKENDS: tuple[str, ...] = ("torch", "onnxruntime", "openvino")
 QUANTIZE_MODES: tuple[str, ...] = ("none", "int8")
+#: How a plain raster may store its values (``sar2opt_geo.sensors.geotiff.UNITS``; checked in the tests).
+INPUT_UNITS: tuple[str, ...] = ("db", "linear", "amplitude", "scaled", "reflectance", "dn")
 #: GDAL resampling names (rasterio.enums.Resampling members; checked against rasterio in the tests).
 RESAMPLING_METHODS: tuple[str, ...] = (
     "nearest", "bilinear", "cubic", "cubic_spline", "lanczos", "average", "mode", "gauss",
@@ -155,6 +157,14 @@ class TranslateOptions:
     calibration_factor_db: float | None = _opt(
         None, "PALSAR-2 calibration factor in dB (default: from the product's LED file, else -83.0)",
         flag="--calibration-factor", group="radiometry", metavar="DB")
+    sensor: str | None = _opt(
+        None, "what a plain raster (GeoTIFF, VRT ...) holds when its name and tags do not say: SAR, Sentinel-1, "
+        "ALOS-2, optical, Sentinel-2 or Landsat-8 (default: detected; a guess is logged as a warning)",
+        flag="--sensor", group="radiometry", metavar="NAME")
+    input_units: str | None = _opt(
+        None, "how a plain raster stores its values: db, linear (power), amplitude, scaled (8-bit linear/p99), "
+        "reflectance or dn (default: from tags and names, else from the values)",
+        flag="--input-units", group="radiometry", choices=INPUT_UNITS)
     thermal_noise_removal: bool = _opt(
         True, "Sentinel-1 SAFE: subtract the thermal noise LUTs (default: on)", flag="--thermal-noise-removal",
         group="radiometry", kind="switch")

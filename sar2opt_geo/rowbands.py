@@ -223,7 +223,7 @@ def _open(src: str, opts: TranslateOptions) -> Any:
     from .sensors import open_scene
 
     return open_scene(src, bands=list(opts.bands) if opts.bands else None,
-                      calibration_factor_db=opts.calibration_factor_db,
+                      calibration_factor_db=opts.calibration_factor_db, sensor=opts.sensor, units=opts.input_units,
                       thermal_noise_removal=opts.thermal_noise_removal)
 
 

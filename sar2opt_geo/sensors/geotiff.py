@@ -178,6 +178,11 @@ def _inspect(ds, path_str: str, forced: str | None, units: str | None, require_g
         sensor = "Landsat-8"
     elif _L7_WORDS.search(hints):
         sensor = "Landsat-7"
+    elif _looks_like_db(ds):  # reflectance, radiance and DN are not mostly negative: read as black before
+        sensor = "SAR"
+        log.warning("%s: read as SAR backscatter in dB (float bands of mostly negative values; neither the name nor "
+                    "the tags say what they hold); set --sensor and --input-units (sensor=, units=) if that is wrong",
+                    path_str)
     else:
         sensor = "optical"
     is_sar = sensor in SAR_SENSORS
@@ -278,6 +283,42 @@ def _inspect(ds, path_str: str, forced: str | None, units: str | None, require_g
     return scene
 
 
+def _looks_like_db(ds) -> bool:
+    """Float bands whose sampled values are mostly negative and never above +40: backscatter in dB."""
+    if not str(ds.dtypes[0]).startswith("float"):
+        return False
+    nd = ds.nodata
+    for bidx in range(1, ds.count + 1):
+        vals = sample_values(ds, bidx)
+        vals = vals[np.isfinite(vals) & ((vals != nd) if nd is not None and not np.isnan(nd) else True)]
+        if vals.size == 0 or float(np.median(vals)) >= 0 or float(vals.max()) > 40:
+            return False
+    return True
+
+
+def _vrt_band_sources(ds, path: Path) -> list[str]:
+    """The first source file of each band of a VRT (``gdalbuildvrt -separate`` of one file per
+    polarisation), '' where there is none or the file is not a plain VRT."""
+    import xml.etree.ElementTree as ET
+
+    names = [""] * ds.count
+    if ds.driver != "VRT" or not path.is_file():
+        return names
+    try:
+        root = ET.parse(path).getroot()
+    except (ET.ParseError, OSError):
+        return names
+    for band in root.iter("VRTRasterBand"):
+        try:
+            i = int(band.get("band", "0")) - 1
+        except ValueError:
+            continue
+        src = band.find(".//SourceFilename")
+        if 0 <= i < len(names) and src is not None and src.text:
+            names[i] = src.text
+    return names
+
+
 def _band_names(ds, path: Path, name_text: str, tags: dict[str, str], descriptions: list[str]) -> tuple[list[str], list[str]]:
     """Names for each band (unique), and a short 'source' note per band."""
     count = ds.count
@@ -295,6 +336,10 @@ def _band_names(ds, path: Path, name_text: str, tags: dict[str, str], descriptio
             m = re.fullmatch(r"b0?(\d{1,2}|8a)", d.lower())
             if m and _S2_WORDS.search(name_text):
                 names[i] = S2_BANDS.get(f"B{m.group(1).upper().zfill(2)}")
+    for i, source in enumerate(_vrt_band_sources(ds, path)):  # a VRT stack of one file per polarisation
+        pol = find_polarisation(re.sub(r"\.[a-z0-9]+$", "", Path(source).name.lower())) if source else None
+        if names[i] is None and pol and pol not in names:
+            names[i] = pol
     interp = [c.name for c in ds.colorinterp]
     for i, c in enumerate(interp):
         if names[i] is None and c in ("red", "green", "blue", "alpha"):

@@ -89,18 +89,22 @@ def _dispatch(p, raw, is_gdal_name, forced, units, calibration_factor_db, therma
     from .sentinel2_safe import find_s2_root, open_sentinel2_safe
 
     if find_safe_root(p) is not None:
+        _plain_only(p, "Sentinel-1 SAFE", forced, units)
         return open_sentinel1_safe(p, thermal_noise_removal=thermal_noise_removal)
     if p.is_file() and p.parent.name == "measurement" and p.parent.parent.name.upper().endswith(".SAFE"):
         safe = p.parent.parent
         if (safe / "manifest.safe").is_file():
+            _plain_only(p, "Sentinel-1 SAFE", forced, units)
             scene = open_sentinel1_safe(safe, thermal_noise_removal=thermal_noise_removal)
             pol = next((b for b in scene.bands.values() if b.source.endswith(p.name)), None)
             if pol is not None:
                 select_bands(scene, [pol.name])
             return scene
     if find_s2_root(p) is not None:
+        _plain_only(p, "Sentinel-2 SAFE", forced, units)
         return open_sentinel2_safe(p)
     if is_palsar2(p):
+        _plain_only(p, "PALSAR-2", forced, units)
         return open_palsar2(p, calibration_factor_db=calibration_factor_db)
     if p.is_dir():
         raise UnsupportedFormatError(
@@ -116,6 +120,13 @@ def _dispatch(p, raw, is_gdal_name, forced, units, calibration_factor_db, therma
         raise UnsupportedFormatError(
             f"{p}: not a raster GDAL can read nor a known SAR/optical product; convert it to GeoTIFF"
         ) from exc
+
+
+def _plain_only(path: Path, product: str, sensor: str | None, units: str | None) -> None:
+    """Products say what they hold: a ``sensor``/``units`` override would be silently ignored, so it is refused."""
+    if sensor is not None or units is not None:
+        raise ConfigError(f"{path}: --sensor/--input-units (sensor=, units=) describe plain rasters; a {product} "
+                          "product says what it holds itself: leave them out")
 
 
 def select_bands(scene: Scene, bands: Sequence[str | int]) -> Scene:
