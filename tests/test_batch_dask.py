@@ -172,9 +172,16 @@ def test_cli_batch_on_a_local_cluster_does_not_print_dasks_own_log(tmp_path):
     root = Path(__file__).resolve().parents[1]
     env = {k: v for k, v in os.environ.items() if not k.startswith("DASK_")}
     env.update(PYTHONPATH=str(root), OMP_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, "-m", "sar2opt_geo.cli.main", "batch", str(scene), "-o", str(tmp_path / "out"),
-                           "--workers", "2", "--progress", "none", "--tile", "128", "--overlap", "96"],
-                          env=env, capture_output=True, text=True, timeout=300, check=False)
+    import socket
+
+    # Dask's default HTTP port held, as by another cluster: that was a "Port 8787 is already in use" warning
+    with socket.socket() as held:
+        with contextlib.suppress(OSError):  # already held by something else: the same situation
+            held.bind(("127.0.0.1", 8787))
+            held.listen()
+        proc = subprocess.run([sys.executable, "-m", "sar2opt_geo.cli.main", "batch", str(scene), "-o",
+                               str(tmp_path / "out"), "--workers", "2", "--progress", "none", "--tile", "128",
+                               "--overlap", "96"], env=env, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr
     assert "1 done, 0 skipped, 0 failed" in proc.stdout
     noise = [ln for ln in proc.stderr.splitlines() if any(w in ln for w in ("Nanny", "Scheduler", "scheduler", "worker", "comm"))]
