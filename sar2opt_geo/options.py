@@ -136,6 +136,10 @@ class TranslateOptions:
         flag="--t-srs", group="output grid", qgis="TARGET_CRS", metavar="CRS")
     dst_res: float | None = _opt(
         None, "output resolution in units of the output CRS", flag="--tr", group="output grid", metavar="RES")
+    pixel_spacing_m: float | None = _opt(
+        None, "pixel spacing the model runs at, metres (default: the model card's, 10 m for the bundled models; "
+        "the input is resampled to it, and a model run at another spacing sees objects at another scale)",
+        flag="--pixel-spacing", group="output grid", metavar="METRES")
     match_input_grid: bool = _opt(
         False, "resample the result back onto the input's own grid (map-projected inputs only)",
         flag="--match-input-grid", group="output grid", qgis="MATCH_INPUT_GRID", kind="flag")
@@ -210,6 +214,8 @@ class TranslateOptions:
         object.__setattr__(self, "seed", check_seed(self.seed, count=self.samples))
         if self.dst_res is not None and not self.dst_res > 0:
             raise ConfigError(f"dst_res must be a positive resolution in dst_crs units, got {self.dst_res}")
+        if self.pixel_spacing_m is not None and not (0 < self.pixel_spacing_m < 1e6):
+            raise ConfigError(f"pixel_spacing_m must be a positive number of metres, got {self.pixel_spacing_m}")
         if self.match_input_grid and (self.dst_crs or self.dst_res):
             raise ConfigError("match_input_grid cannot be combined with dst_crs/dst_res; choose one")
         self._check_tiling()

@@ -156,6 +156,30 @@ def crop_block(plan: Plan, window: Window, block: np.ndarray) -> tuple[Window, n
     return Window(col_off=cc0, row_off=rr0, width=cc1 - cc0, height=rr1 - rr0), part
 
 
+#: Resampling factors (per side) beyond which the change of scale is a warning, not an INFO line.
+LARGE_RESAMPLING = 1.5
+
+
+def _warn_large_resampling(scene: Any, spacing_m: float, opts: TranslateOptions) -> None:
+    """Say so when the input is resampled by more than :data:`LARGE_RESAMPLING` to the model's spacing:
+    a 25 m mosaic becomes a 6x larger, mostly interpolated grid; 6.25 m detail is averaged away."""
+    if opts.pixel_spacing_m is not None:
+        return  # the user chose the spacing
+    try:
+        native = float(scene.pixel_spacing_m())
+    except Exception:  # noqa: BLE001 - a scene without a known spacing: nothing to compare
+        return
+    if not (native > 0 and math.isfinite(native)):
+        return
+    factor = native / spacing_m
+    if factor > LARGE_RESAMPLING or factor < 1 / LARGE_RESAMPLING:
+        how = f"upsampled x{factor:.2g} per side ({factor * factor:.3g}x the pixels)" if factor > 1 else \
+            f"averaged /{1 / factor:.2g} per side (detail finer than {spacing_m:g} m is lost)"
+        log.warning("%s: %.3g m pixels %s to the model's %g m; --pixel-spacing %.3g runs the model at the input's "
+                    "own spacing (other scale than it was trained on), --match-input-grid writes the result "
+                    "on the input's grid", scene.path, native, how, spacing_m, native)
+
+
 def _final_grid(scene: Any, plan_out: Grid, full: Grid, is_crop: bool, opts: TranslateOptions) -> Grid:
     if opts.match_input_grid:
         own = native_grid(scene)
@@ -254,7 +278,9 @@ def plan_translation(
     bands = plan_bands(scene, card, list(scene.bands) if opts.bands else None, opts.strict)
     for w in bands.warnings:
         log.warning(w)
-    full = model_grid(scene, card.input.pixel_spacing_m, prefer_crs=to_crs(opts.dst_crs) if opts.dst_crs else None)
+    spacing = opts.pixel_spacing_m or card.input.pixel_spacing_m
+    _warn_large_resampling(scene, spacing, opts)
+    full = model_grid(scene, spacing, prefer_crs=to_crs(opts.dst_crs) if opts.dst_crs else None)
     default_crs = to_crs(opts.dst_crs) if opts.dst_crs else input_crs(scene)
     aoi = None
     if opts.aoi is not None:

@@ -105,3 +105,42 @@ def test_input_units_choices_are_the_readers():
     from sar2opt_geo.sensors.geotiff import UNITS
 
     assert INPUT_UNITS == UNITS
+
+
+def _scene_at(tmp_path: Path, spacing: float) -> Path:
+    """A **synthetic** VH dB scene (sample generator) georeferenced at ``spacing`` metres."""
+    from rasterio.transform import from_origin
+
+    from sar2opt_geo.samples import write_sample_scene
+
+    src = write_sample_scene(tmp_path / "src.tif", size=64)
+    with rasterio.open(src) as ds:
+        data, profile, tags, desc = ds.read(), ds.profile, ds.tags(), ds.descriptions
+    profile.update(transform=from_origin(600_000.0, 4_800_000.0, spacing, spacing))
+    path = tmp_path / f"scene_{spacing:g}m.tif"
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data)
+        dst.update_tags(**tags)
+        dst.set_band_description(1, desc[0])
+    return path
+
+
+def test_large_resampling_to_the_model_spacing_is_a_warning_with_the_way_out(tmp_path, caplog):
+    """Was: a 25 m mosaic silently became a 6x larger 10 m grid (only an INFO line)."""
+    from sar2opt_geo import translate
+
+    scene = _scene_at(tmp_path, 25.0)
+    with caplog.at_level(logging.WARNING):
+        translate(scene, tmp_path / "at10.tif")
+    warned = [r.getMessage() for r in caplog.records if "--pixel-spacing" in r.getMessage()]
+    assert len(warned) == 1 and "25 m pixels upsampled x2.5" in warned[0], warned
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        result = translate(scene, tmp_path / "at25.tif", pixel_spacing_m=25.0)
+    assert not [r for r in caplog.records if "--pixel-spacing" in r.getMessage()]
+    with rasterio.open(result.path) as ds:
+        assert ds.res == (25.0, 25.0) and (ds.width, ds.height) == (64, 64)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):  # 12 m: close enough to 10 m, no warning
+        translate(_scene_at(tmp_path, 12.0), tmp_path / "at12.tif")
+    assert not [r for r in caplog.records if "--pixel-spacing" in r.getMessage()]
