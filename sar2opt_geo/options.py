@@ -190,7 +190,8 @@ class TranslateOptions:
     samples: int = _opt(
         1, "uncertainty: run the stochastic mode (dropout on) N times with seeds --seed .. --seed+N-1, write their "
         "mean as OUTPUT and the per-pixel spread (sample std of BT.601 luminance, float32) as "
-        "<OUTPUT stem>_spread.tif (default 1: one run, no spread)", flag="--samples", group="output", qgis="SAMPLES",
+        "<OUTPUT stem>_spread.tif; each run's channel-dropout masks are shared by all tiles, so neither depends on "
+        "the tiling (default 1: one run, no spread)", flag="--samples", group="output", qgis="SAMPLES",
         metavar="N")
     aoi: object | None = _opt(None, "a shapely geometry: pixels outside it become nodata (unless keep_rectangle)",
                               cli=False)

@@ -285,6 +285,23 @@ def test_stochastic_mode_is_seeded_and_keeps_batchnorm_in_eval(tiny_generator) -
     assert np.abs(e - d).max() <= 1e-6
 
 
+def test_stochastic_output_does_not_depend_on_the_tiling(landsat_gray, tiny_generator) -> None:
+    """Issue 24: with SAMPLES=4 the spread had a hard break at a tile boundary, because every tile drew
+    its own channel-dropout masks. One run is one realisation of the network now: a 12-tile run equals
+    a one-tile run of the same seed, one receptive field from the border (float32 tiling tolerance,
+    as in eval mode)."""
+    image = landsat_gray[:, :192, :256]
+    model = tiny_generator()
+    tiled, stats, _ = run(model, image, TilingConfig(tile_size=128, overlap=96, margin=48, batch_size=3),
+                          stochastic=True, seed=11)
+    whole, one, _ = run(model, image, TilingConfig(tile_size=512, overlap=96, margin=48), stochastic=True, seed=11)
+    assert stats.tiles >= 12 and one.tiles == 1
+    far = border_distance(*image.shape[1:]) >= RECEPTIVE_FIELD
+    assert np.abs(tiled - whole)[:, far].max() <= 1e-4
+    other, _, _ = run(model, image, TilingConfig(tile_size=512, overlap=96, margin=48), stochastic=True, seed=12)
+    assert np.abs(other - whole)[:, far].max() > 1e-2  # and the seed still matters
+
+
 def test_module_modes_are_restored_even_after_an_error(tiny_generator) -> None:
     model = tiny_generator().train()
     image = np.zeros((1, 200, 200), dtype=np.float32)

@@ -30,7 +30,10 @@ Modes
     the article's mode: the Dropout modules (only them) drop inputs again, with masks drawn
     from a :class:`torch.Generator` (``generator``, or one seeded with ``seed``) by a
     forward hook while every module stays in eval mode; torch's global random state is
-    neither used nor changed. The same seed, tiling and batch size give the same output.
+    neither used nor changed. Channel dropout (``Dropout2d``, the bundled U-Nets') draws one
+    mask per module and run, shared by all tiles: the same seed gives the same output whatever
+    the tiling and batch size, as in eval mode. Elementwise ``Dropout`` draws per tile: the
+    same seed, tiling and batch size give the same output.
     Module modes are restored on return.
 """
 
@@ -207,7 +210,11 @@ _CHANNEL_DROPOUT = (nn.Dropout1d, nn.Dropout2d, nn.Dropout3d)
 
 def _seeded_dropout(model: nn.Module, generator: torch.Generator) -> list[Any]:
     """Forward hooks that make the (eval-mode) Dropout modules of ``model`` drop again, with masks from
-    ``generator``: elementwise for ``Dropout``, whole channels for ``Dropout1d/2d/3d``. Returns the handles."""
+    ``generator``: elementwise for ``Dropout``, whole channels for ``Dropout1d/2d/3d``. Returns the handles.
+
+    A channel mask is drawn once per module and run and applied to every tile: one run is one
+    realisation of the network, so its output does not depend on the tiling (no seams between
+    tiles). Elementwise masks are drawn per tile (they would need the tile's place in the scene)."""
     dropouts = [m for m in model.modules() if isinstance(m, DROPOUT_TYPES)]
     if not dropouts:
         logger.warning("stochastic mode asked for, but the model has no Dropout module: output is deterministic")
@@ -215,13 +222,21 @@ def _seeded_dropout(model: nn.Module, generator: torch.Generator) -> list[Any]:
     if unsupported:
         raise ConfigError(f"stochastic mode supports Dropout and Dropout1d/2d/3d, not {', '.join(unsupported)}")
 
+    channel_masks: dict[nn.Module, torch.Tensor] = {}
+
     def hook(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> torch.Tensor:
         x, p = inputs[0], float(module.p)
         if p <= 0.0:
             return output
-        shape = (*x.shape[:2], *(1,) * (x.ndim - 2)) if isinstance(module, _CHANNEL_DROPOUT) else x.shape
-        keep = torch.empty(shape, dtype=x.dtype, device=x.device).bernoulli_(1.0 - p, generator=generator)
-        return x * keep / (1.0 - p)
+        if isinstance(module, _CHANNEL_DROPOUT):
+            keep = channel_masks.get(module)
+            if keep is None or keep.shape[1] != x.shape[1]:
+                shape = (1, x.shape[1], *(1,) * (x.ndim - 2))
+                keep = torch.empty(shape, dtype=x.dtype, device=x.device).bernoulli_(1.0 - p, generator=generator)
+                channel_masks[module] = keep
+        else:
+            keep = torch.empty(x.shape, dtype=x.dtype, device=x.device).bernoulli_(1.0 - p, generator=generator)
+        return x * keep.to(x.dtype) / (1.0 - p)
 
     return [m.register_forward_hook(hook) for m in dropouts]
 

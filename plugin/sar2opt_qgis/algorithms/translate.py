@@ -62,7 +62,9 @@ class TranslateAlgorithm(Sar2OptAlgorithm):
             "reprojects it instead (set one of the two).\n"
             "Uncertainty: SAMPLES > 1 runs the stochastic mode (dropout on) that many times with different "
             "seeds, writes their mean as the RGB output and adds <output>_spread.tif to the map: the "
-            "per-pixel standard deviation of the luminance (float32, same grid and CRS).\n\n"
+            "per-pixel standard deviation of the luminance (float32, same grid and CRS). Each run draws its "
+            "dropout masks once for the whole scene (channel dropout, as in the bundled models), so mean and "
+            "spread have no seams at tile edges.\n\n"
             "The work runs in the sar2opt backend that 'Set up the sar2opt backend' installs (or the one "
             "set in Settings > Options > Processing > Providers > sar2opt)."
         )
