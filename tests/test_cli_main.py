@@ -32,3 +32,26 @@ def test_missing_input_fails_before_torch_is_imported_bug(tmp_path):
     lines = [ln for ln in r.stderr.splitlines() if ln.startswith("sar2opt: error:")]
     assert len(lines) == 3 and all("nope.tif: no such file or folder" in ln for ln in lines)
     assert "%|" not in r.stderr  # no progress bar was drawn
+
+
+def test_evaluate_help_states_its_own_defaults(capsys):
+    """Issue 24: `evaluate --help` said "--split none" by default in its description and "auto" in the option."""
+    from sar2opt_geo.cli.main import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    evaluate = sub.choices["evaluate"]
+    actions = {a.dest: a for a in evaluate._actions}
+    assert evaluate.get_default("split") == "none" and "(default: none)" in actions["split"].help
+    assert "default: auto" not in actions["split"].help and "model card" in actions["mode"].help
+
+
+def test_train_help_describes_the_recipe_of_the_bundled_weights():
+    """Issue 24: `train --help` said the bundled weights used resnet_lite + SSIM/grad terms; their card says U-Net."""
+    from sar2opt_geo.cli.main import build_parser
+    from sar2opt_geo.models.loading import load
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    description = sub.choices["train"].description
+    card = load("sar").card
+    assert card.architecture == "unet_article" and f"--width {card.architecture_args['width']}" in description
+    assert "--lr 0.0002" in card.training["command"] and "Adam 2e-4" in description

@@ -201,4 +201,6 @@ def test_cli_train_then_evaluate(four_la_tiles, tmp_path, capsys):
         assert res["model_metrics"][k] == pytest.approx(card.metrics["validation"][k], rel=1e-4)
         assert res["baseline_constant_colour"][k] == pytest.approx(card.metrics["baseline_constant_colour"][k], rel=1e-4)
     printed = capsys.readouterr().out
-    assert "constant-colour baseline" in printed and "grad r" in printed
+    # issue 24: the two baselines (card's training mean vs the data's own mean) were labelled the same
+    assert "flat colour (training mean)" in printed and "grad r" in printed
+    assert res["baseline_label"] == "flat colour (training mean)"

@@ -44,6 +44,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("data", help="dataset folder (layouts as in `sar2opt train --help`)")
     add_data_options(p)
     p.set_defaults(split="none", mode=None)
+    for action in p._actions:  # the shared options state train's defaults; evaluate's differ
+        if action.dest == "split":
+            action.help = ("score only the held-out part, split as training split it: area (spatial block per "
+                           "scene), scene (whole scenes) or auto; none scores every pair (default: none)")
+        elif action.dest == "mode":
+            action.help = ("sar: SAR -> RGB pairs; colorize: (gray, RGB) pairs from the optical side "
+                           "(default: from the model card: colorize for a gray-input model, else sar)")
     p.add_argument("--output", "-o", default=None, metavar="JSON", help="also write the results to this JSON file")
     p.add_argument("--batch-size", type=int, default=1, help="images per forward pass (default: 1)")
     add_device(p)
@@ -89,9 +96,10 @@ def run(args: argparse.Namespace) -> int:
     finally:
         close()
     colour = card.training.get("mean_colour")
-    source = "training set mean colour (model card)"
+    source, label = "training set mean colour (model card)", "flat colour (training mean)"
     if colour is None or len(colour) != data.out_channels:
         colour, source = data.mean_target().tolist(), "mean colour of the evaluated data itself (card has none)"
+        label = "flat colour (this data's mean)"  # a stronger baseline than the training mean: it has seen the answer
     baseline = constant_baseline(colour, data)
     result = {
         "model": str(model_path),
@@ -104,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
         "baseline_constant_colour": {k: baseline[k] for k in METRICS},
         "baseline_colour": [float(c) for c in colour],
         "baseline_colour_source": source,
+        "baseline_label": label,
         "notes": METRIC_NOTES,
     }
     if args.output:
@@ -122,9 +131,9 @@ def run(args: argparse.Namespace) -> int:
         emit_json({"event": "done", "outputs": {"OUTPUT": args.output} if args.output else {}, **result})
     else:
         print(f"{card.name} on {result['images']} images of {args.data} (split {args.split}), scale (y+1)/2 in [0, 1]:")
-        print(f"  {'':24s} {'PSNR dB':>8s} {'SSIM':>7s} {'L1':>7s} {'grad r':>7s}")
-        for name, row in (("model", m), ("constant-colour baseline", b)):
-            print(f"  {name:24s} {row['psnr']:8.2f} {row['ssim']:7.3f} {row['l1']:7.4f} {row['grad_r']:7.3f}")
+        print(f"  {'':30s} {'PSNR dB':>8s} {'SSIM':>7s} {'L1':>7s} {'grad r':>7s}")
+        for name, row in (("model", m), (label, b)):
+            print(f"  {name:30s} {row['psnr']:8.2f} {row['ssim']:7.3f} {row['l1']:7.4f} {row['grad_r']:7.3f}")
         if args.output:
             print(f"  written to {args.output}")
     return 0

@@ -19,9 +19,11 @@ log = logging.getLogger(__name__)
 
 DESCRIPTION = """\
 Train a pix2pix generator (default: the article's U-Net + PatchGAN and recipe) on paired data.
-The recipe of the bundled SAR weights (scripts/train_defaults.sh, docs/TRAINING.md) adds:
---arch resnet_lite (cheap at full resolution), --lambda-ssim/--lambda-grad (structure loss
-terms) and --speckle-aug (random gain and speckle on the SAR input).
+The bundled weights use this recipe (U-Net at --width 0.25, GAN + 100 L1, Adam 2e-4, 256 px crops
+of 32 LA/San Antonio tiles; their card's training.command has the full line). The recipe
+`scripts/train_defaults.sh full` tries instead (docs/TRAINING.md: more SSIM and edge placement,
+less PSNR) adds --arch resnet_lite, --lambda-ssim/--lambda-grad (structure terms), --speckle-aug
+(random gain and speckle on the SAR input) and --lr 1e-3.
 
 Data layouts (--layout, default auto-detected from folder names):
   sen1-2       ROIsXXXX_<season>/s1_<n>/..._s1_<n>_p<k>.png <-> .../s2_<n>/..._s2_<n>_p<k>.png
