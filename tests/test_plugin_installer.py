@@ -263,3 +263,18 @@ def test_plugin_defaults_and_names_are_the_librarys(tmp_path):
         assert declared and all(options.BACKEND_NAMES[name] == qgis for name, qgis in declared.items())
     else:
         assert library is None and (options.TILE_SIZE_DEFAULT, options.OVERLAP_DEFAULT) == (None, None)
+
+
+def test_pip_retry_warnings_become_one_calm_line(tmp_path):
+    """Issue 24: pip's repeated "WARNING: Retrying (Retry(...)) ... NewConnectionError" lines for an
+    unreachable index looked like failure in the setup log. One info line says what happens."""
+    retry = ("WARNING: Retrying (Retry(total=4, connect=None, read=None, redirect=None, status=None)) after connection "
+             "broken by 'NewConnectionError(<HTTPSConnection object>: Failed to establish a new connection)': "
+             "/simple/torch/ HTTPSConnectionPool(host='download.pytorch.org', port=443)")
+    script = tmp_path / "fake_pip.py"
+    script.write_text(f"for _ in range(4):\n    print({retry!r})\nprint('Successfully installed torch-2.13.0')\n")
+    fb = Feedback()
+    installer._Steps(fb).run([sys.executable, str(script)], "installing torch", (5.0, 40.0))
+    assert fb.console == ["Successfully installed torch-2.13.0"]
+    calm = [t for t in fb.info if "pip cannot reach" in t]
+    assert len(calm) == 1 and "download.pytorch.org" in calm[0] and "not a failure" in calm[0]

@@ -249,6 +249,10 @@ def find_python(given: str | None = None, minimum: tuple[int, int] = (3, 11), fe
 # -- running the steps --------------------------------------------------------------------------
 
 
+_PIP_RETRY = re.compile(r"WARNING: Retrying \(Retry\(")
+_PIP_RETRY_HOST = re.compile(r"HTTPS?ConnectionPool\(host='([^']+)'")
+
+
 class _Steps:
     """Runs commands with their output streamed to ``feedback``, progress mapped into a band,
     cancel polled every 0.1 s (SIGTERM to the process group, SIGKILL 10 s later)."""
@@ -282,6 +286,7 @@ class _Steps:
         threading.Thread(target=_pump, args=(proc.stdout, "out", q), daemon=True).start()
         lines: list[str] = []
         low, high = band
+        retrying = False
         try:
             while True:
                 if self.feedback.isCanceled():
@@ -294,7 +299,14 @@ class _Steps:
                 if line is None:
                     break
                 lines.append(line)
-                if line.strip():
+                if _PIP_RETRY.search(line):  # pip's "WARNING: Retrying ..." per index and attempt look like failure
+                    if not retrying:
+                        retrying = True
+                        host = _PIP_RETRY_HOST.search(line)
+                        self.feedback.pushInfo(
+                            f"pip cannot reach {host.group(1) if host else 'a package index'} at the moment and retries "
+                            "(further retry lines are left out); this is not a failure unless the step fails")
+                elif line.strip():
                     self.feedback.pushConsoleInfo(line)  # pip's own lines; the progress text stays the step's
                 # approach the band's end without reaching it: pip does not say how much is left
                 self.feedback.setProgress(low + (high - low) * (1 - 0.5 ** (len(lines) / max(expected_lines / 3, 1))))
