@@ -105,6 +105,7 @@ def translate(
         sar2opt_geo.errors.Sar2OptError subclasses with one-line messages; nothing is left at
         ``dst`` (or the quicklook path) when anything fails or is cancelled.
     """
+    from .engine.backends import resolve_precision
     from .io import check_outputs, open_product, quicklook_path
     from .models.loading import load
     from .plan import plan_translation
@@ -117,6 +118,7 @@ def translate(
     t0 = time.perf_counter()
     dst = Path(dst)
     device = resolve_device(opts.device)
+    opts = opts.replace(precision=resolve_precision(opts.precision, device, opts.backend))  # 'auto' -> fp32 / bf16
     spread_dst = spread_path(dst) if opts.samples > 1 else None
     check_outputs([src], {"output": dst, "quicklook": quicklook_path(dst) if opts.quicklook else None,
                           "spread layer": spread_dst}, overwrite=opts.overwrite)  # fail before any work
@@ -219,7 +221,7 @@ def _run(scene: Any, loaded: Any, plan: Any, opts: TranslateOptions, product: An
                 loaded.module, read, ctx.height, ctx.width, write, plan.tiling, device=device,
                 progress=_sub(progress, 0.15 + k * span, 0.15 + (k + 1) * span), cancel=cancel,
                 stochastic=opts.stochastic or samples is not None, seed=seed, fill_value=loaded.card.input.nodata_fill,
-                backend=opts.backend, quantize=opts.quantize, rows=rows,
+                backend=opts.backend, quantize=opts.quantize, rows=rows, precision=opts.precision,
             )
     if samples is not None:
         samples.emit(product, cancel=cancel)
@@ -244,6 +246,7 @@ def _tags(scene: Any, loaded: Any, plan: Any, opts: TranslateOptions, resampling
         "SAR2OPT_SPECKLE_FILTER": f"lee {opts.speckle_window}x{opts.speckle_window}" if opts.speckle_filter == "lee"
         else "none",
         "SAR2OPT_OUTPUT_SCALING": card.output.scaling,
+        "SAR2OPT_PRECISION": opts.precision,
         "SAR2OPT_WARNINGS": " | ".join(plan.warnings),
     }
     if plan.statistics_area and plan.statistics_area != "whole scene":

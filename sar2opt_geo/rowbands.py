@@ -248,6 +248,7 @@ def plan_scene(src: str | os.PathLike, model: Any = None, options: TranslateOpti
     split whole scenes; and in stochastic mode (:func:`splittable`).
     """
     from .api import resolve_device
+    from .engine.backends import resolve_precision
     from .plan import plan_translation
 
     opts = options or TranslateOptions()
@@ -257,6 +258,8 @@ def plan_scene(src: str | os.PathLike, model: Any = None, options: TranslateOpti
         raise ConfigError("row bands cannot reproduce stochastic mode (dropout masks are drawn in the order of the "
                           "whole sweep); translate it in one process (split 1)")
     device = resolve_device(opts.device)
+    # 'auto' is resolved here, once: every band (any worker, any CPU) runs the same arithmetic
+    opts = opts.replace(precision=resolve_precision(opts.precision, device, opts.backend))
     with _open(str(src), opts) as scene:
         loaded = _load(model, device, scene.is_sar)
         plan = plan_translation(scene, loaded, opts, progress=progress, cancel=cancel)

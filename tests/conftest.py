@@ -14,6 +14,10 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# precision='auto' (the default) is bf16 on CPUs with hardware bfloat16 and fp32 elsewhere: pinned to
+# fp32 here (and in every CLI/QGIS subprocess, which inherit it) so that no test depends on the CPU.
+# tests/test_precision.py asks for bf16 and auto explicitly.
+os.environ["SAR2OPT_PRECISION"] = "fp32"
 DATA = Path(os.environ.get("SAR2OPT_DATA", ROOT.parent / "shared" / "data"))
 
 

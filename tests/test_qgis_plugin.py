@@ -259,10 +259,10 @@ def test_algorithm_parameters_and_help(qgis):
     algs = _result(qgis.python(_DESCRIBE, str(qgis.plugins)))
     expected = {
         "sar2opt:setup": {"TORCH", "PYTHON", "TORCH_INDEX_URL", "REINSTALL"},
-        "sar2opt:translate": {"INPUT", "MODEL", "BANDS", "TILE_SIZE", "OVERLAP", "MAX_MEMORY_MB", "BACKEND", "DEVICE",
+        "sar2opt:translate": {"INPUT", "MODEL", "BANDS", "TILE_SIZE", "OVERLAP", "MAX_MEMORY_MB", "BACKEND", "PRECISION", "DEVICE",
                               "TARGET_CRS", "MATCH_INPUT_GRID", "SAMPLES", "OUTPUT"},
         "sar2opt:translateaoi": {"INPUT", "AOI", "NAME_FIELD", "BUFFER", "MODEL", "BANDS", "TILE_SIZE", "OVERLAP",
-                                 "MAX_MEMORY_MB", "BACKEND", "DEVICE", "WORKERS", "OUTPUT"},
+                                 "MAX_MEMORY_MB", "BACKEND", "PRECISION", "DEVICE", "WORKERS", "OUTPUT"},
         "sar2opt:composite": {"INPUT", "CO_POL", "CROSS_POL", "STRETCH", "OUTPUT"},
         "sar2opt:info": {"INPUT"},
         "sar2opt:makepairs": {"SAR", "OPTICAL", "PIXEL_SPACING", "TILE", "STRIDE", "SAR_BANDS", "OPTICAL_BANDS", "MAX_NODATA",
@@ -526,6 +526,7 @@ def test_fake_backend_through_qgis_process_accepts_a_product_folder(qgis, fake_s
     assert argv[argv.index("--bands") + 1] == "VV,VH" and argv[argv.index("--t-srs") + 1] == "EPSG:4326"
     assert "--tile" not in argv and "--overlap" not in argv  # empty: the backend chooses for the model
     assert argv[argv.index("--max-memory-mb") + 1] == "1500" and argv[argv.index("--backend") + 1] == "torch"
+    assert argv[argv.index("--precision") + 1] == "auto"  # the dialog default leaves the choice to the library
     assert argv[argv.index("--device") + 1] == "auto"
     assert argv[-2:] == ["--progress", "json"]
 

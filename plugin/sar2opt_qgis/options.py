@@ -28,6 +28,7 @@ __all__ = [
     "MAX_MEMORY_MB_DEFAULT",
     "OVERLAP_DEFAULT",
     "OVERLAP_MIN",
+    "PRECISIONS",
     "TILE_SIZE_DEFAULT",
     "TILE_SIZE_MAX",
     "TILE_SIZE_MIN",
@@ -91,6 +92,7 @@ OVERLAP_DEFAULT: int | None = _field_default("overlap", None)
 """None: twice the model's receptive margin (exact tiles)."""
 MAX_MEMORY_MB_DEFAULT = float(getattr(_LIBRARY, "DEFAULT_MAX_MEMORY_MB", 1500))
 BACKENDS: tuple[str, ...] = tuple(getattr(_LIBRARY, "BACKENDS", ("torch", "onnxruntime", "openvino")))
+PRECISIONS: tuple[str, ...] = tuple(getattr(_LIBRARY, "PRECISIONS", ("auto", "fp32", "bf16")))
 OVERLAP_MIN = 2 * MARGIN
 """Smallest overlap without gaps between tiles (pixels)."""
 TILE_SIZE_MIN = OVERLAP_MIN + DOWNSAMPLING

@@ -262,6 +262,7 @@ def run_tiled(
     max_memory_mb: float | None = DEFAULT_MAX_MEMORY_MB,
     generator: torch.Generator | None = None,
     rows: tuple[int, int] | None = None,
+    precision: str = "fp32",
 ) -> TilingStats:
     """Run ``model`` over a ``height x width`` scene tile by tile, streaming in and out.
 
@@ -289,6 +290,9 @@ def run_tiled(
         generator: the :class:`torch.Generator` (on ``device``) the dropout masks are drawn from
             in stochastic mode; the global random state is never used.
         autocast: run the model under ``torch.autocast`` (float16); CUDA only.
+        precision: ``fp32`` (default), ``bf16`` (bfloat16 autocast; tiles equal a bf16 whole-image
+            pass within bf16 rounding, see the tests) or ``auto``
+            (:func:`~sar2opt_geo.engine.backends.resolve_precision`).
         fill_value: value that replaces nodata in the model input (default 0, the domain centre).
         backend: ``"torch"`` (default), ``"onnxruntime"`` or ``"openvino"``
             (:mod:`sar2opt_geo.engine.backends`); the ONNX ones run eval mode on the CPU.
@@ -351,7 +355,7 @@ def run_tiled(
                 hooks = _seeded_dropout(model, generator)
             stack.enter_context(torch.inference_mode())
             runner = make_runner(model, backend=backend, device=dev, stochastic=stochastic, autocast=autocast,
-                                 quantize=quantize, optimise=optimise)
+                                 quantize=quantize, optimise=optimise, precision=precision)
             sweep = _Sweep(runner, read, write, grid, config, progress, cancel, fill_value, rows)
             sweep.run()
     finally:

@@ -71,6 +71,7 @@ class Sar2OptAlgorithm(QgsProcessingAlgorithm):
     TILE_SIZE = "TILE_SIZE"
     MAX_MEMORY_MB = "MAX_MEMORY_MB"
     BACKEND = "BACKEND"
+    PRECISION = "PRECISION"
     OVERLAP = "OVERLAP"
     DEVICE = "DEVICE"
     TARGET_CRS = "TARGET_CRS"
@@ -176,6 +177,13 @@ class Sar2OptAlgorithm(QgsProcessingAlgorithm):
         )
         engine.setFlags(engine.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
         self.addParameter(engine)
+        precision = QgsProcessingParameterEnum(
+            self.PRECISION,
+            self.tr("Arithmetic (auto = bf16 on CPUs with AVX-512 BF16 or AMX, else fp32)"),
+            options=list(options.PRECISIONS), defaultValue=0,
+        )
+        precision.setFlags(precision.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        self.addParameter(precision)
         device = QgsProcessingParameterEnum(
             self.DEVICE, self.tr("Torch device"), options=list(DEVICES), defaultValue=0
         )
@@ -197,6 +205,8 @@ class Sar2OptAlgorithm(QgsProcessingAlgorithm):
         if self.parameterDefinition(self.MAX_MEMORY_MB) is not None:
             args += ["--max-memory-mb", str(self.parameterAsInt(parameters, self.MAX_MEMORY_MB, context))]
             args += ["--backend", options.BACKENDS[self.parameterAsEnum(parameters, self.BACKEND, context)]]
+            if self.parameterDefinition(self.PRECISION) is not None:
+                args += ["--precision", options.PRECISIONS[self.parameterAsEnum(parameters, self.PRECISION, context)]]
         args += ["--device", DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)]]
         return args
 
