@@ -878,6 +878,50 @@ def dask_client(workers: int | None = None, scheduler: str | None = None) -> Ite
         yield client
 
 
+#: Measured on the project machine (2 cores, bundled model, bf16; docs/BATCH.md "When a cluster
+#: pays"): `sar2opt batch` of one 4.2 / 16.8 Mpx scene took 4.7 / 10.4 s in one process and
+#: 9.7 / 17.4 s on a 2-worker LocalCluster (2 row bands). Fitted: one process needs about
+#: SERIAL_S_PER_TASK + SERIAL_S_PER_MPX x Mpx of the model grid; the cluster CLUSTER_START_S
+#: more, and its 1-thread workers do the work CLUSTER_WORK_FACTOR times slower than one 2-thread
+#: process (band overlap, assembly, no intra-op threads). Beyond 2 workers the cluster's work is
+#: assumed to shrink in proportion to the workers (not measured here).
+CLUSTER_START_S = 3.5
+CLUSTER_WORK_FACTOR = 1.35
+SERIAL_S_PER_MPX = 0.45
+SERIAL_S_PER_TASK = 1.0
+
+
+def task_megapixels(task: CropTask) -> float:
+    """Megapixels of ``task``'s output on the model grid (10 m), from the scene's header: its
+    footprint, or the crop's bounds. A rough size for :func:`cluster_pays`, not a plan."""
+    from .sensors import open_scene
+
+    try:
+        with open_scene(task.scene) as scene:
+            spacing = scene.pixel_spacing_m() or 10.0
+            if task.bounds is not None:
+                left, bottom, right, top = task.bounds
+                unit = spacing / max(abs(scene.transform.a), 1e-12) if scene.transform is not None else 1.0
+                return (right - left) * (top - bottom) * unit * unit / 100.0 / 1e6
+            return scene.width * scene.height * (spacing / 10.0) ** 2 / 1e6
+    except Exception:  # noqa: BLE001 - unknown size: count it as large, so the cluster is not ruled out
+        return 1e3
+
+
+def cluster_pays(tasks: Sequence[CropTask], workers: int) -> tuple[bool, float, float]:
+    """Whether a new local cluster of ``workers`` processes is expected to beat this process on
+    ``tasks``: ``(pays, serial seconds, cluster seconds)``, from the constants above (measured on
+    2 cores: there a cluster never pays, whatever the size). A whole scene counts as splittable
+    into ``workers`` row bands."""
+    if workers < 2 or not tasks:
+        return False, 0.0, 0.0
+    sizes = [task_megapixels(t) for t in tasks]
+    serial = sum(SERIAL_S_PER_TASK + SERIAL_S_PER_MPX * m for m in sizes)
+    units = sum(workers if t.whole_scene else 1 for t in tasks)
+    cluster = CLUSTER_START_S + serial * CLUSTER_WORK_FACTOR * 2 / min(workers, max(units, 2))
+    return cluster < serial, serial, cluster
+
+
 def _worker_threads(client: Any) -> int:
     try:
         return int(sum(client.nthreads().values()))
@@ -941,6 +985,7 @@ def run_batch(
     client: Any = None,
     translate: Callable[..., Any] | None = None,
     progress: Callable[[float, str], None] | None = None,
+    auto_workers: int | None = None,
 ) -> BatchSummary:
     """Translate each whole scene (``aoi=None``) or each scene x AOI feature into ``output_dir``
     and merge the rows into ``summary.gpkg``.
@@ -958,6 +1003,9 @@ def run_batch(
     :func:`sar2opt_geo.translate` (one-pass outputs only). Without ``redo``, outputs complete with
     the same input hash are skipped; failed or partial ones are redone (a split scene only redoes
     its missing bands). ``progress(fraction, message)`` is called after each output.
+    ``auto_workers``: the worker count of a ``client`` factory that the user did not ask for (the
+    CLI's default): the cluster starts only when :func:`cluster_pays` expects it to beat this
+    process; else the batch runs here.
     """
     t0 = time.perf_counter()
     output_dir = Path(output_dir)
@@ -1017,7 +1065,12 @@ def run_batch(
         if client is None:
             serial()
         elif callable(client) and not hasattr(client, "submit"):  # a factory: start the cluster only if needed
-            if tasks:
+            pays, serial_s, cluster_s = cluster_pays(tasks, auto_workers) if auto_workers is not None else (True, 0, 0)
+            if tasks and not pays:
+                log.info("batch: runs in this process (about %.0f s; a %d-worker cluster would take about %.0f s "
+                         "with its start-up); --workers N starts one anyway", serial_s, auto_workers, cluster_s)
+                serial()
+            elif tasks:
                 with client() as started:
                     if started is None:
                         serial()

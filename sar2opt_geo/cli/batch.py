@@ -54,7 +54,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     aoi.add_argument("--keep-rectangle", action="store_true", help="keep the whole bounding rectangle, no polygon mask")
     dask = p.add_argument_group("scale-out")
     dask.add_argument("--workers", type=_workers, default=None, metavar="N",
-                      help="Dask LocalCluster worker processes (default: CPU cores); 0 runs serially in this process")
+                      help="Dask LocalCluster worker processes; 0 runs serially in this process (default: "
+                           "one per CPU core, started only when the work is large enough to repay the cluster's "
+                           "start-up, else serial: small batches run in this process)")
     dask.add_argument("--scheduler", metavar="ADDR", help="use an existing Dask cluster, e.g. tcp://10.0.0.5:8786")
     dask.add_argument("--split", type=_split, default="auto", metavar="N|auto",
                       help="whole scenes: row bands per scene, run by different workers (same bytes as one pass); "
@@ -117,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
             name_field=args.name_field, aoi_key=args.aoi_key, buffer_m=args.buffer or 0.0, keep_rectangle=args.keep_rectangle,
             redo=args.redo, split=args.split if args.aoi is None else 1,
             client=functools.partial(dask_client, args.workers, args.scheduler), progress=progress,
+            auto_workers=(os.cpu_count() or 1) if args.workers is None and args.scheduler is None else None,
         )
     finally:
         close()
