@@ -66,11 +66,13 @@ def open_scene(
     forced = normalise_sensor(sensor)
     if calibration_factor_db is not None:
         from .palsar2 import is_palsar2
+        from .palsar2_mosaic import is_palsar2_mosaic
 
-        if is_gdal_name or not is_palsar2(p):  # it was silently ignored for every other input
+        if is_gdal_name or not (is_palsar2(p) or is_palsar2_mosaic(p)):  # it was silently ignored for every other input
             raise ConfigError(
                 f"{raw}: --calibration-factor (calibration_factor_db) applies to ALOS-2 PALSAR-2 products "
-                "(a product folder or its IMG-/LED- files) only; this input is read as it is stored: leave it out"
+                "(a product folder or its IMG-/LED- files, or a mosaic tile) only; this input is read as it is "
+                "stored: leave it out"
             )
     scene = _dispatch(p, raw, is_gdal_name, forced, units, calibration_factor_db, thermal_noise_removal)
     if bands is not None:
@@ -103,6 +105,11 @@ def _dispatch(p, raw, is_gdal_name, forced, units, calibration_factor_db, therma
     if find_s2_root(p) is not None:
         _plain_only(p, "Sentinel-2 SAFE", forced, units)
         return open_sentinel2_safe(p)
+    from .palsar2_mosaic import is_palsar2_mosaic, open_palsar2_mosaic
+
+    if is_palsar2_mosaic(p):
+        _plain_only(p, "PALSAR-2 mosaic", forced, units)
+        return open_palsar2_mosaic(p, calibration_factor_db=calibration_factor_db)
     if is_palsar2(p):
         _plain_only(p, "PALSAR-2", forced, units)
         return open_palsar2(p, calibration_factor_db=calibration_factor_db)
