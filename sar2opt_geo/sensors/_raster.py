@@ -74,6 +74,9 @@ def open_raster(path: str):
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             return rasterio.open(path)
     except (RasterioIOError, CPLE_BaseError) as exc:
+        if path.startswith(("/vsicurl/", "/vsis3/", "/vsigs/", "/vsiaz/")):
+            raise InputError(f"{path}: GDAL cannot open it ({_gdal_detail(exc)}); check the URL, the network and that "
+                             "the server answers HTTP range requests (object stores and COG hosts do)") from None
         if looks_like_tiff(path):
             raise InputError(f"{path}: a TIFF file GDAL cannot open ({_gdal_detail(exc)}); the file is truncated or "
                              "damaged: download or export it again") from None

@@ -24,17 +24,30 @@ from ._names import normalise_sensor
 from ._raster import looks_like_tiff
 from .base import Scene
 
-__all__ = ["check_exists", "open_scene", "select_bands"]
+__all__ = ["URL_PREFIXES", "check_exists", "gdal_name", "open_scene", "select_bands"]
 
 log = logging.getLogger(__name__)
 
+#: URL schemes and the GDAL virtual file systems that read them (range requests, no download).
+URL_PREFIXES = {"http://": "/vsicurl/http://", "https://": "/vsicurl/https://", "s3://": "/vsis3/",
+                "gs://": "/vsigs/", "az://": "/vsiaz/"}
+
+
+def gdal_name(path: str | os.PathLike) -> str:
+    """``path`` as GDAL reads it: ``http(s)://`` -> ``/vsicurl/http(s)://``, ``s3://``, ``gs://``,
+    ``az://`` -> ``/vsis3/``, ``/vsigs/``, ``/vsiaz/``; anything else unchanged."""
+    raw = str(path)
+    for prefix, vsi in URL_PREFIXES.items():
+        if raw.lower().startswith(prefix):
+            return vsi + raw[len(prefix):]
+    return raw
 
 
 def check_exists(path: str | os.PathLike) -> bool:
     """Raise :class:`InputError` if ``path`` is neither an existing file or folder nor a GDAL name
-    (``/vsi...``, ``DRIVER:...``); return whether it is a GDAL name. Cheap: the CLI calls it
-    before loading anything heavy."""
-    raw = str(path)
+    (``/vsi...``, ``DRIVER:...``) or a URL (:func:`gdal_name`); return whether it is a GDAL name.
+    Cheap: the CLI calls it before loading anything heavy (a URL is checked when it is opened)."""
+    raw = gdal_name(path)
     is_gdal_name = raw.startswith("/vsi") or bool(re.match(r"^[A-Z0-9_]{2,}:", raw))  # not "C:\\..."
     if not is_gdal_name and not Path(raw).exists():
         raise InputError(f"{raw}: no such file or folder; check the path")
@@ -60,7 +73,7 @@ def open_scene(
     "reflectance", "dn"). ``calibration_factor_db``: PALSAR-2 CF (default from the LED file,
     else -83.0 dB). ``thermal_noise_removal``: Sentinel-1 SAFE noise LUTs (default on).
     """
-    raw = str(path)
+    raw = gdal_name(path)
     is_gdal_name = check_exists(raw)
     p = Path(raw)
     forced = normalise_sensor(sensor)
