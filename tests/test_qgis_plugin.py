@@ -943,3 +943,24 @@ def test_python_interpreter_form_runs_the_real_cli(monkeypatch):
     with pytest.raises(backend.BackendError) as info:
         backend.run_cli(["no-such-command"], RecordingFeedback(), configured=str(python))
     assert "invalid choice" in str(info.value)
+
+
+@pytest.mark.qgis
+def test_translate_in_qgis_reads_a_url(qgis, s1_db_tif, s1vv_model, tmp_path):
+    """Issue 21: INPUT takes a URL (a COG on a web server or object store), read by the backend."""
+    require_subcommand("translate")
+    import shutil
+
+    import rasterio
+    from test_remote_inputs import _serve
+
+    folder = tmp_path / "www"
+    folder.mkdir()
+    shutil.copy(s1_db_tif, folder / "scene.tif")
+    out = tmp_path / "from_url.tif"
+    with _serve(folder) as base:
+        proc = qgis.process("run", "sar2opt:translate", "--", f"INPUT={base}/scene.tif", f"OUTPUT={out}",
+                            f"MODEL={s1vv_model}", "DEVICE=1")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    with rasterio.open(out) as ds, rasterio.open(s1_db_tif) as src:
+        assert ds.count == 3 and ds.crs == src.crs and float(ds.read(masked=True).std()) > 0

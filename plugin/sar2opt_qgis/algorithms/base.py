@@ -4,6 +4,7 @@ input parameter that takes a raster layer *or* a product path, and common parame
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -45,12 +46,20 @@ def step_widget(step: int) -> dict:
     return {"widget_wrapper": {"class": "sar2opt_qgis.algorithms.widgets.StepSpinBoxWrapper", "step": step}}
 
 
+_URL = re.compile(r"^(https?|s3|gs|az)://|^/vsi[a-z0-9]+/", re.IGNORECASE)
+
+
+def _is_url(value: str) -> bool:
+    """A remote input the backend reads itself (http(s)://, s3://, gs://, az://, /vsi...)."""
+    return bool(_URL.match(value.strip()))
+
+
 class RasterOrProductParameter(QgsProcessingParameterRasterLayer):
     """A raster layer parameter that also accepts the path of a file or product folder
     (Sentinel-1 ``.SAFE``, ALOS-2 PALSAR-2 product folder) that QGIS itself cannot open."""
 
     def checkValueIsAcceptable(self, value: Any, context: QgsProcessingContext | None = None) -> bool:
-        if isinstance(value, str) and value and os.path.exists(value):
+        if isinstance(value, str) and value and (os.path.exists(value) or _is_url(value)):
             return True
         return super().checkValueIsAcceptable(value, context)
 
@@ -222,8 +231,8 @@ class Sar2OptAlgorithm(QgsProcessingAlgorithm):
         """A path the CLI can open: the string itself when it names a file or folder, else
         the file behind the raster layer (GDAL layers only)."""
         value = parameters.get(name)
-        if isinstance(value, str) and value and os.path.exists(value):
-            return value
+        if isinstance(value, str) and value and (os.path.exists(value) or _is_url(value)):
+            return value.strip()
         layer = self.parameterAsRasterLayer(parameters, name, context)
         if layer is None:
             raise QgsProcessingException(self.tr(f"input {value!r} is neither a raster layer nor an existing file or folder; choose a GeoTIFF, a .SAFE folder or a PALSAR-2 product folder"))
