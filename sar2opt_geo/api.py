@@ -77,7 +77,7 @@ def _sub(progress: ProgressFn | None, lo: float, hi: float) -> ProgressFn | None
 
 
 def translate(
-    src: str | os.PathLike,
+    src: str | os.PathLike | list[str | os.PathLike],
     dst: str | os.PathLike,
     model: Any = None,
     options: TranslateOptions | None = None,
@@ -89,7 +89,8 @@ def translate(
     """Translate the scene ``src`` into an RGB Cloud Optimized GeoTIFF at ``dst``.
 
     Args:
-        src: scene path (GeoTIFF, Sentinel-1 SAFE folder/zip, PALSAR-2 product, ...).
+        src: scene path (GeoTIFF, Sentinel-1 SAFE folder/zip, PALSAR-2 product or mosaic tile, URL ...),
+            or a list of single-polarisation files (``[".../x_VV.tif", ".../x_VH.tif"]``).
         dst: output GeoTIFF path; ``<dst stem>.png`` too with ``quicklook``.
         model: checkpoint path, bundled short name (``"sar"``, ``"gray"``), None (bundled
             default: ``"sar"`` for SAR scenes, ``"gray"`` for optical), or an already loaded
@@ -120,7 +121,7 @@ def translate(
     device = resolve_device(opts.device)
     opts = opts.replace(precision=resolve_precision(opts.precision, device, opts.backend))  # 'auto' -> fp32 / bf16
     spread_dst = spread_path(dst) if opts.samples > 1 else None
-    check_outputs([src], {"output": dst, "quicklook": quicklook_path(dst) if opts.quicklook else None,
+    check_outputs(list(src) if isinstance(src, (list, tuple)) else [src], {"output": dst, "quicklook": quicklook_path(dst) if opts.quicklook else None,
                           "spread layer": spread_dst}, overwrite=opts.overwrite)  # fail before any work
     with open_scene(src, bands=list(opts.bands) if opts.bands else None,
                     calibration_factor_db=opts.calibration_factor_db, sensor=opts.sensor, units=opts.input_units,

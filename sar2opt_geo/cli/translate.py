@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 from pathlib import Path
 
 from ._common import (
@@ -71,9 +72,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("input", metavar="INPUT", help="scene file or product folder")
-    p.add_argument("output", metavar="OUTPUT", nargs="?", type=Path,
-                   help="output GeoTIFF (default: ./<INPUT name>_rgb.tif)")
+    p.add_argument("paths", metavar="INPUT [INPUT ...] [OUTPUT]", nargs="+",
+                   help="scene file, product folder, URL, or single-polarisation files (e.g. x_VV.tif x_VH.tif, "
+                        "a folder or a quoted glob of them), then the output GeoTIFF (default: "
+                        "./<INPUT name>_rgb.tif)")
     add_model(p, "default: the bundled SAR model for SAR scenes, the bundled gray model for optical scenes")
     add_translate_options(p)
     add_progress(p)
@@ -95,13 +97,37 @@ def options_from_args(args: argparse.Namespace):
     return translate_options_from_args(args)
 
 
+def split_paths(paths: list[str]) -> tuple[str | list[str], Path | None]:
+    """``(input, output)`` from the positional paths: ``IN``, ``IN OUT``, ``IN1 IN2 ... OUT``, or
+    ``IN1 IN2`` when both are existing files of two different polarisations (no OUTPUT given)."""
+    from ..sensors._names import find_polarisation
+
+    def pol(p: str) -> str | None:
+        return find_polarisation(Path(p).stem.lower())
+
+    if len(paths) == 1:
+        return paths[0], None
+    if len(paths) == 2 and all(Path(p).is_file() for p in paths) and pol(paths[0]) and pol(paths[1]) \
+            and pol(paths[0]) != pol(paths[1]):
+        return list(paths), None
+    inputs = paths[:-1]
+    return (inputs[0] if len(inputs) == 1 else list(inputs)), Path(paths[-1])
+
+
 def run(args: argparse.Namespace) -> int:
     from ..sensors.open import check_exists
 
-    check_exists(args.input)  # a missing input fails at once, before torch is imported or a bar is drawn
+    args.input, args.output = split_paths(args.paths)
+    for path in (args.input if isinstance(args.input, list) else [args.input]):
+        if not any(c in str(path) for c in "*?["):  # a glob is expanded when the scene is opened
+            check_exists(path)  # a missing input fails at once, before torch is imported or a bar is drawn
     from ..api import resolve_device, translate
 
-    output = args.output or default_output(args.input)
+    if isinstance(args.input, list):  # x_VV.tif x_VH.tif -> ./x_rgb.tif
+        stem = re.sub(r"[_.-]?(vv|vh|hh|hv)$", "", Path(args.input[0]).stem, flags=re.IGNORECASE)
+        output = args.output or default_output(stem or Path(args.input[0]).stem)
+    else:
+        output = args.output or default_output(args.input)
     try:
         options = options_from_args(args)
         resolve_device(options.device)

@@ -55,7 +55,7 @@ def check_exists(path: str | os.PathLike) -> bool:
 
 
 def open_scene(
-    path: str | Path,
+    path: str | Path | Sequence[str | Path],
     bands: Sequence[str | int] | None = None,
     *,
     sensor: str | None = None,
@@ -72,8 +72,27 @@ def open_scene(
     ``units``: how a plain raster stores values ("db", "linear", "amplitude", "scaled",
     "reflectance", "dn"). ``calibration_factor_db``: PALSAR-2 CF (default from the LED file,
     else -83.0 dB). ``thermal_noise_removal``: Sentinel-1 SAFE noise LUTs (default on).
+
+    One file per polarisation (:mod:`sar2opt_geo.sensors.polarisation_files`): ``path`` may be a
+    list of single-polarisation rasters, a glob pattern (``"OPERA_*_V?.tif"``) or a folder of them.
     """
+    from .polarisation_files import find_polarisation_files, open_polarisation_files
+
+    if isinstance(path, (list, tuple)):
+        if len(path) != 1:
+            if calibration_factor_db is not None:
+                raise ConfigError("--calibration-factor (calibration_factor_db) applies to PALSAR-2 products only; "
+                                  "leave it out for polarisation files")
+            scene = open_polarisation_files([gdal_name(p) for p in path], sensor=normalise_sensor(sensor), units=units)
+            return select_bands(scene, bands) if bands is not None else scene
+        path = path[0]
     raw = gdal_name(path)
+    if any(c in raw for c in "*?[") and not Path(raw).exists():  # a glob pattern
+        files = find_polarisation_files(raw)
+        if not files:
+            raise InputError(f"{raw}: the pattern matches no two files of different polarisations "
+                             "(names with _VV, _VH, _HH or _HV)")
+        return open_scene(files, bands, sensor=sensor, units=units, calibration_factor_db=calibration_factor_db)
     is_gdal_name = check_exists(raw)
     p = Path(raw)
     forced = normalise_sensor(sensor)
@@ -95,6 +114,7 @@ def open_scene(
 
 def _dispatch(p, raw, is_gdal_name, forced, units, calibration_factor_db, thermal_noise_removal) -> Scene:
     from .geotiff import open_geotiff
+    from .polarisation_files import find_polarisation_files
 
     if is_gdal_name:
         return open_geotiff(raw, sensor=forced, units=units)
@@ -126,6 +146,10 @@ def _dispatch(p, raw, is_gdal_name, forced, units, calibration_factor_db, therma
     if is_palsar2(p):
         _plain_only(p, "PALSAR-2", forced, units)
         return open_palsar2(p, calibration_factor_db=calibration_factor_db)
+    if p.is_dir() and (files := find_polarisation_files(p)):
+        from .polarisation_files import open_polarisation_files
+
+        return open_polarisation_files(files, sensor=forced, units=units)
     if p.is_dir():
         raise UnsupportedFormatError(
             f"{p}: folder is not a Sentinel-1/Sentinel-2 SAFE nor a PALSAR-2 product; pass a raster file inside it"
