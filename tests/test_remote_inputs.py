@@ -7,6 +7,7 @@ of the real Sentinel-1 dB GeoTIFF from ../shared/data written into the test's fo
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import subprocess
 import sys
@@ -117,3 +118,52 @@ def test_server_without_range_requests_is_one_clear_line(tmp_path, s1_db_tif, ca
         assert main(["translate", f"{base}/scene.tif", str(out), "--progress", "none"]) != 0
     errors = [ln for ln in capsys.readouterr().err.splitlines() if "error:" in ln]
     assert len(errors) == 1 and "range requests" in errors[0].lower() and not out.exists()
+
+
+def _item(assets: dict[str, str]) -> str:
+    return json.dumps({"type": "Feature", "stac_version": "1.0.0", "id": "S1A_test_rtc", "properties": {},
+                       "geometry": None, "links": [],
+                       "assets": {k: {"href": v, "type": "image/tiff; application=geotiff; profile=cloud-optimized"}
+                                  for k, v in assets.items()}})
+
+
+@pytest.fixture
+def two_pols(tmp_path, data_dir):
+    """**Synthetic** Planetary-Computer-like item folder (vv.tif, vh.tif: linear gamma0), made from the
+    real BigEarthNet VV and VH dB patches."""
+    folder = tmp_path / "www"
+    folder.mkdir()
+    src = data_dir / "pairs" / "bigearthnet" / "36_85"
+    for pol in ("vv", "vh"):
+        with rasterio.open(next(src.glob(f"S1*_{pol.upper()}.tif"))) as ds:
+            db, profile = ds.read(1), ds.profile
+        with rasterio.open(folder / f"{pol}.tif", "w", **profile) as dst:
+            dst.write((10 ** (db / 10)).astype("float32"), 1)
+    return folder
+
+
+def test_stac_item_file_and_url_choose_the_polarisation_assets(two_pols, tmp_path):
+    """A STAC item (local JSON, then the same item over HTTP with relative hrefs) reads its vv/vh assets."""
+    from sar2opt_geo.sensors import open_scene
+
+    (two_pols / "item.json").write_text(_item({"vh": "./vh.tif", "vv": "vv.tif", "thumbnail": "preview.png"}))
+    with open_scene(two_pols / "item.json") as local:
+        assert list(local.bands) == ["VV", "VH"]
+        vh = local.read("VH")
+        assert np.nanmin(vh) > 0  # linear gamma0, as the vv/vh naming says
+    out = tmp_path / "rgb.tif"
+    with _serve(two_pols) as base:
+        with open_scene(f"{base}/item.json") as remote:
+            assert list(remote.bands) == ["VV", "VH"] and "/vsicurl/" in remote.metadata["files"]
+            np.testing.assert_array_equal(remote.read("VH"), vh)
+        assert main(["translate", f"{base}/item.json", str(out), "--progress", "none"]) == 0
+    with rasterio.open(out) as ds:
+        assert ds.tags()["SAR2OPT_INPUT_BANDS"] == "VH" and ds.count == 3
+
+
+def test_stac_item_without_polarisation_assets_is_one_line(tmp_path, capsys):
+    item = tmp_path / "item.json"
+    item.write_text(_item({"visual": "visual.tif"}))
+    assert main(["translate", str(item), str(tmp_path / "never.tif"), "--progress", "none"]) != 0
+    errors = [ln for ln in capsys.readouterr().err.splitlines() if "error:" in ln]
+    assert len(errors) == 1 and "no polarisation assets" in errors[0] and "visual" in errors[0]

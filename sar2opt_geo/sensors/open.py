@@ -74,7 +74,8 @@ def open_scene(
     else -83.0 dB). ``thermal_noise_removal``: Sentinel-1 SAFE noise LUTs (default on).
 
     One file per polarisation (:mod:`sar2opt_geo.sensors.polarisation_files`): ``path`` may be a
-    list of single-polarisation rasters, a glob pattern (``"OPERA_*_V?.tif"``) or a folder of them.
+    list of single-polarisation rasters, a glob pattern (``"OPERA_*_V?.tif"``) or a folder of them,
+    or a STAC item (``.json`` file or URL, :mod:`sar2opt_geo.sensors.stac`).
     """
     from .polarisation_files import find_polarisation_files, open_polarisation_files
 
@@ -86,6 +87,12 @@ def open_scene(
             scene = open_polarisation_files([gdal_name(p) for p in path], sensor=normalise_sensor(sensor), units=units)
             return select_bands(scene, bands) if bands is not None else scene
         path = path[0]
+    from .stac import is_stac_item, stac_polarisation_assets
+
+    if is_stac_item(str(path)):  # a STAC item: its polarisation assets
+        hrefs = stac_polarisation_assets(str(path))
+        return open_scene(hrefs if len(hrefs) > 1 else hrefs[0], bands, sensor=sensor, units=units,
+                          calibration_factor_db=calibration_factor_db)
     raw = gdal_name(path)
     if any(c in raw for c in "*?[") and not Path(raw).exists():  # a glob pattern
         files = find_polarisation_files(raw)

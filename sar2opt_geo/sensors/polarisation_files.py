@@ -101,14 +101,15 @@ def open_polarisation_files(paths: list[str | Path], *, sensor: str | None = Non
     override what the names say, for every file."""
     from .geotiff import open_geotiff
 
-    paths = [Path(p) for p in paths]
+    names = [str(p) for p in paths]  # strings: a /vsicurl/https:// name must keep its double slash
+    paths = [Path(p) for p in names]  # for file names only
     parts: dict[str, tuple[Scene, str]] = {}
     notes = []
     opened: list[Scene] = []
     try:
-        for p in paths:
+        for p, name in zip(paths, names):
             convention, named_units, quantity = name_convention(p)
-            scene = open_geotiff(str(p), sensor=sensor or ("SAR" if quantity is not None else None), units=units or named_units)
+            scene = open_geotiff(name, sensor=sensor or ("SAR" if quantity is not None else None), units=units or named_units)
             opened.append(scene)
             if len(scene.bands) != 1:
                 raise InputError(f"{p}: {len(scene.bands)} bands; one file per polarisation needs single-band files")
@@ -153,7 +154,7 @@ def open_polarisation_files(paths: list[str | Path], *, sensor: str | None = Non
         gcps=first.gcps,
         frequency_band=first.frequency_band,
         calibration="; ".join(notes),
-        metadata={"files": ", ".join(str(p) for p in paths), **{f"{k}": v for k, v in first.metadata.items()
+        metadata={"files": ", ".join(names), **{f"{k}": v for k, v in first.metadata.items()
                                                                   if k in ("format", "dtype", "georeferencing")}},
         _parts=parts,
     )
