@@ -250,6 +250,8 @@ def _tags(scene: Any, loaded: Any, plan: Any, opts: TranslateOptions, resampling
         "SAR2OPT_PRECISION": opts.precision,
         "SAR2OPT_WARNINGS": " | ".join(plan.warnings),
     }
+    if opts.sensor or opts.input_units:  # what the user said the input holds
+        tags["SAR2OPT_INPUT_DECLARED"] = f"sensor={opts.sensor or 'detected'}, units={opts.input_units or 'detected'}"
     if plan.statistics_area and plan.statistics_area != "whole scene":
         tags["SAR2OPT_STATISTICS_AREA"] = plan.statistics_area
     if opts.stochastic or opts.samples > 1:

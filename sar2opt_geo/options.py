@@ -170,11 +170,11 @@ class TranslateOptions:
     sensor: str | None = _opt(
         None, "what a plain raster (GeoTIFF, VRT ...) holds when its name and tags do not say: SAR, Sentinel-1, "
         "ALOS-2, optical, Sentinel-2 or Landsat-8 (default: detected; a guess is logged as a warning)",
-        flag="--sensor", group="radiometry", metavar="NAME")
+        flag="--sensor", group="radiometry", qgis="SENSOR", metavar="NAME")
     input_units: str | None = _opt(
         None, "how a plain raster stores its values: db, linear (power), amplitude, scaled (8-bit linear/p99), "
         "reflectance or dn (default: from tags and names, else from the values)",
-        flag="--input-units", group="radiometry", choices=INPUT_UNITS)
+        flag="--input-units", group="radiometry", qgis="INPUT_UNITS", choices=INPUT_UNITS)
     thermal_noise_removal: bool = _opt(
         True, "Sentinel-1 SAFE: subtract the thermal noise LUTs (default: on)", flag="--thermal-noise-removal",
         group="radiometry", kind="switch")

@@ -89,6 +89,7 @@ def test_sensor_and_units_flags_reach_the_reader(tmp_path, ben_vv_vh):
                  "--progress", "none"]) == 0
     with rasterio.open(out) as ds:
         assert ds.count == 3 and float(ds.read(masked=True).std()) > 0
+        assert ds.tags()["SAR2OPT_INPUT_DECLARED"] == "sensor=Sentinel-1, units=db"
 
 
 def test_sensor_and_units_are_refused_for_products(tmp_path):

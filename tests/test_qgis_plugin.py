@@ -259,7 +259,7 @@ def test_algorithm_parameters_and_help(qgis):
     algs = _result(qgis.python(_DESCRIBE, str(qgis.plugins)))
     expected = {
         "sar2opt:setup": {"TORCH", "PYTHON", "TORCH_INDEX_URL", "REINSTALL"},
-        "sar2opt:translate": {"INPUT", "MODEL", "BANDS", "TILE_SIZE", "OVERLAP", "MAX_MEMORY_MB", "BACKEND", "PRECISION", "DEVICE",
+        "sar2opt:translate": {"INPUT", "INPUT_2", "SENSOR", "INPUT_UNITS", "MODEL", "BANDS", "TILE_SIZE", "OVERLAP", "MAX_MEMORY_MB", "BACKEND", "PRECISION", "DEVICE",
                               "TARGET_CRS", "MATCH_INPUT_GRID", "SAMPLES", "OUTPUT"},
         "sar2opt:translateaoi": {"INPUT", "AOI", "NAME_FIELD", "BUFFER", "MODEL", "BANDS", "TILE_SIZE", "OVERLAP",
                                  "MAX_MEMORY_MB", "BACKEND", "PRECISION", "DEVICE", "WORKERS", "OUTPUT"},
@@ -964,3 +964,20 @@ def test_translate_in_qgis_reads_a_url(qgis, s1_db_tif, s1vv_model, tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     with rasterio.open(out) as ds, rasterio.open(s1_db_tif) as src:
         assert ds.count == 3 and ds.crs == src.crs and float(ds.read(masked=True).std()) > 0
+
+
+@pytest.mark.qgis
+def test_translate_in_qgis_with_one_file_per_polarisation(qgis, data_dir, tmp_path):
+    """Issue 21: a second polarisation file (INPUT_2) and SENSOR / INPUT_UNITS reach the backend."""
+    require_subcommand("translate")
+    import rasterio
+
+    folder = data_dir / "pairs" / "bigearthnet" / "36_85"
+    vv, vh = next(folder.glob("S1*_VV.tif")), next(folder.glob("S1*_VH.tif"))  # real Sentinel-1 dB patches
+    out = tmp_path / "two_files.tif"
+    proc = qgis.process("run", "sar2opt:translate", "--", f"INPUT={vv}", f"INPUT_2={vh}", "SENSOR=2", "INPUT_UNITS=1",
+                        f"OUTPUT={out}", "DEVICE=1")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "--sensor Sentinel-1 --input-units db" in proc.stdout  # the command QGIS logged
+    with rasterio.open(out) as ds:
+        assert ds.count == 3 and ds.tags()["SAR2OPT_INPUT_BANDS"] == "VH"

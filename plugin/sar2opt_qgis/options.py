@@ -25,6 +25,7 @@ __all__ = [
     "BACKENDS",
     "BACKEND_NAMES",
     "DOWNSAMPLING",
+    "INPUT_UNITS",
     "MAX_MEMORY_MB_DEFAULT",
     "OVERLAP_DEFAULT",
     "OVERLAP_MIN",
@@ -93,6 +94,7 @@ OVERLAP_DEFAULT: int | None = _field_default("overlap", None)
 MAX_MEMORY_MB_DEFAULT = float(getattr(_LIBRARY, "DEFAULT_MAX_MEMORY_MB", 1500))
 BACKENDS: tuple[str, ...] = tuple(getattr(_LIBRARY, "BACKENDS", ("torch", "onnxruntime", "openvino")))
 PRECISIONS: tuple[str, ...] = tuple(getattr(_LIBRARY, "PRECISIONS", ("auto", "fp32", "bf16")))
+INPUT_UNITS: tuple[str, ...] = tuple(getattr(_LIBRARY, "INPUT_UNITS", ("db", "linear", "amplitude", "scaled", "reflectance", "dn")))
 OVERLAP_MIN = 2 * MARGIN
 """Smallest overlap without gaps between tiles (pixels)."""
 TILE_SIZE_MIN = OVERLAP_MIN + DOWNSAMPLING

@@ -10,12 +10,13 @@ from qgis.core import (
     QgsProcessingParameterBoolean,
     QgsProcessingParameterCrs,
     QgsProcessingParameterDefinition,
+    QgsProcessingParameterEnum,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
 )
 
 from .. import options
-from .base import Sar2OptAlgorithm
+from .base import RasterOrProductParameter, Sar2OptAlgorithm
 
 __all__ = ["TranslateAlgorithm"]
 
@@ -25,6 +26,10 @@ class TranslateAlgorithm(Sar2OptAlgorithm):
 
     MATCH_INPUT_GRID = "MATCH_INPUT_GRID"
     SAMPLES = "SAMPLES"
+    INPUT_2 = "INPUT_2"
+    SENSOR = "SENSOR"
+    INPUT_UNITS = "INPUT_UNITS"
+    SENSORS = ("detected", "SAR", "Sentinel-1", "ALOS-2", "optical", "Sentinel-2", "Landsat-8")
     SPREAD = "SPREAD"
 
     _group = ("translation", "Translation")
@@ -78,7 +83,20 @@ class TranslateAlgorithm(Sar2OptAlgorithm):
 
     def initAlgorithm(self, config=None) -> None:
         self.add_input()
+        self.addParameter(RasterOrProductParameter(
+            self.INPUT_2, self.tr("Second polarisation (optional: one file per polarisation, e.g. the VH file of VV + VH)"),
+            optional=True))
         self.add_model_parameters()
+        sensor = QgsProcessingParameterEnum(
+            self.SENSOR, self.tr("What a plain raster holds (detected = from its name, tags and values)"),
+            options=list(self.SENSORS), defaultValue=0)
+        sensor.setFlags(sensor.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        self.addParameter(sensor)
+        units = QgsProcessingParameterEnum(
+            self.INPUT_UNITS, self.tr("How a plain raster stores its values (detected = from tags, names and values)"),
+            options=["detected", *options.INPUT_UNITS], defaultValue=0)
+        units.setFlags(units.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        self.addParameter(units)
         crs = QgsProcessingParameterCrs(self.TARGET_CRS, self.tr("Target CRS (empty = the input's projected CRS; lon/lat inputs: their UTM zone, or UPS near a pole)"), optional=True)
         crs.setFlags(crs.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
         self.addParameter(crs)
@@ -95,8 +113,16 @@ class TranslateAlgorithm(Sar2OptAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):
         src = self.input_path(parameters, self.INPUT, context)
+        second = parameters.get(self.INPUT_2)
+        sources = [src, self.input_path(parameters, self.INPUT_2, context)] if second not in (None, "") else [src]
         dst = self.require_tif(self.parameterAsOutputLayer(parameters, self.OUTPUT, context))
-        args = ["translate", src, dst, *self.model_arguments(parameters, context)]
+        args = ["translate", *sources, dst, *self.model_arguments(parameters, context)]
+        sensor = self.parameterAsEnum(parameters, self.SENSOR, context)
+        if sensor > 0:
+            args += ["--sensor", self.SENSORS[sensor]]
+        units = self.parameterAsEnum(parameters, self.INPUT_UNITS, context)
+        if units > 0:
+            args += ["--input-units", options.INPUT_UNITS[units - 1]]
         t_srs = self.crs_argument(self.parameterAsCrs(parameters, self.TARGET_CRS, context))
         if t_srs:
             args += ["--t-srs", t_srs]
