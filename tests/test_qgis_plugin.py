@@ -981,3 +981,79 @@ def test_translate_in_qgis_with_one_file_per_polarisation(qgis, data_dir, tmp_pa
     assert "--sensor Sentinel-1 --input-units db" in proc.stdout  # the command QGIS logged
     with rasterio.open(out) as ds:
         assert ds.count == 3 and ds.tags()["SAR2OPT_INPUT_BANDS"] == "VH"
+
+
+def _ben_db(data_dir: Path) -> dict[str, tuple[np.ndarray, dict]]:
+    import rasterio
+
+    folder = data_dir / "pairs" / "bigearthnet" / "36_85"
+    out = {}
+    for pol in ("VV", "VH"):
+        with rasterio.open(next(folder.glob(f"S1*_{pol}.tif"))) as ds:
+            out[pol] = (ds.read(1).astype(np.float64), ds.profile)
+    return out
+
+
+def _write_band(path: Path, values: np.ndarray, profile: dict) -> Path:
+    import rasterio
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with rasterio.open(path, "w", **{**profile, "dtype": "float32", "count": 1}) as dst:
+        dst.write(values.astype(np.float32), 1)
+    return path
+
+
+@pytest.mark.qgis
+@pytest.mark.parametrize("case", ["two-band db, declared", "two-band db, detected", "opera pair", "hyp3 pair",
+                                  "planetary computer pair", "palsar-2 mosaic tile", "stac item over http"])
+def test_qgis_translate_reads_each_analysis_ready_input(qgis, data_dir, tmp_path, case):
+    """Issue 21's matrix, through `qgis_process run sar2opt:translate`: each input gives a 3-band picture.
+    The RTC files are **synthetic** (the real BigEarthNet VV/VH dB patches rewritten in each provider's
+    naming and units); the mosaic tile is real."""
+    require_subcommand("translate")
+    import contextlib
+
+    import rasterio
+    from test_remote_inputs import _serve
+
+    db = _ben_db(data_dir)
+    linear = {pol: 10 ** (v / 10) for pol, (v, _) in db.items()}
+    profile = db["VV"][1]
+    params: list[str] = []
+    server = contextlib.nullcontext(None)
+    if case.startswith("two-band"):
+        path = tmp_path / "terramind_like.tif"
+        with rasterio.open(path, "w", **{**profile, "count": 2, "dtype": "float32"}) as dst:
+            dst.write(np.stack([db["VV"][0], db["VH"][0]]).astype(np.float32))
+        params = [f"INPUT={path}", "BANDS=2"] + (["SENSOR=2", "INPUT_UNITS=1"] if "declared" in case else [])
+    elif case.endswith("pair"):
+        names = {"opera pair": "OPERA_L2_RTC-S1_T029-061473-IW1_20170617T064724Z_S1A_30_v1.0_{pol}.tif",
+                 "hyp3 pair": "S1A_IW_20170617T064724_DVP_RTC30_G_gpuned_FD6A_{pol}.tif",
+                 "planetary computer pair": "{low}.tif"}[case]
+        files = [_write_band(tmp_path / "rtc" / names.format(pol=pol, low=pol.lower()), linear[pol], profile)
+                 for pol in ("VV", "VH")]
+        params = [f"INPUT={files[0]}", f"INPUT_2={files[1]}"]
+    elif case == "palsar-2 mosaic tile":
+        params = [f"INPUT={data_dir / 'sar' / 'palsar2_mosaic_N23W161_2020'}"]
+    else:  # a STAC item over HTTP, relative hrefs to vv.tif / vh.tif
+        www = tmp_path / "www"
+        for pol in ("VV", "VH"):
+            _write_band(www / f"{pol.lower()}.tif", linear[pol], profile)
+        (www / "item.json").write_text(json.dumps({"type": "Feature", "stac_version": "1.0.0", "id": "x", "links": [],
+                                                   "geometry": None, "properties": {},
+                                                   "assets": {"vv": {"href": "vv.tif"}, "vh": {"href": "vh.tif"}}}))
+        server = _serve(www)
+    out = tmp_path / "rgb.tif"
+    with server as base:
+        if base is not None:
+            params = [f"INPUT={base}/item.json"]
+        proc = qgis.process("run", "sar2opt:translate", "--", *params, f"OUTPUT={out}", "DEVICE=1")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    with rasterio.open(out) as ds:
+        assert ds.count == 3
+        assert ds.tags()["SAR2OPT_INPUT_BANDS"] in ("VH", "HV", "b2")
+        window = rasterio.windows.Window(0, 0, min(ds.width, 512), min(ds.height, 512))
+        if case == "palsar-2 mosaic tile":  # the swath strip lies at the bottom of the tile
+            window = rasterio.windows.Window(0, ds.height - 1200, ds.width, 1200)
+        pixels = ds.read(window=window, masked=True)
+    assert pixels.count() > 0 and float(pixels.std()) > 0
