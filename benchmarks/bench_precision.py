@@ -97,6 +97,30 @@ def speed(name: str, model: torch.nn.Module, size: int, rounds: int) -> list[dic
     return rows
 
 
+def train_steps(widths: tuple[float, ...] = (0.25, 1.0), batch: int = 8, size: int = 256) -> list[dict]:
+    """Seconds per training step (forward, L1 loss, backward, Adam) of the U-Net, fp32 and bf16
+    autocast (``sar2opt train --amp bf16``), best of 3 after a warm-up step."""
+    rows = []
+    for width in widths:
+        torch.manual_seed(0)
+        g = UNetGenerator(1, 3, width=width).train()
+        opt = torch.optim.Adam(g.parameters(), 2e-4, betas=(0.5, 0.999))
+        x, y = torch.randn(batch, 1, size, size), torch.randn(batch, 3, size, size)
+        for precision in ("fp32", "bf16"):
+            times = []
+            for _ in range(4):
+                t = time.perf_counter()
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+                    loss = (g(x) - y).abs().mean()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                times.append(time.perf_counter() - t)
+            rows.append({"width": width, "batch": batch, "size": size, "precision": precision,
+                         "seconds_per_step": min(times[1:])})
+    return rows
+
+
 def metrics(quick: bool) -> list[dict]:
     if quick:
         return []
@@ -141,6 +165,7 @@ def main() -> None:
     rows = speed("bundled s1vh_to_rgb (width 0.25)", load("sar", "cpu").module, size, rounds)
     rows += speed("article U-Net (full width, random)", full, size, rounds)
     quality = metrics(args.quick)
+    training = [] if args.quick else train_steps()
     print(f"{cpu_model()}; hardware bf16: {cpu_has_fast_bf16()}; torch {torch.__version__}, {args.threads} threads")
     print(f"torch.mm 2048^2: fp32 {peak['fp32']:.0f} GFLOP/s, bf16 {peak['bf16']:.0f} GFLOP/s")
     print(f"{'model':38s} {'prec':5s} {'Mpx':>5s} {'tile':>5s} {'seconds (runs)':>22s} {'Mpx/s':>7s} {'GFLOP/s':>8s} {'% of mm':>8s}")
@@ -148,6 +173,9 @@ def main() -> None:
         ts = "/".join(f"{s:.2f}" for s in r["seconds"])
         print(f"{r['model']:38s} {r['precision']:5s} {r['scene_px'] / 1e6:5.1f} {r['tile']:5d} {ts:>22s} "
               f"{r['mpx_per_s']:7.2f} {r['gflops_per_s']:8.1f} {100 * r['gflops_per_s'] / peak[r['precision']]:7.1f}%")
+    for t in training:
+        print(f"train step, U-Net width {t['width']}, {t['batch']} x {t['size']}^2: {t['precision']} "
+              f"{t['seconds_per_step']:.2f} s")
     for q in quality:
         print(f"{q['data']} (split {q['split']}, {q['images']} images): " + ", ".join(
             f"{k} fp32 {q[k + '_fp32']:.4f} bf16 {q[k + '_bf16']:.4f} ({q[k + '_bf16'] - q[k + '_fp32']:+.4f})"
@@ -155,7 +183,7 @@ def main() -> None:
     out = ROOT / "benchmarks" / "results" / "precision.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"machine": cpu_model(), "hardware_bf16": cpu_has_fast_bf16(), "threads": args.threads,
-                               "torch": torch.__version__, "matmul_gflops": peak, "speed": rows, "metrics": quality,
+                               "torch": torch.__version__, "matmul_gflops": peak, "speed": rows, "metrics": quality, "training": training,
                                "when": time.strftime("%Y-%m-%d %H:%M")}, indent=1))
     print(f"written {out}")
 

@@ -204,3 +204,18 @@ def test_cli_train_then_evaluate(four_la_tiles, tmp_path, capsys):
     # issue 24: the two baselines (card's training mean vs the data's own mean) were labelled the same
     assert "flat colour (training mean)" in printed and "grad r" in printed
     assert res["baseline_label"] == "flat colour (training mean)"
+
+
+def test_amp_on_cpu_is_bf16_only_when_asked():
+    """Issue 22: --amp bf16 now runs on CPU (it was silently ignored there); auto stays float32 on CPU."""
+    import torch
+
+    from sar2opt_geo.training.trainer import _autocast
+
+    cpu = torch.device("cpu")
+    assert _autocast(cpu, "bf16") == (torch.bfloat16, False)
+    assert _autocast(cpu, "auto") == (None, False) and _autocast(cpu, "none") == (None, False)
+    from sar2opt_geo.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="CUDA only"):
+        _autocast(cpu, "fp16")

@@ -137,8 +137,19 @@ class TrainResult:
 
 
 def _autocast(device: torch.device, amp: str) -> tuple[torch.dtype | None, bool]:
-    """``(autocast dtype or None, use GradScaler)``; mixed precision only on CUDA."""
-    if device.type != "cuda" or amp == "none":
+    """``(autocast dtype or None, use GradScaler)``. CUDA: bf16 where supported, else fp16 with a
+    scaler. CPU: bf16 only when asked (``amp="bf16"``: a training step of the U-Net 1.9-2.2x faster
+    on a CPU with AMX, measured; what it does to the trained model's validation metrics is not
+    measured yet, so ``auto`` stays float32 on CPU); fp16 is not offered on CPU."""
+    if amp == "none":
+        return None, False
+    if device.type == "cpu":
+        if amp == "fp16":
+            from ..errors import ConfigError
+
+            raise ConfigError("amp='fp16' (--amp fp16) runs on CUDA only; on the CPU use bf16 or none")
+        return (torch.bfloat16 if amp == "bf16" else None), False
+    if device.type != "cuda":
         return None, False
     if amp == "bf16" or (amp == "auto" and torch.cuda.is_bf16_supported()):
         return torch.bfloat16, False
