@@ -183,7 +183,7 @@ def _run(scene: Any, loaded: Any, plan: Any, opts: TranslateOptions, product: An
 
     ``rows``: only rows ``[r0, r1)`` of the context window, on the tile grid of the whole window
     (a row band, :mod:`sar2opt_geo.rowbands`); ``product`` then gets those rows only. The source is
-    read in fixed row blocks of the context window (:func:`~sar2opt_geo.rowbands.aligned_reader`),
+    read in fixed row blocks of the context window (:func:`~sar2opt_geo.preprocess.aligned.aligned_reader`),
     so that every pixel is read and resampled the same way whatever band or tiling asks for it.
     With ``samples`` (``opts.samples`` > 1, :func:`sar2opt_geo.sampling.open_samples`): one
     stochastic sweep per seed into the sample stack, whose mean then goes into ``product``.
@@ -192,8 +192,7 @@ def _run(scene: Any, loaded: Any, plan: Any, opts: TranslateOptions, product: An
     """
     from .engine import run_tiled
     from .plan import crop_block
-    from .preprocess import open_linear_source
-    from .rowbands import aligned_reader, source_rows
+    from .preprocess import aligned, open_linear_source
     from .sampling import sample_seeds
 
     ctx = plan.context_grid
@@ -201,7 +200,7 @@ def _run(scene: Any, loaded: Any, plan: Any, opts: TranslateOptions, product: An
         scene, plan.bands.bands, ctx, work_dir=product.work, resampling=opts.resampling,
         speckle_window=opts.speckle_window if opts.speckle_filter == "lee" else None,
         cancel=cancel, progress=_sub(progress, 0.05, 0.15),
-        rows=None if rows is None else source_rows(plan, loaded.downsampling, rows),
+        rows=None if rows is None else aligned.source_rows(plan, loaded.downsampling, rows),
     )
     sink = product if samples is None else samples
     seeds = sample_seeds(opts.seed, opts.samples if samples is not None else 1)
@@ -214,7 +213,7 @@ def _run(scene: Any, loaded: Any, plan: Any, opts: TranslateOptions, product: An
 
     span = 0.75 / len(seeds)
     with source:
-        read = aligned_reader(lambda w: plan.normaliser(source.read(w)), ctx.height, ctx.width, plan.tiling.tile_size)
+        read = aligned.aligned_reader(lambda w: plan.normaliser(source.read(w)), ctx.height, ctx.width, plan.tiling.tile_size)
         for k, seed in enumerate(seeds):
             if samples is not None:
                 samples.begin(k)

@@ -86,6 +86,7 @@ from .errors import (
     NoValidDataError,
     Sar2OptError,
 )
+from .io.stamps import file_fingerprint
 from .models.loading import file_stamp, load_model_cached
 
 __all__ = [
@@ -177,20 +178,6 @@ def expand_scenes(paths: Sequence[str | os.PathLike]) -> list[Path]:
     return unique
 
 
-def _fingerprint(path: Path) -> dict[str, Any]:
-    """Resolved path, size in bytes and mtime (ns) of a scene; for a product folder, totals over its files."""
-    path = path.resolve()
-    if path.is_dir():
-        size, mtime, count = 0, 0, 0
-        for root, _dirs, files in os.walk(path):
-            for f in files:
-                st = os.stat(os.path.join(root, f))
-                size, mtime, count = size + st.st_size, max(mtime, st.st_mtime_ns), count + 1
-        return {"path": str(path), "size": size, "mtime_ns": mtime, "files": count}
-    st = path.stat()
-    return {"path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
-
-
 @dataclass(frozen=True)
 class SceneInfo:
     """What planning needs from a scene: its CRS (``crs``, a CRS string; for GCP-georeferenced
@@ -221,7 +208,7 @@ def scene_info(path: str | os.PathLike) -> SceneInfo:
         else:
             raise GeoreferencingError(f"{path}: scene has neither a CRS with a transform nor GCPs; it cannot be cropped to an AOI")
         is_sar = scene.is_sar
-    return SceneInfo(path, path.stem, _crs_string(crs), footprint, is_sar, _fingerprint(path))
+    return SceneInfo(path, path.stem, _crs_string(crs), footprint, is_sar, file_fingerprint(path))
 
 
 def _crs_string(crs: Any) -> str:

@@ -34,13 +34,11 @@ whatever the band height; the band's calibrated source on disk grows with its he
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import hashlib
 import itertools
 import json
 import logging
-import math
 import os
 import shutil
 import time
@@ -54,7 +52,15 @@ import numpy as np
 from rasterio.windows import Window
 
 from .errors import ConfigError, InputError
+from .io.stamps import file_fingerprint
 from .options import TranslateOptions
+from .preprocess.aligned import (
+    READ_BLOCK_ROWS,
+    aligned_reader,
+    row_axis,
+    source_rows,
+    touching_tile_rows,
+)
 
 __all__ = [
     "READ_BLOCK_ROWS",
@@ -77,82 +83,11 @@ log = logging.getLogger(__name__)
 ProgressFn = Callable[[float, str], None]
 CancelFn = Callable[[], bool]
 
-#: Rows of the model grid per source read (blocks aligned to multiples of it). Fixed, so that a
-#: pixel is read and resampled the same way whatever tiling or band asks for it.
-READ_BLOCK_ROWS = 256
 #: Option fields that cannot change a band's pixels (they act on the final encoding only).
 _BAND_UNHASHED = {"overwrite", "quicklook", "dtype"}
 
 
-# -- reading in fixed blocks -----------------------------------------------------------
-
-
-def aligned_reader(read: Callable[[Window], np.ndarray], height: int, width: int, tile_size: int,
-                   block_rows: int = READ_BLOCK_ROWS) -> Callable[[Window], np.ndarray]:
-    """``read`` wrapped so that the source is only ever asked for full-width blocks of
-    ``block_rows`` rows starting at multiples of ``block_rows`` (the last one shorter).
-
-    Requests are cut out of those blocks; the last few blocks are kept (enough for one tile of
-    ``tile_size`` rows plus the engine's look-back at the bottom edge), so each block is
-    usually read once. Returns ``(C, h, w)`` float32 copies.
-    """
-    keep = math.ceil(tile_size / block_rows) + 2
-    cache: collections.OrderedDict[int, np.ndarray] = collections.OrderedDict()
-
-    def block(k: int) -> np.ndarray:
-        if k in cache:
-            cache.move_to_end(k)
-            return cache[k]
-        r0 = k * block_rows
-        a = np.asarray(read(Window(col_off=0, row_off=r0, width=width, height=min(block_rows, height - r0))),
-                       dtype=np.float32)
-        cache[k] = a if a.ndim == 3 else a[None]
-        while len(cache) > keep:
-            cache.popitem(last=False)
-        return cache[k]
-
-    def aligned(window: Window) -> np.ndarray:
-        r0, c0 = int(window.row_off), int(window.col_off)
-        r1, c1 = r0 + int(window.height), c0 + int(window.width)
-        if not (0 <= r0 < r1 <= height and 0 <= c0 < c1 <= width):
-            raise ConfigError(f"window {window} lies outside the {width} x {height} px source")
-        k0, k1 = r0 // block_rows, (r1 - 1) // block_rows
-        parts = [block(k) for k in range(k0, k1 + 1)]
-        a = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
-        off = k0 * block_rows
-        return np.array(a[:, r0 - off : r1 - off, c0:c1], dtype=np.float32, copy=True)
-
-    return aligned
-
-
 # -- cutting the rows ------------------------------------------------------------------
-
-
-def touching_tile_rows(axis: Any, r0: int, r1: int) -> list[int]:
-    """Indices of the tile rows of ``axis`` (an :class:`~sar2opt_geo.engine.AxisTiles`) whose
-    pixels meet scene rows ``[r0, r1)``: the ones ``run_tiled(rows=(r0, r1))`` runs."""
-    return [i for i in range(axis.count) if axis.origin(i) < r1 and axis.origin(i) + axis.tile > r0]
-
-
-def _row_axis(plan: Any, downsampling: int) -> Any:
-    from .engine import tile_grid
-
-    ctx = plan.context_grid
-    return tile_grid(ctx.height, ctx.width, plan.tiling, downsampling).rows
-
-
-def source_rows(plan: Any, downsampling: int, rows: tuple[int, int]) -> tuple[int, int]:
-    """Rows ``[lo, hi)`` of ``plan``'s context grid that a band ``rows`` reads: those of its tile
-    rows (reflected at the scene edges), widened to whole :data:`READ_BLOCK_ROWS` blocks."""
-    from .engine import reflect_index
-
-    axis = _row_axis(plan, downsampling)
-    lo, hi = axis.length, 0
-    for i in touching_tile_rows(axis, *rows):
-        r = reflect_index(axis.origin(i) + np.arange(axis.tile), axis.length)
-        lo, hi = min(lo, int(r.min())), max(hi, int(r.max()) + 1)
-    b = READ_BLOCK_ROWS
-    return lo // b * b, min(axis.length, -(-hi // b) * b)
 
 
 def split_rows(axis: Any, bands: int) -> tuple[tuple[int, int], ...]:
@@ -178,12 +113,6 @@ def split_rows(axis: Any, bands: int) -> tuple[tuple[int, int], ...]:
 
 
 # -- planning --------------------------------------------------------------------------
-
-
-def _fingerprint(path: str | os.PathLike) -> dict[str, Any]:
-    from .batch import _fingerprint as fingerprint
-
-    return fingerprint(Path(path))
 
 
 @dataclass(frozen=True)
@@ -263,11 +192,11 @@ def plan_scene(src: str | os.PathLike, model: Any = None, options: TranslateOpti
     with _open(str(src), opts) as scene:
         loaded = _load(model, device, scene.is_sar)
         plan = plan_translation(scene, loaded, opts, progress=progress, cancel=cancel)
-    rows = split_rows(_row_axis(plan, loaded.downsampling), bands)
+    rows = split_rows(row_axis(plan, loaded.downsampling), bands)
     full = plan.full
     options_for_key = {k: v for k, v in dataclasses.asdict(opts).items() if k not in _BAND_UNHASHED}
     payload = {
-        "scene": _fingerprint(src), "model": loaded.card_hash, "options": options_for_key, "device": device,
+        "scene": file_fingerprint(Path(src)), "model": loaded.card_hash, "options": options_for_key, "device": device,
         "grid": [full.crs.to_wkt(), list(full.transform)[:6], full.width, full.height],
         "tiling": dataclasses.asdict(plan.tiling), "normaliser": plan.normaliser.describe(),
         "bands": list(plan.bands.bands),

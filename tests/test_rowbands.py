@@ -195,13 +195,13 @@ def test_assembly_names_a_missing_band_and_leaves_nothing(tmp_path, s1_db_tif, t
 
 def test_source_rows_cover_what_the_engine_reads(s1_db_tif, tiny_generator, tmp_path, monkeypatch):
     """The band's calibrated rows (open_linear_source rows=) hold every row its engine run reads."""
-    import sar2opt_geo.rowbands as rb
+    import sar2opt_geo.preprocess.aligned as aligned_mod
 
     model = _s1_model(tmp_path, tiny_generator, 20.0)
     sp = plan_scene(s1_db_tif, model, TranslateOptions(tile_size=128, overlap=96), bands=3)
     assert len(sp.rows) == 3
     seen: list[tuple[int, int]] = []
-    real = rb.aligned_reader
+    real = aligned_mod.aligned_reader
 
     def spy(read, height, width, tile_size, block_rows=READ_BLOCK_ROWS):
         def recording(w):
@@ -209,7 +209,7 @@ def test_source_rows_cover_what_the_engine_reads(s1_db_tif, tiny_generator, tmp_
             return read(w)
         return real(recording, height, width, tile_size, block_rows)
 
-    monkeypatch.setattr(rb, "aligned_reader", spy)  # api._run imports it from rowbands at each call
+    monkeypatch.setattr(aligned_mod, "aligned_reader", spy)  # api._run looks it up in its module at each call
     for k, rows in enumerate(sp.rows):
         seen.clear()
         run_band(sp, k, tmp_path / "o.tif")
