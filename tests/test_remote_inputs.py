@@ -96,6 +96,7 @@ def test_translate_a_url_gives_the_local_files_pixels(served, tmp_path):
     assert main(["translate", f"{base}/scene.tif", str(via_url), "--progress", "none"]) == 0
     assert main(["translate", str(local), str(via_file), "--progress", "none"]) == 0
     with rasterio.open(via_url) as a, rasterio.open(via_file) as b:
+        assert a.tags()["SAR2OPT_SOURCE"] == f"/vsicurl/{base}/scene.tif"  # the URL as given, not folded to http:/
         assert a.crs == b.crs and a.transform == b.transform
         np.testing.assert_array_equal(a.read(), b.read())
 

@@ -46,7 +46,7 @@ class BandInfo:
 class Scene(abc.ABC):
     """A georeferenced scene with lazily read, calibrated bands."""
 
-    path: Path
+    path: Path | str  # str for GDAL virtual file names (/vsicurl/https://...), which Path would fold
     sensor: str  # "Sentinel-1", "ALOS-2 PALSAR-2", "Sentinel-2", "Landsat-8", "optical", "unknown"
     product_id: str
     width: int

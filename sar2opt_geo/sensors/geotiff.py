@@ -263,7 +263,7 @@ def _inspect(ds, path_str: str, forced: str | None, units: str | None, require_g
     if any(s.units == "scaled" for s in specs.values()):
         metadata["relative_radiometry"] = "linear intensity / scene 99th percentile (clipped to 1), not absolute sigma0"
     scene = GeoTiffScene(
-        path=path,
+        path=path_str if path_str.startswith("/vsi") else path,  # Path() folds /vsicurl/https:// to https:/
         sensor=sensor,
         product_id=path.stem,
         width=ds.width,

@@ -126,7 +126,7 @@ def open_polarisation_files(paths: list[str | Path], *, sensor: str | None = Non
             if (scene.width, scene.height) != (first.width, first.height) or scene.crs != first.crs or \
                     scene.transform != first.transform:
                 raise InputError(f"{p}: its grid ({scene.width} x {scene.height} px, {scene.crs}) differs from "
-                                 f"{first.path.name}'s; the polarisation files must share one grid (warp one onto "
+                                 f"{Path(str(first.path)).name}'s; the polarisation files must share one grid (warp one onto "
                                  "the other with gdalwarp -tap, or use files of one product)")
             parts[pol] = (scene, inner)
             notes.append(f"{pol}: {p.name} ({convention}; {scene.calibration})")
