@@ -132,15 +132,15 @@ def translate(
                           overwrite=opts.overwrite) as product, \
                 open_samples(dst, plan.out_grid, loaded.card.out_channels, opts.samples, clip=plan.aoi,
                              overwrite=opts.overwrite) as samples:
-            stats, resampling_note = _run(scene, loaded, plan, opts, product, device, progress, cancel,
+            stats, resampling_note = run_inference(scene, loaded, plan, opts, product, device, progress, cancel,
                                           samples=samples)
-            _finish(scene, loaded, plan, opts, product, product.valid_pixels, resampling_note, progress, cancel,
+            encode_product(scene, loaded, plan, opts, product, product.valid_pixels, resampling_note, progress, cancel,
                     samples=samples)
-    return _result(dst, product, plan, loaded, stats.tiles, stats.tiles_skipped, t0, spread=spread_dst)
+    return make_result(dst, product, plan, loaded, stats.tiles, stats.tiles_skipped, t0, spread=spread_dst)
 
 
-def _finish(scene: Any, loaded: Any, plan: Any, opts: TranslateOptions, product: Any, valid_pixels: int,
-            resampling_note: str, progress: ProgressFn | None, cancel: CancelFn | None, samples: Any = None) -> None:
+def encode_product(scene: Any, loaded: Any, plan: Any, opts: TranslateOptions, product: Any, valid_pixels: int,
+                   resampling_note: str, progress: ProgressFn | None, cancel: CancelFn | None, samples: Any = None) -> None:
     """Check that something valid was translated, then encode ``product`` (COG, tags, quicklook)
     and, with ``samples``, the spread product.
 
@@ -163,8 +163,10 @@ def _finish(scene: Any, loaded: Any, plan: Any, opts: TranslateOptions, product:
         progress(1.0, "done")
 
 
-def _result(dst: Path, product: Any, plan: Any, loaded: Any, tiles: int, tiles_skipped: int, t0: float,
-            spread: Path | None = None) -> Result:
+def make_result(dst: Path, product: Any, plan: Any, loaded: Any, tiles: int, tiles_skipped: int, t0: float,
+                spread: Path | None = None) -> Result:
+    """The :class:`Result` of a finished translation (``t0``: its :func:`time.perf_counter` start);
+    a pipeline step shared with the assembly of row bands."""
     final = plan.final
     result = Result(
         path=dst, quicklook=product.quicklook, crs=final.crs.to_string(), transform=tuple(final.transform)[:6],
@@ -176,7 +178,7 @@ def _result(dst: Path, product: Any, plan: Any, loaded: Any, tiles: int, tiles_s
     return result
 
 
-def _run(scene: Any, loaded: Any, plan: Any, opts: TranslateOptions, product: Any, device: str,
+def run_inference(scene: Any, loaded: Any, plan: Any, opts: TranslateOptions, product: Any, device: str,
          progress: ProgressFn | None, cancel: CancelFn | None, rows: tuple[int, int] | None = None,
          samples: Any = None) -> tuple[Any, str]:
     """Tiled inference of ``plan``'s context window, the written window streamed into ``product``.

@@ -281,7 +281,7 @@ def run_band(sp: ScenePlan, k: int, dst: str | os.PathLike, *, progress: Progres
              cancel: CancelFn | None = None) -> BandResult:
     """Translate band ``k`` of ``sp`` into its file beside ``dst`` (see the module docstring);
     a band already complete for the same key is not redone (``reused``)."""
-    from .api import _run
+    from .api import run_inference
     from .errors import CheckpointError
     from .io.atomic import atomic_outputs, work_dir
 
@@ -304,7 +304,7 @@ def run_band(sp: ScenePlan, k: int, dst: str | os.PathLike, *, progress: Progres
         with atomic_outputs(path) as (tmp,), work_dir(path) as work:
             sink = _BandSink(tmp, work, band_grid, loaded.card.out_channels, r0)
             try:
-                stats, note = _run(scene, loaded, plan, sp.options, sink, sp.device, progress, cancel, rows=(r0, r1))
+                stats, note = run_inference(scene, loaded, plan, sp.options, sink, sp.device, progress, cancel, rows=(r0, r1))
             finally:
                 sink.raster.close()
     st = path.stat()
@@ -352,7 +352,7 @@ def assemble(sp: ScenePlan, dst: str | os.PathLike, *, progress: ProgressFn | No
     :func:`sar2opt_geo.translate`), then remove the band folder. Returns a
     :class:`sar2opt_geo.Result`. Raises :class:`~sar2opt_geo.errors.InputError` naming the first
     band that is missing or outdated."""
-    from .api import _finish, _result
+    from .api import encode_product, make_result
     from .io import open_product
 
     t0 = time.perf_counter()
@@ -373,10 +373,10 @@ def assemble(sp: ScenePlan, dst: str | os.PathLike, *, progress: ProgressFn | No
         opts = sp.options
         with open_product(dst, sp.plan.out_grid, count, quicklook=opts.quicklook, overwrite=opts.overwrite,
                           staged=vrt) as product:
-            _finish(scene, loaded, sp.plan, opts, product, sum(int(r["valid_pixels"]) for r in records),
+            encode_product(scene, loaded, sp.plan, opts, product, sum(int(r["valid_pixels"]) for r in records),
                     str(records[0]["resampling"]), progress, cancel)
     shutil.rmtree(folder, ignore_errors=True)
-    return _result(dst, product, sp.plan, loaded, sum(int(r["tiles"]) for r in records),
+    return make_result(dst, product, sp.plan, loaded, sum(int(r["tiles"]) for r in records),
                    sum(int(r["tiles_skipped"]) for r in records), t0)
 
 

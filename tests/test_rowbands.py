@@ -209,7 +209,7 @@ def test_source_rows_cover_what_the_engine_reads(s1_db_tif, tiny_generator, tmp_
             return read(w)
         return real(recording, height, width, tile_size, block_rows)
 
-    monkeypatch.setattr(aligned_mod, "aligned_reader", spy)  # api._run looks it up in its module at each call
+    monkeypatch.setattr(aligned_mod, "aligned_reader", spy)  # api.run_inference looks it up in its module at each call
     for k, rows in enumerate(sp.rows):
         seen.clear()
         run_band(sp, k, tmp_path / "o.tif")
