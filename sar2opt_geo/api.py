@@ -179,8 +179,8 @@ def make_result(dst: Path, product: Any, plan: Any, loaded: Any, tiles: int, til
 
 
 def run_inference(scene: Any, loaded: Any, plan: Any, opts: TranslateOptions, product: Any, device: str,
-         progress: ProgressFn | None, cancel: CancelFn | None, rows: tuple[int, int] | None = None,
-         samples: Any = None) -> tuple[Any, str]:
+                  progress: ProgressFn | None, cancel: CancelFn | None, rows: tuple[int, int] | None = None,
+                  samples: Any = None) -> tuple[Any, str]:
     """Tiled inference of ``plan``'s context window, the written window streamed into ``product``.
 
     ``rows``: only rows ``[r0, r1)`` of the context window, on the tile grid of the whole window
