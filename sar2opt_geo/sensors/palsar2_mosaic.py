@@ -30,8 +30,8 @@ from rasterio.windows import Window
 from ..errors import InputError
 from ..radiometry import Quantity, Scale
 from ._raster import LazyDataset, check_readable, open_raster
-from .base import BandInfo, Scene
-from .palsar2 import DEFAULT_CALIBRATION_FACTOR_DB
+from .base import BandInfo
+from .palsar2 import DEFAULT_CALIBRATION_FACTOR_DB, Palsar2Scene
 
 __all__ = ["MOSAIC_NAME", "Palsar2MosaicScene", "is_palsar2_mosaic", "open_palsar2_mosaic"]
 
@@ -95,26 +95,17 @@ def _read_xml(folder: Path) -> dict[str, str]:
 
 
 @dataclass
-class Palsar2MosaicScene(Scene):
-    """Mosaic bands as linear power gamma0 (see the module docstring)."""
+class Palsar2MosaicScene(Palsar2Scene):
+    """Mosaic bands as linear power gamma0: the PALSAR-2 reading (``DN^2 * 10^(CF/10)``, DN 0 and
+    the GeoTIFF's nodata = NaN), and NaN where the quality mask is 0 (see the module docstring)."""
 
-    calibration_factor_db: float = DEFAULT_CALIBRATION_FACTOR_DB
-    _files: dict[str, LazyDataset] = field(default_factory=dict, repr=False)
     _aux: dict[str, LazyDataset] = field(default_factory=dict, repr=False)
-    _nodata: float | None = field(default=None, repr=False)
 
     def read(self, band: str, window: Window | None = None) -> np.ndarray:
-        info = self.band(band)
-        raw, _ = self._files[info.name].read(1, window)
-        dn = raw.astype(np.float32)
-        out = dn * dn * np.float32(10.0 ** (self.calibration_factor_db / 10.0))
-        bad = raw == 0
-        if self._nodata is not None:
-            bad |= raw == self._nodata
+        out = super().read(band, window)
         if "mask" in self._aux:
             mask, _ = self._aux["mask"].read(1, window)
-            bad |= mask == 0
-        out[bad] = np.nan
+            out[mask == 0] = np.nan
         return out
 
     def read_aux(self, name: str, window: Window | None = None) -> np.ndarray:
@@ -126,7 +117,8 @@ class Palsar2MosaicScene(Scene):
         return data
 
     def close(self) -> None:
-        for f in (*self._files.values(), *self._aux.values()):
+        super().close()
+        for f in self._aux.values():
             f.close()
 
 
