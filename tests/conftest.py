@@ -7,6 +7,7 @@ in which case they fail: CI always has the data.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -66,6 +67,27 @@ def s1_safe(data_dir: Path) -> Path:
 def alos2_metadata(data_dir: Path) -> Path:
     """Real ALOS-2 PALSAR-2 L1.5 summary.txt + LED file (no image files)."""
     return _require(data_dir / "sar" / "alos2_l15_FBDR1.5GUA_metadata")
+
+
+@pytest.fixture
+def restore_logging():
+    """Put the root logger's handlers and level back after a test (the CLI configures them)."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread: on a shared 2-core machine, two spinning threads are much slower than one."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 
 import numpy as np
 import pytest
@@ -18,13 +17,7 @@ from sar2opt_geo.models.checkpoint import default_model_path, read_card, save_ge
 FAST = ["--tile", "512", "--overlap", "96", "--device", "cpu"]
 
 
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
+pytestmark = pytest.mark.usefixtures("restore_logging")  # the CLI configures the root logger
 
 
 @pytest.fixture(scope="module")

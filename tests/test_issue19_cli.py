@@ -3,7 +3,6 @@ exit status, nothing at the output path and no traceback."""
 
 from __future__ import annotations
 
-import logging
 import os
 import subprocess
 import sys
@@ -20,13 +19,7 @@ from sar2opt_geo.samples import write_sample_scene
 HUGE_SEED = "99999999999999999999"  # > 2**64: torch.manual_seed raised "Overflow when unpacking long long"
 
 
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
+pytestmark = pytest.mark.usefixtures("restore_logging")  # the CLI configures the root logger
 
 
 @pytest.fixture(scope="module")

@@ -51,15 +51,6 @@ def test_build_generator_by_name():
         build_generator("resnet9")
 
 
-@pytest.fixture
-def one_thread():
-    """One torch thread: on a shared 2-core machine, two spinning threads are much slower than one."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def test_narrow_generator_overfits_one_real_la_crop(la_pairs, one_thread):
     """L1 on one real 64 px Sentinel-1 VH / Sentinel-2 RGB crop falls well below its start in seconds."""
     from sar2opt_geo.data import PairDataset, find_pairs

@@ -14,7 +14,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import rasterio
-import torch
 
 from sar2opt_geo.engine import TilingConfig, backends, run_tiled
 from sar2opt_geo.engine.backends import PRECISIONS, resolve_precision
@@ -54,14 +53,6 @@ def test_cpu_flags_decide(tmp_path):
     assert backends.cpu_has_fast_bf16(str(amx)) and backends.cpu_has_fast_bf16(str(cooper))
     assert not backends.cpu_has_fast_bf16(str(avx512))  # AVX-512 without BF16: bf16 would be emulated
     assert not backends.cpu_has_fast_bf16(str(tmp_path / "missing"))  # not Linux
-
-
-@pytest.fixture
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _image(h: int, w: int) -> np.ndarray:
