@@ -210,8 +210,13 @@ def warp_crs(crs: CRS | str, bounds: tuple[float, float, float, float]) -> CRS:
     crs = CRS.from_user_input(crs)
     left, _, right, _ = bounds
     if crs.is_geographic and (right > 180.0 or left < -180.0):
-        return CRS.from_proj4(f"{crs.to_proj4()} +lon_wrap={180 if right > 180.0 else -180}")
+        return _lon_wrapped(crs, 180 if right > 180.0 else -180)
     return crs
+
+
+def _lon_wrapped(crs: CRS, centre: int) -> CRS:
+    """Geographic ``crs`` with PROJ's ``+lon_wrap=centre``: longitudes in [centre - 180, centre + 180)."""
+    return CRS.from_proj4(f"{crs.to_proj4()} +lon_wrap={centre}")
 
 
 def utm_crs_for(lon: float, lat: float) -> CRS:
@@ -422,7 +427,7 @@ def reprojected_grid(grid: Grid, dst_crs: CRS | str | None = None, dst_res: floa
         grid.crs, crs, grid.width, grid.height, left=left, bottom=bottom, right=right, top=top, **kw
     )
     if crs.is_geographic:  # across the antimeridian: continuous longitudes (up to 180.x) via +lon_wrap=180
-        wrapped = CRS.from_proj4(f"{crs.to_proj4()} +lon_wrap=180")
+        wrapped = _lon_wrapped(crs, 180)
         t2, w2, h2 = calculate_default_transform(
             grid.crs, wrapped, grid.width, grid.height, left=left, bottom=bottom, right=right, top=top, **kw)
         if w2 > 0 and h2 > 0 and t2.c + w2 * t2.a > 180.0 and (
