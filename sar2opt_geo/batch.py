@@ -878,21 +878,29 @@ SERIAL_S_PER_MPX = 0.45
 SERIAL_S_PER_TASK = 1.0
 
 
-def task_megapixels(task: CropTask) -> float:
+def task_megapixels(task: CropTask, headers: dict[str, tuple[float, float] | None] | None = None) -> float:
     """Megapixels of ``task``'s output on the model grid (10 m), from the scene's header: its
-    footprint, or the crop's bounds. A rough size for :func:`cluster_pays`, not a plan."""
+    footprint, or the crop's bounds. A rough size for :func:`cluster_pays`, not a plan.
+    ``headers``: what earlier calls read per scene (each scene is opened once for all its crops)."""
     from .sensors import open_scene
 
-    try:
-        with open_scene(task.scene) as scene:
-            spacing = scene.pixel_spacing_m() or 10.0
-            if task.bounds is not None:
-                left, bottom, right, top = task.bounds
+    headers = {} if headers is None else headers
+    if task.scene not in headers:
+        try:
+            with open_scene(task.scene) as scene:
+                spacing = scene.pixel_spacing_m() or 10.0
                 unit = spacing / max(abs(scene.transform.a), 1e-12) if scene.transform is not None else 1.0
-                return (right - left) * (top - bottom) * unit * unit / 100.0 / 1e6
-            return scene.width * scene.height * (spacing / 10.0) ** 2 / 1e6
-    except Exception:  # noqa: BLE001 - unknown size: count it as large, so the cluster is not ruled out
+                headers[task.scene] = (scene.width * scene.height * (spacing / 10.0) ** 2 / 1e6, unit)
+        except Exception:  # noqa: BLE001 - unknown size: counted as large, so the cluster is not ruled out
+            headers[task.scene] = None
+    header = headers[task.scene]
+    if header is None:
         return 1e3
+    whole_mpx, metres_per_unit = header
+    if task.bounds is None:
+        return whole_mpx
+    left, bottom, right, top = task.bounds
+    return (right - left) * (top - bottom) * metres_per_unit**2 / 100.0 / 1e6
 
 
 def cluster_pays(tasks: Sequence[CropTask], workers: int) -> tuple[bool, float, float]:
@@ -902,7 +910,8 @@ def cluster_pays(tasks: Sequence[CropTask], workers: int) -> tuple[bool, float, 
     into ``workers`` row bands."""
     if workers < 2 or not tasks:
         return False, 0.0, 0.0
-    sizes = [task_megapixels(t) for t in tasks]
+    headers: dict[str, tuple[float, float] | None] = {}
+    sizes = [task_megapixels(t, headers) for t in tasks]
     serial = sum(SERIAL_S_PER_TASK + SERIAL_S_PER_MPX * m for m in sizes)
     units = sum(workers if t.whole_scene else 1 for t in tasks)
     cluster = CLUSTER_START_S + serial * CLUSTER_WORK_FACTOR * 2 / min(workers, max(units, 2))

@@ -509,7 +509,7 @@ def test_default_batch_starts_a_cluster_only_when_it_pays(tmp_path, monkeypatch)
         pays, serial, cluster = cluster_pays([task], workers)
         assert not pays and serial < cluster
     assert not cluster_pays([task] * 50, 1)[0]  # one core: never
-    monkeypatch.setattr(batch_mod, "task_megapixels", lambda t: 400.0)  # a full Sentinel-1 IW scene
+    monkeypatch.setattr(batch_mod, "task_megapixels", lambda t, headers=None: 400.0)  # a full Sentinel-1 IW scene
     assert not cluster_pays([task], 2)[0]  # measured on 2 cores: 1-thread workers never beat one 2-thread process
     pays, serial, cluster = cluster_pays([task], 8)
     assert pays and cluster < serial
