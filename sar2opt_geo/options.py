@@ -131,7 +131,7 @@ class TranslateOptions:
         "none", "int8: quantise the model for onnxruntime (smaller, not exact; PSNR loss measured in "
         "benchmarks/README.md) (default none)", flag="--quantize", group="tiling", choices=QUANTIZE_MODES)
     precision: str = _opt(
-        "auto", "arithmetic of the model: auto (bf16 on CPUs with AVX-512 BF16 or AMX, 2.6x faster for the bundled "
+        "auto", "arithmetic of the model: auto (bf16 on CPUs with AVX-512 BF16 or AMX, 1.7x faster for the bundled "
         "model with validation PSNR unchanged; fp32 elsewhere; SAR2OPT_PRECISION=fp32|bf16 pins it), fp32, or bf16 "
         "(torch backend) (default auto)", flag="--precision", group="tiling", qgis="PRECISION", choices=PRECISIONS)
     device: str = _opt(

@@ -151,7 +151,8 @@ def resolve_precision(precision: str, device: torch.device | str = "cpu", backen
     """``fp32`` or ``bf16`` for ``precision`` (``auto``, ``fp32``, ``bf16``).
 
     ``auto`` is ``bf16`` for the torch backend on a CPU with hardware bfloat16
-    (:func:`cpu_has_fast_bf16`): 2.6x faster for the bundled U-Net on this project's Xeon (AMX),
+    (:func:`cpu_has_fast_bf16`): 1.7x faster end to end for the bundled model (3.2x for the
+    full-width U-Net) on this project's Xeon (AMX, benchmarks/bench_precision.py),
     validation PSNR unchanged to 0.0001 dB (benchmarks/README.md); ``fp32`` on GPUs, other CPUs
     and the ONNX backends. ``bf16`` asked for explicitly works on any CPU (emulated where the CPU
     lacks it: slower) and CUDA device, torch backend only. The environment variable
