@@ -14,8 +14,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import rasterio
+from test_inference import run
 
-from sar2opt_geo.engine import TilingConfig, backends, run_tiled
+from sar2opt_geo.engine import TilingConfig, backends
 from sar2opt_geo.engine.backends import PRECISIONS, resolve_precision
 from sar2opt_geo.errors import ConfigError
 
@@ -62,17 +63,7 @@ def _image(h: int, w: int) -> np.ndarray:
 
 
 def _run(model, image, config, precision):
-    _, h, w = image.shape
-    out = np.zeros((3, h, w), np.float32)
-
-    def read(win):
-        return image[:, int(win.row_off):int(win.row_off + win.height), int(win.col_off):int(win.col_off + win.width)]
-
-    def write(win, arr):
-        out[:, int(win.row_off):int(win.row_off + win.height), int(win.col_off):int(win.col_off + win.width)] = arr
-
-    run_tiled(model, read, h, w, write, config, precision=precision)
-    return out
+    return run(model, image, config, precision=precision)[0]  # test_inference's harness: checks the streaming contract
 
 
 def test_bf16_tiles_equal_a_bf16_whole_image_pass_within_bf16_rounding(tiny_generator, one_thread):
