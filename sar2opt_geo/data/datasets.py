@@ -78,6 +78,10 @@ def read_unit(src: BandSource, db_range: tuple[float, float] = normalize.SEN1_2_
         unit = normalize.db_clip_to_unit(raw, *db_range)
     elif src.scaling == "reflectance":
         unit = normalize.reflectance_to_unit(raw)
+    elif src.scaling == "db_percentile":  # dB -> linear power -> scene percentile, as the engine feeds a percentile card
+        raw = np.power(np.float32(10.0), raw.astype(np.float32) / np.float32(10.0))
+        scale = normalize.percentile_scale(raw, percentile, per_band=True)
+        unit = normalize.percentile_to_unit(raw, scale, quantize_levels=quantize_levels)
     elif src.scaling == "percentile":
         raw = raw.astype(np.float32)
         scale = normalize.percentile_scale(raw, percentile, per_band=True)

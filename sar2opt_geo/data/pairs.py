@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -67,7 +67,7 @@ LAYOUTS: tuple[str, ...] = ("sen1-2", "article", "la", "sen12ms-cr", "bigearthne
 PAIRS_FORMAT = "sar2opt-pairs"
 PAIRS_VERSION = 1
 #: How raw values become [0, 1]; see :mod:`sar2opt_geo.normalize`.
-Scaling = Literal["uint8", "db_clip", "reflectance", "percentile"]
+Scaling = Literal["uint8", "db_clip", "reflectance", "percentile", "db_percentile"]
 
 _SEN12_S1 = re.compile(r"^(?P<roi>ROIs\d+_[A-Za-z]+)_s1_(?P<scene>\d+)_p(?P<patch>\d+)\.png$")
 _SEN12_S2 = re.compile(r"^(?P<roi>ROIs\d+_[A-Za-z]+)_s2_(?P<scene>\d+)_p(?P<patch>\d+)\.png$")
@@ -498,3 +498,24 @@ def find_pairs(
     if mode == "colorize":
         pairs = [Pair(p.key, p.group, None, p.target, p.georeferenced) for p in pairs]
     return pairs
+
+
+def pairs_in_card_domain(pairs: Sequence[Pair], normalisation: str, output_scaling: str) -> list[Pair]:
+    """``pairs`` read the way a model card says, where the files allow it.
+
+    A model trained on scene-percentile data (``normalisation`` ``"percentile"``; its card's
+    output "band value / scene 99th percentile") is scored on dB pairs (SEN12MS-CR,
+    BigEarthNet) the way the inference engine feeds it: dB -> linear power -> / the scene's
+    99th percentile (``"db_percentile"``), and against optical targets scaled band by band by
+    their own 99th percentile. Other combinations are returned unchanged.
+    """
+    out = []
+    pct_out = "percentile" in output_scaling
+    for p in pairs:
+        cond, target = p.condition, p.target
+        if normalisation == "percentile" and cond is not None and cond.scaling == "db_clip":
+            cond = replace(cond, scaling="db_percentile")
+        if pct_out and target.scaling == "reflectance":
+            target = replace(target, scaling="percentile")
+        out.append(replace(p, condition=cond, target=target))
+    return out

@@ -99,6 +99,8 @@ class TrainConfig:
     crops_per_image: int = 1  # random crops per pair per epoch
     augment: bool = True  # flips and 90-degree rotations
     speckle_aug: bool = False  # random gain (+-2 dB) and gamma speckle (3..30 looks, p 0.5) on the SAR input
+    aug_gain_db: float = 2.0  # half-width of the random gain of speckle_aug, dB
+    aug_db_gamma: tuple[float, float] = (1.0, 1.0)  # speckle_aug: contrast on the dB scale, drawn log-uniformly
     workers: int = 0  # DataLoader worker processes
     threads: int | None = None  # torch intra-op threads (None: torch default)
     seed: int = 0
@@ -254,7 +256,8 @@ def train(
     if config.speckle_aug and getattr(train_data, "speckle", None) is None:
         if card.input.quantity == "gray":
             raise ConfigError("speckle augmentation is for SAR inputs; drop --speckle-aug for colourisation")
-        train_data.speckle = SpeckleAugment.for_input(card.input)
+        train_data.speckle = SpeckleAugment.for_input(card.input, gain_db=config.aug_gain_db,
+                                                        db_gamma=tuple(config.aug_db_gamma))
     torch.manual_seed(config.seed)
     gen = GENERATORS[config.arch](**arch_args)
     if init is not None and not resume:
