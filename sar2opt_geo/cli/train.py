@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -87,28 +88,70 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
                         "instead of whole images (default: whole images)")
 
 
+def _float_pair(text: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected two numbers LO,HI, e.g. 0.7,1.4") from None
+    if not 0 < lo <= hi:
+        raise argparse.ArgumentTypeError(f"{text!r}: need 0 < LO <= HI")
+    return lo, hi
+
+
+def data_roots(args: argparse.Namespace) -> list[Path]:
+    """The dataset folder(s) of ``args.data`` (one path or a list)."""
+    data = args.data if isinstance(args.data, (list, tuple)) else [args.data]
+    return [Path(d) for d in data]
+
+
+def _find_all_pairs(args: argparse.Namespace) -> tuple[list, str]:
+    """Pairs of every folder in ``args.data`` (one layout for all), keys made unique across folders."""
+    from ..data import detect_layout, find_pairs
+    from ..errors import DatasetError
+
+    roots = data_roots(args)
+    layouts, pairs, seen = [], [], set()
+    for root in roots:
+        layout = args.layout
+        if layout == "auto":
+            try:
+                layout = detect_layout(root)
+            except Exception:
+                if args.mode != "colorize":
+                    raise
+                layout = "images"
+        layouts.append(layout)
+        # the pairs layout stores its bands (metadata.json): all of them unless --sar-band picks some
+        sar_bands = tuple(args.sar_bands) if args.sar_bands else (None if layout == "pairs" else ("VH",))
+        for p in find_pairs(root, layout, args.mode, sar_bands, getattr(args, "rgb_bands", None)):
+            if p.key in seen:  # two folders with a tile of the same name: name it by its folder
+                p = dataclasses.replace(p, key=f"{root.name}/{p.key}")
+            if p.key in seen:
+                raise DatasetError(f"{root}: pair {p.key} appears twice; pass each dataset folder once")
+            seen.add(p.key)
+            pairs.append(p)
+    if len(set(layouts)) > 1:
+        raise DatasetError(f"{', '.join(map(str, roots))}: the folders have different layouts ({', '.join(layouts)}); "
+                           "train on folders of one layout")
+    return pairs, layouts[0]
+
+
 def build_datasets(args: argparse.Namespace, crop_size: int | None = None, crops_per_image: int = 1,
                    augment: bool = False, seed: int = 0):
-    """``(train_ds, val_ds | None, layout, description dict)`` from the data options."""
-    from ..data import PairDataset, detect_layout, find_pairs, split_pairs
+    """``(train_ds, val_ds | None, layout, description dict)`` from the data options.
 
-    root = Path(args.data)
-    layout = args.layout
-    if layout == "auto":
-        try:
-            layout = detect_layout(root)
-        except Exception:
-            if args.mode != "colorize":
-                raise
-            layout = "images"
-    # the pairs layout stores its bands (metadata.json): all of them unless --sar-band picks some
-    sar_bands = tuple(args.sar_bands) if args.sar_bands else (None if layout == "pairs" else ("VH",))
-    pairs = find_pairs(root, layout, args.mode, sar_bands, getattr(args, "rgb_bands", None))
+    Several folders (``args.data`` a list) are one dataset: the split runs over their union,
+    so ``--split area`` holds out the same block of each scene whichever folder a tile is in.
+    """
+    from ..data import PairDataset, split_pairs
+
+    pairs, layout = _find_all_pairs(args)
     train_pairs, val_pairs = split_pairs(pairs, args.split, args.val_fraction, seed)
     train_ds = PairDataset(train_pairs, crop_size, crops_per_image, random_crops=True, augment=augment, seed=seed)
     val_ds = PairDataset(val_pairs, args.val_crop, random_crops=False) if val_pairs else None
+    roots = [str(r.resolve()) for r in data_roots(args)]
     desc = {
-        "root": str(root.resolve()),
+        "root": roots[0] if len(roots) == 1 else roots,
         "layout": layout,
         "mode": args.mode,
         "sar_bands": list(pairs[0].condition.names) if args.mode == "sar" and pairs[0].condition else None,
@@ -127,7 +170,7 @@ _NOT_RECORDED = {"func", "command", "verbose", "quiet", "progress", "resume", "e
 def command_line(args: argparse.Namespace) -> str:
     """The full ``sar2opt train`` command for ``args``, every option spelled out (defaults included),
     so that the card records a command that reproduces the run even if defaults change."""
-    parts = ["sar2opt", "train", args.data, args.out]
+    parts = ["sar2opt", "train", *map(str, data_roots(args)), args.out]
     for dest, value in vars(args).items():
         if dest in _NOT_RECORDED or value is None:
             continue
@@ -147,7 +190,8 @@ def command_line(args: argparse.Namespace) -> str:
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("train", help="train a pix2pix generator on paired data",
                               description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("data", help="dataset folder (see layouts above)")
+    p.add_argument("data", nargs="+", help="dataset folder(s) (see layouts above); several folders of one layout are "
+                   "one dataset, split over their union")
     p.add_argument("out", help="output folder for logs, samples and checkpoints")
     add_data_options(p)
     g = p.add_argument_group("recipe (defaults: the article's)")
@@ -187,6 +231,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     g.add_argument("--speckle-aug", action=argparse.BooleanOptionalAction, default=False,
                    help="SAR input only: random gain (+-2 dB, as if the scene percentile moved) and, on half the "
                         "samples, gamma speckle of 3..30 looks, on linear power (default: off)")
+    g.add_argument("--aug-gain-db", type=float, default=2.0, metavar="DB",
+                   help="--speckle-aug: half-width of the random gain, dB (default: 2; other regions' scene "
+                        "percentiles differ by more: 4-6 trains for them)")
+    g.add_argument("--aug-db-gamma", type=_float_pair, default=(1.0, 1.0), metavar="LO,HI",
+                   help="--speckle-aug: random contrast on the dB scale (backscatter relative to the scene "
+                        "percentile raised to a power drawn log-uniformly in LO..HI), as between regions and "
+                        "land covers (default: 1,1 = off; e.g. 0.7,1.4)")
     g.add_argument("--seed", type=int, default=0, help="seed of weights, crops, augmentation and dropout (default: 0)")
     g.add_argument("--init", default=None, metavar="PATH|sar|gray",
                    help="fine-tune: start the generator from this checkpoint or bundled model; its architecture, "
@@ -238,7 +289,8 @@ def run(args: argparse.Namespace) -> int:
         arch=parent.card.architecture if parent is not None else args.arch,
         width=float(arch.get("width", args.width)), norm=str(arch.get("norm", "batch")),
         dropout=float(arch.get("dropout", 0.5)), disc_width=args.disc_width, crop_size=args.crop_size,
-        crops_per_image=args.crops_per_image, augment=args.augment, speckle_aug=args.speckle_aug, workers=args.workers,
+        crops_per_image=args.crops_per_image, augment=args.augment, speckle_aug=args.speckle_aug,
+        aug_gain_db=args.aug_gain_db, aug_db_gamma=tuple(args.aug_db_gamma), workers=args.workers,
         threads=args.threads, seed=args.seed, checkpoint_every=args.checkpoint_every, best_metric=args.best_metric,
         device=args.device, amp=args.amp, max_minutes=args.max_minutes, max_cpu_minutes=args.max_cpu_minutes,
         lr_decay_epochs=args.lr_decay_epochs, ema=args.ema,
@@ -249,11 +301,11 @@ def run(args: argparse.Namespace) -> int:
     if layout == "pairs":  # the input domain recorded by sar2opt pairs (sensor, bands, frequency band, spacing)
         from ..data.make_pairs import pairs_card
 
-        card = pairs_card(args.data, name, args.description, args.mode, tuple(args.sar_bands or ()))
+        card = pairs_card(data_roots(args)[0], name, args.description, args.mode, tuple(args.sar_bands or ()))
     else:
         card = card_for_dataset(layout, args.mode, tuple(args.sar_bands or ("VH",)), name, args.description)
     if parent is not None:
-        card = _with_parent(card, parent, train_ds, args.data)
+        card = _with_parent(card, parent, train_ds, ", ".join(map(str, data_roots(args))))
     command = command_line(args)
     progress, close = make_progress(args.progress, "train")
     try:

@@ -13,7 +13,11 @@ model indifferent to both:
   fully developed speckle, unit-mean gamma noise ``Gamma(L, 1/L)`` with ``L`` looks drawn
   log-uniformly from ``looks`` (the intensity distribution of an ``L``-look SAR image).
 
-Both act on linear power: for a ``"db"`` domain (db_clip cards) the unit values are taken back
+* **contrast** (``db_gamma``, off by default): the dB below the scene percentile are
+  multiplied by a factor drawn log-uniformly (``x ** gamma`` on linear power / percentile), as
+  the spread of backscatter differs between regions, land covers and processors.
+
+All act on linear power: for a ``"db"`` domain (db_clip cards) the unit values are taken back
 to dB, changed (a gain is a dB offset, speckle adds ``10 log10(noise)``) and clipped again. The
 result is quantised like the training data (``quantize_levels``, 255 for 8-bit data), so the
 model never sees values the inference normalisation cannot produce.
@@ -44,6 +48,10 @@ class SpeckleAugment:
         probability: chance that a sample gets extra speckle (0..1).
         looks: ``(min, max)`` equivalent number of looks of the added speckle, drawn log-uniformly.
         gain_db: half-width of the uniform random gain, dB (0: no gain change).
+        db_gamma: ``(lo, hi)`` of a random contrast on the dB scale, drawn log-uniformly:
+            backscatter relative to the scene percentile (linear domain) is raised to that
+            power, i.e. its dB below the percentile are multiplied by it; in the ``"db"``
+            domain dB below the range's top are. ``(1, 1)``: off (and nothing is drawn).
         domain: ``"linear"`` when unit values are linear power / scene percentile (the card's
             ``percentile`` normalisation), ``"db"`` when they are clipped dB (``db_clip``).
         db_range: ``(lo, hi)`` dB of the ``"db"`` domain.
@@ -53,6 +61,7 @@ class SpeckleAugment:
     probability: float = 0.5
     looks: tuple[float, float] = (3.0, 30.0)
     gain_db: float = 2.0
+    db_gamma: tuple[float, float] = (1.0, 1.0)
     domain: Literal["linear", "db"] = "linear"
     db_range: tuple[float, float] | None = None
     quantize_levels: int | None = 255
@@ -64,6 +73,8 @@ class SpeckleAugment:
             raise ConfigError(f"speckle looks {self.looks} must be (min, max) with 0 < min <= max")
         if self.gain_db < 0:
             raise ConfigError(f"gain_db {self.gain_db} must be >= 0")
+        if not 0.0 < self.db_gamma[0] <= self.db_gamma[1]:
+            raise ConfigError(f"db_gamma {self.db_gamma} must be (lo, hi) with 0 < lo <= hi")
         if self.domain == "db" and self.db_range is None:
             raise ConfigError("the db domain needs db_range=(lo, hi)")
 
@@ -85,15 +96,21 @@ class SpeckleAugment:
             lo, hi = np.log(self.looks[0]), np.log(self.looks[1])
             looks = float(np.exp(rng.uniform(lo, hi)))
             noise = rng.gamma(looks, 1.0 / looks, size=unit.shape).astype(np.float32)
+        gamma = 1.0
+        if self.db_gamma != (1.0, 1.0):  # drawn last, so that streams without it are unchanged
+            gamma = float(np.exp(rng.uniform(np.log(self.db_gamma[0]), np.log(self.db_gamma[1]))))
         x = unit.astype(np.float32)
         if self.domain == "linear":
+            if gamma != 1.0:
+                x = np.power(np.maximum(x, np.float32(0.0)), np.float32(gamma))
             x = x * np.float32(10.0 ** (gain_db / 10.0))
             if noise is not None:
                 x = x * noise
             x = np.clip(x, 0.0, 1.0)
         else:
             lo_db, hi_db = self.db_range  # type: ignore[misc]
-            db = lo_db + x * np.float32(hi_db - lo_db) + np.float32(gain_db)
+            db = lo_db + x * np.float32(hi_db - lo_db)
+            db = np.float32(hi_db) + (db - np.float32(hi_db)) * np.float32(gamma) + np.float32(gain_db)
             if noise is not None:
                 db = db + np.float32(10.0) * np.log10(np.maximum(noise, np.float32(1e-6)))
             x = np.clip((db - lo_db) / np.float32(hi_db - lo_db), 0.0, 1.0)
