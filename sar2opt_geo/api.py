@@ -193,6 +193,8 @@ def run_inference(scene: Any, loaded: Any, plan: Any, opts: TranslateOptions, pr
     Returns the engine's :class:`~sar2opt_geo.engine.TilingStats` and a description of the resampling.
     """
     from .engine import run_tiled
+    from .engine.structure import RADIUS_PX as STRUCTURE_RADIUS_PX
+    from .engine.structure import structure_step
     from .plan import crop_block
     from .preprocess import aligned, open_linear_source
     from .sampling import sample_seeds
@@ -214,6 +216,7 @@ def run_inference(scene: Any, loaded: Any, plan: Any, opts: TranslateOptions, pr
             sink.write(out_window, np.clip((part + 1.0) / 2.0, 0.0, 1.0).astype(np.float32))  # NaN stays NaN
 
     span = 0.75 / len(seeds)
+    structure = structure_step(loaded.card.input, opts.structure_strength) if opts.keep_structure else None
     with source:
         read = aligned.aligned_reader(lambda w: plan.normaliser(source.read(w)), ctx.height, ctx.width, plan.tiling.tile_size)
         for k, seed in enumerate(seeds):
@@ -224,6 +227,7 @@ def run_inference(scene: Any, loaded: Any, plan: Any, opts: TranslateOptions, pr
                 progress=_sub(progress, 0.15 + k * span, 0.15 + (k + 1) * span), cancel=cancel,
                 stochastic=opts.stochastic or samples is not None, seed=seed, fill_value=loaded.card.input.nodata_fill,
                 backend=opts.backend, quantize=opts.quantize, rows=rows, precision=opts.precision,
+                postprocess=structure, postprocess_radius=STRUCTURE_RADIUS_PX,
             )
     if samples is not None:
         samples.emit(product, cancel=cancel)
@@ -255,6 +259,9 @@ def _tags(scene: Any, loaded: Any, plan: Any, opts: TranslateOptions, resampling
         tags["SAR2OPT_INPUT_DECLARED"] = f"sensor={opts.sensor or 'detected'}, units={opts.input_units or 'detected'}"
     if plan.statistics_area and plan.statistics_area != "whole scene":
         tags["SAR2OPT_STATISTICS_AREA"] = plan.statistics_area
+    if opts.keep_structure:
+        tags["SAR2OPT_KEEP_STRUCTURE"] = (f"SAR band-pass detail added, strength {opts.structure_strength:g} "
+                                          f"(sar2opt_geo.engine.structure)")
     if opts.stochastic or opts.samples > 1:
         tags["SAR2OPT_STOCHASTIC_SEED"] = str(opts.seed)
     if opts.samples > 1:

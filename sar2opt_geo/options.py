@@ -199,6 +199,15 @@ class TranslateOptions:
         "<OUTPUT stem>_spread.tif; each run's channel-dropout masks are shared by all tiles, so neither depends on "
         "the tiling (default 1: one run, no spread)", flag="--samples", group="output", qgis="SAMPLES",
         metavar="N")
+    keep_structure: bool = _opt(
+        False, "add the SAR's own fine structure (band-pass 5-80 m of the input as the model sees it) to the "
+        "output, so fields, roads and buildings the SAR shows stay visible; the model's colours keep the layout, "
+        "full-resolution PSNR/SSIM against optical images fall (measured in docs/TRAINING.md) (default: off)",
+        flag="--keep-structure", group="output", qgis="KEEP_STRUCTURE", kind="switch")
+    structure_strength: float = _opt(
+        0.5, "with --keep-structure: output brightness ([0, 1] scale) per unit of linear backscatter / scene "
+        "percentile above its 80 m neighbourhood (default 0.5)", flag="--structure-strength", group="output",
+        metavar="K")
     aoi: object | None = _opt(None, "a shapely geometry: pixels outside it become nodata (unless keep_rectangle)",
                               cli=False)
     aoi_crs: str | None = _opt(None, "CRS of aoi (default: dst_crs if set, else the input's)", cli=False)
@@ -221,6 +230,9 @@ class TranslateOptions:
         if isinstance(self.samples, bool) or not isinstance(self.samples, int) or self.samples < 1:
             raise ConfigError(f"samples must be a whole number >= 1 (stochastic runs), got {self.samples!r}")
         object.__setattr__(self, "seed", check_seed(self.seed, count=self.samples))
+        if isinstance(self.structure_strength, bool) or not isinstance(self.structure_strength, (int, float)) \
+                or not 0 <= self.structure_strength <= 10:
+            raise ConfigError(f"structure_strength must be a number from 0 to 10, got {self.structure_strength!r}")
         if self.dst_res is not None and not self.dst_res > 0:
             raise ConfigError(f"dst_res must be a positive resolution in dst_crs units, got {self.dst_res}")
         if self.pixel_spacing_m is not None and not (0 < self.pixel_spacing_m < 1e6):

@@ -263,6 +263,8 @@ def run_tiled(
     generator: torch.Generator | None = None,
     rows: tuple[int, int] | None = None,
     precision: str = "fp32",
+    postprocess: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+    postprocess_radius: int = 0,
 ) -> TilingStats:
     """Run ``model`` over a ``height x width`` scene tile by tile, streaming in and out.
 
@@ -307,6 +309,11 @@ def run_tiled(
             contributions in the same order as in a whole-scene call (identical values, as long
             as a tile's output does not depend on the other tiles in its batch). ``write`` gets
             rows ``[r0, r1)`` only; ``TilingStats.tiles`` counts the tiles of those tile rows.
+        postprocess: ``postprocess(inputs, outputs) -> outputs`` on every batch of tiles (model
+            domain, ``(N, C, H, W)``), after the model and before blending, e.g.
+            :func:`~sar2opt_geo.engine.structure.structure_step`. It must be local: an output
+            pixel may depend on inputs within ``postprocess_radius`` pixels (a warning when the
+            tiling margin is smaller, as for the model's own receptive margin).
 
     Returns:
         :class:`TilingStats`.
@@ -337,6 +344,8 @@ def run_tiled(
         config.batch_size,
     )
     needed = getattr(model, "receptive_margin", None)  # optional model attribute, pixels
+    if postprocess is not None and postprocess_radius > (needed or 0):
+        needed = postprocess_radius
     if needed is not None and config.margin < needed:
         logger.warning(
             "margin=%d px is below the model's receptive-field margin of %d px: tiles will differ slightly near"
@@ -356,7 +365,7 @@ def run_tiled(
             stack.enter_context(torch.inference_mode())
             runner = make_runner(model, backend=backend, device=dev, stochastic=stochastic, autocast=autocast,
                                  quantize=quantize, optimise=optimise, precision=precision)
-            sweep = _Sweep(runner, read, write, grid, config, progress, cancel, fill_value, rows)
+            sweep = _Sweep(runner, read, write, grid, config, progress, cancel, fill_value, rows, postprocess)
             sweep.run()
     finally:
         for h in hooks:
@@ -396,8 +405,9 @@ class _Sweep:
         cancel: Callable[[], bool] | None,
         fill_value: float,
         rows: tuple[int, int] | None = None,
+        postprocess: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
     ) -> None:
-        self.runner, self.grid, self.config = runner, grid, config
+        self.runner, self.grid, self.config, self.postprocess = runner, grid, config, postprocess
         self.progress, self.cancel, self.fill_value = progress, cancel, fill_value
         self.height, self.width = grid.rows.length, grid.cols.length
         self.source = _RowSource(read, self.height, self.width)
@@ -454,7 +464,7 @@ class _Sweep:
                 f"model output shape {tuple(y.shape)} does not match its input {tuple(batch.shape)} in batch and size;"
                 " the engine needs an image-to-image generator that keeps height and width"
             )
-        return y
+        return y if self.postprocess is None else self.postprocess(batch, y)
 
     def _bands(self) -> int:
         """Output bands, from the first batch, or from one probe forward if every tile so far was skipped."""

@@ -26,6 +26,7 @@ class TranslateAlgorithm(Sar2OptAlgorithm):
 
     MATCH_INPUT_GRID = "MATCH_INPUT_GRID"
     SAMPLES = "SAMPLES"
+    KEEP_STRUCTURE = "KEEP_STRUCTURE"
     INPUT_2 = "INPUT_2"
     SENSOR = "SENSOR"
     INPUT_UNITS = "INPUT_UNITS"
@@ -69,7 +70,10 @@ class TranslateAlgorithm(Sar2OptAlgorithm):
             "seeds, writes their mean as the RGB output and adds <output>_spread.tif to the map: the "
             "per-pixel standard deviation of the luminance (float32, same grid and CRS). Each run draws its "
             "dropout masks once for the whole scene (channel dropout, as in the bundled models), so mean and "
-            "spread have no seams at tile edges.\n\n"
+            "spread have no seams at tile edges.\n"
+            "KEEP_STRUCTURE adds the SAR's own 5-80 m detail to the model's colours: what the SAR shows "
+            "(fields, roads, buildings) stays visible even where the model, out of its training region, "
+            "renders a haze; the result matches the optical image less pixel by pixel (docs/TRAINING.md).\n\n"
             "The work runs in the sar2opt backend that 'Set up the sar2opt backend' installs (or the one "
             "set in Settings > Options > Processing > Providers > sar2opt)."
         )
@@ -108,6 +112,12 @@ class TranslateAlgorithm(Sar2OptAlgorithm):
             type=QgsProcessingParameterNumber.Integer, defaultValue=1, minValue=1, maxValue=256)
         samples.setFlags(samples.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
         self.addParameter(samples)
+        keep = QgsProcessingParameterBoolean(
+            self.KEEP_STRUCTURE, self.tr("Keep the SAR's structure (add its 5-80 m detail to the colours: fields, roads "
+                                         "and buildings stay visible; less like the optical image pixel by pixel)"),
+            defaultValue=False)
+        keep.setFlags(keep.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        self.addParameter(keep)
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Translated RGB")))
         self.addOutput(QgsProcessingOutputRasterLayer(self.SPREAD, self.tr("Spread (std of luminance)")))
 
@@ -128,6 +138,8 @@ class TranslateAlgorithm(Sar2OptAlgorithm):
             args += ["--t-srs", t_srs]
         if self.parameterAsBool(parameters, self.MATCH_INPUT_GRID, context):
             args += ["--match-input-grid"]
+        if self.parameterAsBool(parameters, self.KEEP_STRUCTURE, context):
+            args += ["--keep-structure"]
         samples = self.parameterAsInt(parameters, self.SAMPLES, context)
         spread = str(Path(dst).with_name(f"{Path(dst).stem}_spread.tif")) if samples > 1 else None
         if spread:
