@@ -200,13 +200,14 @@ class TranslateOptions:
         "the tiling (default 1: one run, no spread)", flag="--samples", group="output", qgis="SAMPLES",
         metavar="N")
     keep_structure: bool = _opt(
-        False, "add the SAR's own fine structure (band-pass 5-80 m of the input as the model sees it) to the "
-        "output, so fields, roads and buildings the SAR shows stay visible; the model's colours keep the layout, "
-        "full-resolution PSNR/SSIM against optical images fall (measured in docs/TRAINING.md) (default: off)",
+        True, "add the SAR's own fine structure (band-pass 10-80 m of the input as the model sees it) to the "
+        "model's colours, so fields, roads and buildings the SAR shows stay visible anywhere; the colours keep the "
+        "160 m land-cover layout, but pixel-level PSNR/SSIM against optical images fall (measured in "
+        "docs/TRAINING.md); --no-keep-structure writes the model's output alone (default: on)",
         flag="--keep-structure", group="output", qgis="KEEP_STRUCTURE", kind="switch")
     structure_strength: float = _opt(
-        0.5, "with --keep-structure: output brightness ([0, 1] scale) per unit of linear backscatter / scene "
-        "percentile above its 80 m neighbourhood (default 0.5)", flag="--structure-strength", group="output",
+        1.0, "with --keep-structure: output brightness ([0, 1] scale) per unit of linear backscatter / scene "
+        "percentile above its 80 m neighbourhood (default 1)", flag="--structure-strength", group="output",
         metavar="K")
     aoi: object | None = _opt(None, "a shapely geometry: pixels outside it become nodata (unless keep_rectangle)",
                               cli=False)

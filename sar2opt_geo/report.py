@@ -190,6 +190,8 @@ def scene_panels(
 
 
 def _f(x: Any, nd: int = 3) -> str:
+    if x is None:
+        return "n/a"
     if isinstance(x, (int, np.integer)):
         return str(int(x))
     if isinstance(x, float):
@@ -253,10 +255,13 @@ def write_report(metrics: dict[str, Any], path: Path) -> Path:
                   "pairs: its numbers below are optimistic."), ""] if keys else []
         if p.get("trained_on_evaluated_pairs") and not any(p["trained_on_evaluated_pairs"].values()):
             L += ["None of the evaluated pairs is among the training pairs listed in either model card.", ""]
-        L += ["| generator (input) | images | PSNR (dB) | SSIM | L1 | gradient r |", "|---|---|---|---|---|---|"]
+        L += [("| generator (input) | images | PSNR (dB) | SSIM | PSNR 160 m | SSIM 160 m | L1 | gradient r "
+              "| grad r 2x2 | contrast |"), "|---|---|---|---|---|---|---|---|---|---|"]
+        nan = float("nan")
         for name, row in p["table"].items():
-            L.append(f"| {name} | {row['images']} | {_f(row['psnr'], 2)} | {_f(row['ssim'])} | {_f(row['l1'])} "
-                     f"| {_f(row.get('grad_r', float('nan')))} |")
+            L.append(f"| {name} | {row['images']} | {_f(row['psnr'], 2)} | {_f(row['ssim'])} "
+                     f"| {_f(row.get('psnr_160m', nan), 2)} | {_f(row.get('ssim_160m', nan))} | {_f(row['l1'])} "
+                     f"| {_f(row.get('grad_r', nan))} | {_f(row.get('grad_r2', nan))} | {_f(row.get('contrast', nan))} |")
         base = p["table"].get("constant colour (baseline)")
         L += ["", (f"Baseline: a constant image of the {p['baseline']['note']} "
               f"(RGB {', '.join(f'{c:.3f}' for c in p['baseline']['colour'])} on the [0, 1] scale).")]

@@ -172,7 +172,7 @@ def test_structure_detail_is_zero_on_flat_input_and_local():
     # a bright object above its neighbourhood brightens the output
     spot = torch.full((1, 1, 64, 64), 0.1)
     spot[..., 30:34, 30:34] = 1.0
-    assert structure_detail(spot)[0, 0, 32, 32] > 0.5
+    assert structure_detail(spot)[0, 0, 32, 32] > 0.3
 
 
 def test_keep_structure_translate_is_tiling_independent_tagged_and_adds_the_sars_detail(tmp_path):
@@ -189,12 +189,13 @@ def test_keep_structure_translate_is_tiling_independent_tagged_and_adds_the_sars
             outs[name] = (src.read(), src.tags())
     a, b, off = outs["t128"][0], outs["t256"][0], outs["off"][0]
     assert np.nanmax(np.abs(a - b)) < 1e-5  # the detail reaches 32 px, inside the 48 px margin
-    assert "strength 0.5" in outs["t128"][1]["SAR2OPT_KEEP_STRUCTURE"] and "SAR2OPT_KEEP_STRUCTURE" not in outs["off"][1]
+    assert "strength 1 " in outs["t128"][1]["SAR2OPT_KEEP_STRUCTURE"] and "SAR2OPT_KEEP_STRUCTURE" not in outs["off"][1]
     lum = lambda x: 0.299 * x[0] + 0.587 * x[1] + 0.114 * x[2]
     assert np.nanstd(lum(a)) > 1.3 * np.nanstd(lum(off))  # more contrast than the model's haze
-    # block means over 160 m (16 px) move little: the model's layout stays
+    # block means over 160 m (16 px) move far less than pixels: the model's layout stays
     blocks = lambda x: lum(x)[:512, :512].reshape(32, 16, 32, 16).mean((1, 3))
-    assert np.nanmean(np.abs(blocks(a) - blocks(off))) < 0.02
+    moved_blocks, moved_pixels = np.nanmean(np.abs(blocks(a) - blocks(off))), np.nanmean(np.abs(lum(a) - lum(off)))
+    assert moved_blocks < 0.03 and moved_blocks < 0.4 * moved_pixels, (moved_blocks, moved_pixels)
 
 
 def test_structure_strength_is_checked():

@@ -84,7 +84,10 @@ def test_two_layers_to_pairs_to_a_fine_tuned_model_to_a_translation_with_spread(
         assert (sp.crs, sp.transform, sp.shape) == (rgb.crs, rgb.transform, rgb.shape)
         assert sp.dtypes[0] == "float32" and rgb.tags()["SAR2OPT_MODEL"] == "tuned"
         values = sp.read(1)
-        assert np.isfinite(values).all() and (values > 0).mean() > 0.99
+        # the runs differ wherever the mean is not clipped: the SAR detail (keep-structure, default)
+        # saturates bright objects at 255 in every run, where the spread of the clipped outputs is 0
+        unclipped = (rgb.read() < 255).all(0)
+        assert np.isfinite(values).all() and unclipped.mean() > 0.5 and (values[unclipped] > 0).mean() > 0.99
 
 
 @pytest.mark.qgis

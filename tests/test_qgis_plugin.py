@@ -260,7 +260,7 @@ def test_algorithm_parameters_and_help(qgis):
     expected = {
         "sar2opt:setup": {"TORCH", "PYTHON", "TORCH_INDEX_URL", "REINSTALL"},
         "sar2opt:translate": {"INPUT", "INPUT_2", "SENSOR", "INPUT_UNITS", "MODEL", "BANDS", "TILE_SIZE", "OVERLAP", "MAX_MEMORY_MB", "BACKEND", "PRECISION", "DEVICE",
-                              "TARGET_CRS", "MATCH_INPUT_GRID", "SAMPLES", "OUTPUT"},
+                              "TARGET_CRS", "MATCH_INPUT_GRID", "SAMPLES", "KEEP_STRUCTURE", "OUTPUT"},
         "sar2opt:translateaoi": {"INPUT", "AOI", "NAME_FIELD", "BUFFER", "MODEL", "BANDS", "TILE_SIZE", "OVERLAP",
                                  "MAX_MEMORY_MB", "BACKEND", "PRECISION", "DEVICE", "WORKERS", "OUTPUT"},
         "sar2opt:composite": {"INPUT", "CO_POL", "CROSS_POL", "STRETCH", "OUTPUT"},

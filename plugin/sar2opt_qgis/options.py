@@ -91,6 +91,8 @@ TILE_SIZE_DEFAULT: int | None = _field_default("tile_size", None)
 """None: the backend chooses the tile for the model within the memory budget."""
 OVERLAP_DEFAULT: int | None = _field_default("overlap", None)
 """None: twice the model's receptive margin (exact tiles)."""
+KEEP_STRUCTURE_DEFAULT = bool(_field_default("keep_structure", False))
+"""Whether translate adds the SAR's own fine structure to the output by default."""
 MAX_MEMORY_MB_DEFAULT = float(getattr(_LIBRARY, "DEFAULT_MAX_MEMORY_MB", 1500))
 BACKENDS: tuple[str, ...] = tuple(getattr(_LIBRARY, "BACKENDS", ("torch", "onnxruntime", "openvino")))
 PRECISIONS: tuple[str, ...] = tuple(getattr(_LIBRARY, "PRECISIONS", ("auto", "fp32", "bf16")))

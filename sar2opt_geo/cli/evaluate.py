@@ -67,7 +67,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--keep-structure", action="store_true",
                    help="score the output of translate --keep-structure (the SAR's band-pass detail added)")
     p.add_argument("--structure-strength", type=float, default=None, metavar="K",
-                   help="with --keep-structure: its strength (default: translate's, 0.5)")
+                   help="with --keep-structure: its strength (default: translate's, 1)")
     p.add_argument("--per-image", action="store_true",
                    help="also print one line per image: grad r 2x2 of the model and of its input, contrast, PSNR, SSIM")
     add_device(p)
@@ -158,7 +158,8 @@ def _score_folder(args: argparse.Namespace, pairs: list, desc: dict, loaded, dev
         "model_metrics": {k: scores[k] for k in keys},
         "baseline_constant_colour": {k: baseline[k] for k in keys},
         "input_metrics": {"grad_r2": scores.get("input_grad_r2"), "db_grad_r2": scores.get("input_db_grad_r2")},
-        "per_image": [{"pair": p.key, **row} for p, row in zip(data.pairs, per_image, strict=True)],
+        "per_image": [{"pair": p.key, **{k: None if math.isnan(v) else v for k, v in row.items()}}
+                      for p, row in zip(data.pairs, per_image, strict=True)],
         "baseline_colour": [float(c) for c in colour],
         "baseline_colour_source": source,
         "baseline_label": label,
@@ -240,8 +241,8 @@ def run(args: argparse.Namespace) -> int:
             for r in results:
                 for row in r["per_image"]:
                     print(f"  {row['pair'][-40:]:40s} {row['psnr']:8.2f} {row['ssim']:6.3f} {row['contrast']:8.3f} "
-                          f"{row['grad_r2']:10.3f} {row.get('input_grad_r2', float('nan')):6.3f} "
-                          f"{row.get('input_db_grad_r2', float('nan')):6.3f}")
+                          f"{_fmt(row['grad_r2'], '10.3f')} {_fmt(row.get('input_grad_r2'), '6.3f')} "
+                          f"{_fmt(row.get('input_db_grad_r2'), '6.3f')}")
         if args.output:
             print(f"  written to {args.output}")
     return 0

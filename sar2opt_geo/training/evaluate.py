@@ -55,9 +55,10 @@ METRIC_NOTES = {
 }
 
 
-def _summarise(rows: list[dict[str, float]]) -> dict[str, float]:
-    """Mean of every metric over images; NaN (undefined for an image, e.g. SSIM of a too small block mean) left out."""
-    out: dict[str, float] = {"images": len(rows)}
+def _summarise(rows: list[dict[str, float]]) -> dict[str, float | None]:
+    """Mean of every metric over images; NaN (undefined for an image, e.g. SSIM of a too small block mean) left
+    out; None where no image defines it."""
+    out: dict[str, float | None] = {"images": len(rows)}
     for k in rows[0] if rows else ():
         vals = [r[k] for r in rows]
         finite = [v for v in vals if math.isfinite(v)]
@@ -65,8 +66,8 @@ def _summarise(rows: list[dict[str, float]]) -> dict[str, float]:
             out[k] = float(np.mean(vals))
         elif any(v == math.inf for v in vals) and k.startswith("psnr"):
             out[k] = float("inf") if not finite else float(np.mean(finite))
-        else:
-            out[k] = float(np.mean(finite)) if finite else float("nan")
+        else:  # None (JSON null) where no image defines it, e.g. SSIM at 160 m of 120 px patches
+            out[k] = float(np.mean(finite)) if finite else None
     return out
 
 
@@ -100,7 +101,7 @@ def score_images(pred01: torch.Tensor, target01: torch.Tensor, input01: torch.Te
         cols["input_grad_r2"] = _or_nan(lambda: metrics.grad_r(x, target01, pool=2), n)
         db = 10.0 * torch.log10(x.clamp(min=1.0 / 255.0))
         cols["input_db_grad_r2"] = _or_nan(lambda: metrics.grad_r(db, target01, pool=2), n)
-    return [{k: float(v[i]) for k, v in cols.items()} for i in range(n)]
+    return [{k: float(v[i]) for k, v in cols.items()} for i in range(n)]  # NaN: undefined for that image
 
 
 @torch.no_grad()

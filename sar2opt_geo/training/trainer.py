@@ -67,8 +67,14 @@ __all__ = ["STATE_FILE", "TrainConfig", "TrainResult", "resolve_device", "train"
 log = logging.getLogger(__name__)
 
 STATE_FILE = "state_last.pt"
+#: The multi-scale validation metrics logged beside METRICS (see evaluate.MULTISCALE).
+LOG_MULTISCALE = ("psnr_80m", "ssim_80m", "psnr_160m", "ssim_160m", "grad_r2", "contrast", "input_grad_r2")
 LOG_FIELDS = ("epoch", "steps", "g_total", "g_adv", "g_l1", "g_ssim", "g_grad", "d", "val_psnr", "val_ssim", "val_l1",
-              "val_grad_r", "seconds", "cpu_seconds", "lr")
+              "val_grad_r", *(f"val_{k}" for k in LOG_MULTISCALE), "seconds", "cpu_seconds", "lr")
+def _or_na(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.3f}"
+
+
 #: Loss parts summed per epoch (None for terms the recipe leaves out).
 _LOSS_KEYS = ("g_total", "g_adv", "g_l1", "g_ssim", "g_grad", "d")
 #: Architecture arguments the trainer passes, by architecture.
@@ -429,7 +435,7 @@ def train(
             g = ema.module if ema is not None else _unwrap(gen)  # what is validated and saved
             if val_data is not None:
                 metrics = evaluate_generator(g, val_data, device, autocast_dtype=amp_dtype)
-                row.update({f"val_{k}": metrics[k] for k in METRICS})
+                row.update({f"val_{k}": metrics.get(k) for k in (*METRICS, *LOG_MULTISCALE)})
                 _sample_grid(g, val_data, out / "samples" / f"epoch_{epoch:04d}.png", device)
             else:
                 metrics = None
@@ -446,7 +452,9 @@ def train(
                 "epoch %d/%d: G %.4f (%s)%s%s [%.1f s, %.1f CPU s]", epoch, config.epochs, row["g_total"], parts,
                 f" D {row['d']:.4f}" if row["d"] is not None else "",
                 f"; val PSNR {metrics['psnr']:.2f} dB SSIM {metrics['ssim']:.3f} L1 {metrics['l1']:.4f} "
-                f"grad r {metrics['grad_r']:.3f}" if metrics else "", row["seconds"], row["cpu_seconds"],
+                f"grad r {metrics['grad_r']:.3f}; 160 m SSIM {_or_na(metrics.get('ssim_160m'))}, grad r 2x2 "
+                f"{_or_na(metrics.get('grad_r2'))} (input {_or_na(metrics.get('input_grad_r2'))}), contrast "
+                f"{_or_na(metrics.get('contrast'))}" if metrics else "", row["seconds"], row["cpu_seconds"],
             )
             if metrics is not None and _better(config.best_metric, metrics[config.best_metric], best_value):
                 best_value, best_epoch, best_metrics = metrics[config.best_metric], epoch, metrics

@@ -71,7 +71,7 @@ class TranslateAlgorithm(Sar2OptAlgorithm):
             "per-pixel standard deviation of the luminance (float32, same grid and CRS). Each run draws its "
             "dropout masks once for the whole scene (channel dropout, as in the bundled models), so mean and "
             "spread have no seams at tile edges.\n"
-            "KEEP_STRUCTURE adds the SAR's own 5-80 m detail to the model's colours: what the SAR shows "
+            "KEEP_STRUCTURE adds the SAR's own 10-80 m detail to the model's colours: what the SAR shows "
             "(fields, roads, buildings) stays visible even where the model, out of its training region, "
             "renders a haze; the result matches the optical image less pixel by pixel (docs/TRAINING.md).\n\n"
             "The work runs in the sar2opt backend that 'Set up the sar2opt backend' installs (or the one "
@@ -113,9 +113,9 @@ class TranslateAlgorithm(Sar2OptAlgorithm):
         samples.setFlags(samples.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
         self.addParameter(samples)
         keep = QgsProcessingParameterBoolean(
-            self.KEEP_STRUCTURE, self.tr("Keep the SAR's structure (add its 5-80 m detail to the colours: fields, roads "
+            self.KEEP_STRUCTURE, self.tr("Keep the SAR's structure (add its 10-80 m detail to the colours: fields, roads "
                                          "and buildings stay visible; less like the optical image pixel by pixel)"),
-            defaultValue=False)
+            defaultValue=options.KEEP_STRUCTURE_DEFAULT)
         keep.setFlags(keep.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
         self.addParameter(keep)
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Translated RGB")))
@@ -138,8 +138,8 @@ class TranslateAlgorithm(Sar2OptAlgorithm):
             args += ["--t-srs", t_srs]
         if self.parameterAsBool(parameters, self.MATCH_INPUT_GRID, context):
             args += ["--match-input-grid"]
-        if self.parameterAsBool(parameters, self.KEEP_STRUCTURE, context):
-            args += ["--keep-structure"]
+        keep = self.parameterAsBool(parameters, self.KEEP_STRUCTURE, context)
+        args += ["--keep-structure" if keep else "--no-keep-structure"]
         samples = self.parameterAsInt(parameters, self.SAMPLES, context)
         spread = str(Path(dst).with_name(f"{Path(dst).stem}_spread.tif")) if samples > 1 else None
         if spread:
