@@ -333,7 +333,8 @@ def generator_composite(
         dst: output GeoTIFF; ``<stem>.png`` beside it if ``quicklook``.
         model: what ``sar2opt_geo.translate`` accepts: a checkpoint path, ``(module, card)`` or None.
         keep_translations: keep ``<stem>_<co>_rgb.tif`` and ``<stem>_<cross>_rgb.tif`` beside ``dst``.
-        translate_options: more :class:`sar2opt_geo.api.TranslateOptions` fields (tile_size, device, seed...).
+        translate_options: more :class:`sar2opt_geo.api.TranslateOptions` fields (tile_size, device, seed...);
+            ``keep_structure`` is off here unless given (the composite compares the generator's own output).
     """
     from .api import translate
     from .io import work_dir
@@ -355,7 +356,10 @@ def generator_composite(
                               **{f"{b} translation": dst.with_name(f"{dst.stem}_{b.lower()}_rgb.tif")
                                  for b in (co_b, cross_b)}}, overwrite=overwrite)
     src_arg = src if opened else path
-    opts = {"match_input_grid": True, "dtype": "float32", "quicklook": False, **translate_options}
+    # the article's composite is made of the generator's own luminances: the SAR detail that translate adds
+    # by default (keep_structure) would mix the plain composite into it; keep_structure=True asks for it
+    opts = {"match_input_grid": True, "dtype": "float32", "quicklook": False, "keep_structure": False,
+            **translate_options}
     warnings: list[str] = []
     kept: list[Path] = []
     with work_dir(dst) as tmp_dir:

@@ -6,7 +6,7 @@ through the public API (``translate``) with and without ``keep_structure``:
 
     .venv/bin/python scripts/out_of_region_figure.py [PATCH_ID] [OUT.png]
 
-Defaults: the first patch, docs/img/out_of_region_sen12ms.png. Panels are shown at 2x (nearest).
+Defaults: the first patch, docs/img/out_of_region_sen12ms.png (1200 px wide, 256 colours).
 """
 
 from __future__ import annotations
@@ -61,8 +61,9 @@ def main(patch: str | None = None, out: str | None = None) -> Path:
               "training region", fill="black", font=small)
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp_png = dst.with_name(f".{dst.stem}.tmp-{os.getpid()}.png")
-    try:
-        canvas.save(tmp_png, format="PNG")
+    try:  # 1200 px wide, 256 colours: small enough for the repository
+        small_canvas = canvas.resize((1200, round(canvas.height * 1200 / canvas.width)), Image.LANCZOS)
+        small_canvas.quantize(256, method=Image.Quantize.MEDIANCUT).save(tmp_png, format="PNG", optimize=True)
         os.replace(tmp_png, dst)
     finally:
         tmp_png.unlink(missing_ok=True)
