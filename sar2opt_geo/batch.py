@@ -862,14 +862,7 @@ def dask_client(workers: int | None = None, scheduler: str | None = None) -> Ite
     # another cluster may hold ("Port 8787 is already in use" warning)
     with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None,
                       scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}) as cluster, Client(cluster) as client:
-        try:
-            yield client
-        finally:
-            # close the workers before the scheduler: a worker that heartbeats while the scheduler goes
-            # logs "Failed to communicate with scheduler during heartbeat" with a traceback (seen on a
-            # loaded machine); retired workers are stopped by their nannies and not restarted
-            with contextlib.suppress(Exception):
-                client.retire_workers(list(client.scheduler_info()["workers"]), close_workers=True)
+        yield client
 
 
 #: Measured on the project machine (2 cores, bundled model, bf16; docs/BATCH.md "When a cluster
