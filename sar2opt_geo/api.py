@@ -24,7 +24,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,13 +33,12 @@ import numpy as np
 from . import __version__
 from .errors import NoValidDataError
 from .options import TranslateOptions
+from .progress import CancelFn, ProgressFn
+from .progress import sub_range as _sub
 
 __all__ = ["Result", "TranslateOptions", "resolve_device", "translate"]
 
 log = logging.getLogger(__name__)
-
-ProgressFn = Callable[[float, str], None]
-CancelFn = Callable[[], bool]
 
 
 @dataclass(frozen=True)
@@ -68,12 +66,6 @@ def resolve_device(device: str) -> str:
     from .devices import resolve_device as _resolve
 
     return str(_resolve(device))
-
-
-def _sub(progress: ProgressFn | None, lo: float, hi: float) -> ProgressFn | None:
-    if progress is None:
-        return None
-    return lambda f, msg="": progress(lo + (hi - lo) * min(max(float(f), 0.0), 1.0), msg)
 
 
 def translate(

@@ -55,6 +55,7 @@ from .errors import BandError, ConfigError, GeoreferencingError, NoValidDataErro
 from .io.outputs import check_outputs
 from .io.quicklook import quicklook_path
 from .preprocess.histogram import StreamingHistogram
+from .progress import ProgressFn
 from .radiometry import to_db
 
 __all__ = [
@@ -86,7 +87,6 @@ _HIST_DB = (-100.0, 100.0, 20_000)  # lo, hi, bins: 0.01 dB bins
 _HIST_UNIT = (-1.0, 1.0, 20_000)  # luminance and luminance differences: 1e-4 bins
 
 Stretch = Literal["fixed", "percentile"]
-ProgressFn = Callable[[float, str], None]
 
 
 @dataclass(frozen=True)

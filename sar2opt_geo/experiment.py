@@ -32,7 +32,7 @@ import logging
 import platform
 import shutil
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,7 @@ import torch
 
 from .errors import DatasetError, InputError
 from .options import DEFAULT_MAX_MEMORY_MB
+from .progress import ProgressFn
 
 __all__ = [
     "OUTPUT_NAMES",
@@ -53,8 +54,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-ProgressFn = Callable[[float, str], None]
 
 
 @dataclass(frozen=True)

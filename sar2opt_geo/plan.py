@@ -46,13 +46,12 @@ from .preprocess import (
     reprojected_grid,
 )
 from .preprocess.domain import DEFAULT_MAX_PIXELS, MIN_SAMPLE_PIXELS
+from .progress import CancelFn, ProgressFn
 
 __all__ = ["Plan", "context_window", "crop_block", "plan_translation", "to_crs"]
 
 log = logging.getLogger(__name__)
 
-ProgressFn = Callable[[float, str], None]
-CancelFn = Callable[[], bool]
 
 #: Below this many valid pixels in the whole-scene statistics sample, statistics come from the crop area.
 MIN_STATISTICS_PIXELS = 4096

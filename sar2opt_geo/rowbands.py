@@ -43,7 +43,7 @@ import os
 import shutil
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,6 +61,7 @@ from .preprocess.aligned import (
     source_rows,
     touching_tile_rows,
 )
+from .progress import CancelFn, ProgressFn
 
 __all__ = [
     "READ_BLOCK_ROWS",
@@ -80,8 +81,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-ProgressFn = Callable[[float, str], None]
-CancelFn = Callable[[], bool]
 
 #: Option fields that cannot change a band's pixels (they act on the final encoding only).
 _BAND_UNHASHED = {"overwrite", "quicklook", "dtype"}

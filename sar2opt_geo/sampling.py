@@ -38,6 +38,7 @@ import numpy as np
 from rasterio.windows import Window
 
 from .errors import ConfigError, InputError
+from .progress import ProgressFn
 
 __all__ = ["LUMA_WEIGHTS", "SPREAD_BAND", "SampleStack", "luminance", "open_samples", "sample_seeds", "spread_path"]
 
@@ -46,8 +47,6 @@ LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 #: Band name (description) of the spread raster.
 SPREAD_BAND = "luminance_std"
 _EMIT_ROWS = 256  # rows per block when the mean and spread are written out
-
-ProgressFn = Callable[[float, str], None]
 
 
 def spread_path(dst: str | os.PathLike) -> Path:

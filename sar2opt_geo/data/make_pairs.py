@@ -79,6 +79,8 @@ from ..errors import (
     InputError,
     NoValidDataError,
 )
+from ..progress import CancelFn, ProgressFn
+from ..progress import sub_range as _sub
 from .cloudmask import SCL_REJECT, open_scl, rgb_test, scl_test
 from .pairs import PAIRS_FORMAT, PAIRS_VERSION, read_pairs_metadata
 from .pairs_store import (
@@ -95,10 +97,6 @@ from .pairs_store import (
 __all__ = ["PairsOptions", "PairsResult", "make_pairs", "pairs_card"]
 
 log = logging.getLogger(__name__)
-
-ProgressFn = Callable[[float, str], None]
-CancelFn = Callable[[], bool]
-
 
 
 @dataclass(frozen=True)
@@ -174,12 +172,6 @@ class PairsResult:
     @property
     def metadata(self) -> Path:
         return self.out_dir / "metadata.json"
-
-
-def _sub(progress: ProgressFn | None, lo: float, hi: float) -> ProgressFn | None:
-    if progress is None:
-        return None
-    return lambda f, msg="": progress(lo + (hi - lo) * min(max(float(f), 0.0), 1.0), msg)
 
 
 def _storage(card: Any) -> Storage:

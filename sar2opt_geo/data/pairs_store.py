@@ -23,6 +23,7 @@ import numpy as np
 from rasterio.windows import Window
 
 from ..errors import InputError, OutputExistsError
+from ..progress import CancelFn, ProgressFn
 from .pairs import read_pairs_metadata
 
 __all__ = [
@@ -37,8 +38,6 @@ __all__ = [
     "write_tiles",
 ]
 
-ProgressFn = Callable[[float, str], None]
-CancelFn = Callable[[], bool]
 #: How tiles are stored: "percentile" (uint8 in the scene-percentile domain) or "db" (float32 dB + uint16 reflectance).
 Storage = Literal["percentile", "db"]
 

@@ -39,13 +39,12 @@ import numpy as np
 from rasterio.windows import Window
 
 from ..errors import ConfigError, OptionTypeError
+from ..progress import ProgressFn
 from .atomic import atomic_outputs, work_dir
 from .geotiff import OutputDType, ScratchRaster, write_cog
 from .quicklook import quicklook_path, write_quicklook
 
 __all__ = ["Product", "open_product"]
-
-ProgressFn = Callable[[float, str], None]
 
 
 class Product:
