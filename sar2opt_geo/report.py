@@ -20,6 +20,8 @@ import rasterio
 from rasterio.enums import Resampling
 from rasterio.windows import Window
 
+from .io.atomic import atomic_file
+
 __all__ = ["choose_crops", "paired_panel", "scene_panels", "write_report"]
 
 log = logging.getLogger(__name__)
@@ -48,14 +50,11 @@ def _hwc(unit: np.ndarray) -> np.ndarray:
 
 def _save(fig: Any, path: Path) -> Path:
     plt = _plt()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
     try:
-        fig.savefig(tmp, dpi=100, metadata={"Software": None})  # no timestamps: same inputs, same bytes
-        os.replace(tmp, path)
+        with atomic_file(path) as tmp:
+            fig.savefig(tmp, dpi=100, metadata={"Software": None})  # no timestamps: same inputs, same bytes
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -19,16 +19,15 @@ atomically (temporary name, then rename).
 from __future__ import annotations
 
 import logging
-import os
 import struct
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from affine import Affine
 
 from .errors import ConfigError
+from .io.atomic import atomic_file
 
 __all__ = [
     "SAMPLE_CRS",
@@ -136,15 +135,7 @@ def synthetic_db(size: int = 256, seed: int = 0) -> np.ndarray:
     return out
 
 
-@contextmanager
-def _atomic(path: Path) -> Iterator[Path]:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+_atomic = atomic_file
 
 
 def write_sample_scene(path: str | Path, size: int = 1024, seed: int = 0) -> Path:

@@ -35,7 +35,7 @@ from pathlib import Path
 
 from ..errors import InputError, OutputExistsError
 
-__all__ = ["atomic_outputs", "check_writable", "sweep_stale", "temp_path_for", "work_dir"]
+__all__ = ["atomic_file", "atomic_outputs", "check_writable", "sweep_stale", "temp_path_for", "work_dir"]
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,25 @@ def temp_path_for(dst: str | os.PathLike) -> Path:
     """
     dst = Path(dst)
     return dst.with_name(f".{dst.stem}.tmp-{_owner_tag()}{dst.suffix}")
+
+
+@contextlib.contextmanager
+def atomic_file(dst: str | os.PathLike) -> Iterator[Path]:
+    """Write one small file atomically: yields its hidden temporary path (:func:`temp_path_for`, so
+    :func:`sweep_stale` recognises a leftover), renamed onto ``dst`` when the block ends without an
+    exception and removed otherwise. ``dst``'s folder is created if needed.
+
+    For rasters with GDAL side files and whole products use :func:`atomic_outputs`.
+    """
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path_for(dst)
+    try:
+        yield tmp
+        os.replace(tmp, dst)
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
 
 
 def _storage_error(folder: Path, exc: BaseException, doing: str, errnos: set[int] = _FULL_OR_READ_ONLY) -> InputError | None:

@@ -67,15 +67,15 @@ def save_generator(model: nn.Module, card: ModelCard, path: str | os.PathLike) -
     """Write ``model``'s weights and ``card`` to ``path`` atomically (temp file, then rename)."""
     from safetensors.torch import save_file
 
+    from ..io.atomic import atomic_file
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file(state, str(tmp), metadata={"format": FORMAT, "format_version": FORMAT_VERSION, "card": card.to_json()})
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # the writer creates 0600 files; give the usual permissions
-    os.replace(tmp, path)
+    with atomic_file(path) as tmp:
+        save_file(state, str(tmp), metadata={"format": FORMAT, "format_version": FORMAT_VERSION, "card": card.to_json()})
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # the writer creates 0600 files; give the usual permissions
     return path
 
 

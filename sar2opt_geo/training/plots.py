@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..io.atomic import atomic_file
 from ..normalize import model_to_unit
 
 __all__ = ["plot_curves", "save_sample_grid"]
@@ -26,13 +27,8 @@ def _to_rgb8(t: torch.Tensor) -> np.ndarray:
 def _atomic_png(img: np.ndarray, path: Path) -> Path:
     from PIL import Image
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_file(path) as tmp:
         Image.fromarray(img).save(tmp, format="PNG")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -77,12 +73,9 @@ def plot_curves(history: Sequence[dict[str, Any]], path: str | os.PathLike, base
         ax.set_xlabel("epoch")
         ax.legend()
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.png")
     try:
-        fig.savefig(tmp, dpi=80)
-        os.replace(tmp, path)
+        with atomic_file(path) as tmp:
+            fig.savefig(tmp, dpi=80, format="png")
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)
     return path

@@ -55,6 +55,7 @@ from ..data.augment import SpeckleAugment
 from ..data.datasets import PairDataset
 from ..devices import resolve_device
 from ..errors import CheckpointError, ConfigError
+from ..io.atomic import atomic_file
 from ..models import GENERATORS, PatchDiscriminator
 from ..models.card import ModelCard
 from ..models.checkpoint import save_generator
@@ -165,21 +166,13 @@ def _autocast(device: torch.device, amp: str) -> tuple[torch.dtype | None, bool]
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_file(path) as tmp:
         tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_file(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _unwrap(m: nn.Module) -> nn.Module:
@@ -194,13 +187,11 @@ def _better(metric: str, new: float, old: float | None) -> bool:
 
 def _write_logs(out: Path, history: list[dict[str, Any]]) -> None:
     _atomic_write_text(out / "log.json", json.dumps(history, indent=1))
-    tmp = out / f".log.csv.tmp-{os.getpid()}"
-    with open(tmp, "w", newline="") as f:
+    with atomic_file(out / "log.csv") as tmp, open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=LOG_FIELDS, extrasaction="ignore")
         w.writeheader()
         for row in history:
             w.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in LOG_FIELDS})
-    os.replace(tmp, out / "log.csv")
 
 
 def train(
