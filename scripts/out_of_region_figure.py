@@ -30,6 +30,7 @@ def _u8(x: np.ndarray) -> np.ndarray:
 
 def main(patch: str | None = None, out: str | None = None) -> Path:
     from sar2opt_geo import translate
+    from sar2opt_geo.io.atomic import atomic_file
 
     s1 = min((DATA / "s1").glob("*.tif")) if patch is None else DATA / "s1" / f"{patch}.tif"
     s2 = DATA / "s2" / s1.name
@@ -59,14 +60,9 @@ def main(patch: str | None = None, out: str | None = None) -> Path:
         draw.text((x + 4, 5), label, fill="black", font=font)
     draw.text((4, head + h * scale + 4), f"SEN12MS-CR {s1.stem} (CC-BY-4.0), bundled s1vh_to_rgb; not in its "
               "training region", fill="black", font=small)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp_png = dst.with_name(f".{dst.stem}.tmp-{os.getpid()}.png")
-    try:  # 1200 px wide, 256 colours: small enough for the repository
-        small_canvas = canvas.resize((1200, round(canvas.height * 1200 / canvas.width)), Image.LANCZOS)
+    small_canvas = canvas.resize((1200, round(canvas.height * 1200 / canvas.width)), Image.LANCZOS)
+    with atomic_file(dst) as tmp_png:  # 1200 px wide, 256 colours: small enough for the repository
         small_canvas.quantize(256, method=Image.Quantize.MEDIANCUT).save(tmp_png, format="PNG", optimize=True)
-        os.replace(tmp_png, dst)
-    finally:
-        tmp_png.unlink(missing_ok=True)
     return dst
 
 

@@ -31,7 +31,7 @@ averaged over images:
         the real image has them? (~0 for a blurred average; 0 for the constant colour)
   80 m, 160 m  PSNR and SSIM of both images averaged over 80 m / 160 m blocks (8 / 16 px at
         10 m): is the land-cover layout right, whatever the texture? (n/a: image under 11 blocks)
-  grad r 2x2  grad r with the Sobel magnitudes averaged over 2x2 px first; the "input" row is the
+  grad r 2x2  grad r of both luminances averaged over 2x2 px first (20 m); the "input" row is the
         model's own input (the SAR as the model sees it) scored the same way: an output below it
         removes structure its input carries
   contrast  std of output luminance / std of real luminance (below 1: haze; 0: flat colour)
@@ -89,28 +89,23 @@ def _folders_and_pairs(args: argparse.Namespace) -> list[tuple[str, list, dict]]
     of different layouts are split one by one.
     """
     from ..errors import DatasetError
-    from .train import build_datasets
+    from .train import build_datasets, folder_layout
 
     folders = args.data if isinstance(args.data, list) else [args.data]
-    if args.split != "none" and len(folders) > 1:
-        try:
-            _train, val, _layout, desc = build_datasets(argparse.Namespace(**{**vars(args), "data": folders}))
-        except DatasetError as exc:
-            if "different layouts" not in str(exc):
-                raise
-        else:
-            held = val.pairs if val is not None else []
-            out = []
-            for f in folders:
-                root = Path(os.path.abspath(f))  # not resolve(): tiles may be links into another folder
-                mine = [p for p in held if root in Path(os.path.abspath(p.target.files[0])).parents]
-                if not mine:
-                    log.warning("%s: the split over all folders holds out none of its pairs: no row for it", f)
-                    continue
-                out.append((f, mine, {**desc, "root": str(root), "split": f"{args.split} (over all folders)"}))
-            if not out:
-                raise DatasetError(f"{', '.join(folders)}: the split left no pairs to evaluate; use --split none")
-            return out
+    if args.split != "none" and len(folders) > 1 and len({folder_layout(args, Path(f)) for f in folders}) == 1:
+        _train, val, _layout, desc = build_datasets(argparse.Namespace(**{**vars(args), "data": folders}))
+        held = val.pairs if val is not None else []
+        out = []
+        for f in folders:
+            root = Path(os.path.abspath(f))  # not resolve(): tiles may be links into another folder
+            mine = [p for p in held if root in Path(os.path.abspath(p.target.files[0])).parents]
+            if not mine:
+                log.warning("%s: the split over all folders holds out none of its pairs: no row for it", f)
+                continue
+            out.append((f, mine, {**desc, "root": str(root), "split": f"{args.split} (over all folders)"}))
+        if not out:
+            raise DatasetError(f"{', '.join(folders)}: the split left no pairs to evaluate; use --split none")
+        return out
     out = []
     for f in folders:
         train_ds, val_ds, _layout, desc = build_datasets(argparse.Namespace(**{**vars(args), "data": f}))
@@ -221,14 +216,10 @@ def run(args: argparse.Namespace) -> int:
     # one folder: its result at the top level (the schema before several folders); several: a list
     result = dict(results[0]) if len(results) == 1 else {"model": results[0]["model"], "folders": results}
     if args.output:
-        out = Path(args.output)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-        try:
+        from ..io.atomic import atomic_file
+
+        with atomic_file(args.output) as tmp:
             tmp.write_text(json.dumps(result, indent=1))
-            os.replace(tmp, out)
-        finally:
-            tmp.unlink(missing_ok=True)
     if args.progress == "json":
         from ._common import emit_json
 

@@ -104,22 +104,29 @@ def data_roots(args: argparse.Namespace) -> list[Path]:
     return [Path(d) for d in data]
 
 
+def folder_layout(args: argparse.Namespace, root: Path) -> str:
+    """The layout of dataset folder ``root``: ``--layout``, else detected (colourisation: any images)."""
+    from ..data import detect_layout
+
+    if args.layout != "auto":
+        return args.layout
+    try:
+        return detect_layout(root)
+    except Exception:
+        if args.mode != "colorize":
+            raise
+        return "images"
+
+
 def _find_all_pairs(args: argparse.Namespace) -> tuple[list, str]:
     """Pairs of every folder in ``args.data`` (one layout for all), keys made unique across folders."""
-    from ..data import detect_layout, find_pairs
+    from ..data import find_pairs
     from ..errors import DatasetError
 
     roots = data_roots(args)
     layouts, pairs, seen = [], [], set()
     for root in roots:
-        layout = args.layout
-        if layout == "auto":
-            try:
-                layout = detect_layout(root)
-            except Exception:
-                if args.mode != "colorize":
-                    raise
-                layout = "images"
+        layout = folder_layout(args, root)
         layouts.append(layout)
         # the pairs layout stores its bands (metadata.json): all of them unless --sar-band picks some
         sar_bands = tuple(args.sar_bands) if args.sar_bands else (None if layout == "pairs" else ("VH",))
@@ -317,12 +324,11 @@ def run(args: argparse.Namespace) -> int:
         _leave_distributed()
     chosen = result.best or result.last
     if args.export:
-        dst = Path(args.export)
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dst.with_name(f".{dst.name}.tmp")
-        shutil.copyfile(chosen, tmp)
-        tmp.replace(dst)
-        log.info("exported %s to %s", chosen, dst)
+        from ..io.atomic import atomic_file
+
+        with atomic_file(args.export) as tmp:
+            shutil.copyfile(chosen, tmp)
+        log.info("exported %s to %s", chosen, args.export)
     summary = {"out": str(out), "best": str(result.best) if result.best else None, "last": str(result.last),
                "epochs": result.epochs_done, "best_epoch": result.best_epoch, "validation": result.best_metrics,
                "baseline_constant_colour": result.baseline}

@@ -20,6 +20,7 @@ from torch.utils.data import Dataset
 
 from .. import normalize
 from ..errors import DatasetError
+from ..radiometry import from_db
 from .augment import SpeckleAugment
 from .pairs import BandSource, Pair
 
@@ -78,12 +79,9 @@ def read_unit(src: BandSource, db_range: tuple[float, float] = normalize.SEN1_2_
         unit = normalize.db_clip_to_unit(raw, *db_range)
     elif src.scaling == "reflectance":
         unit = normalize.reflectance_to_unit(raw)
-    elif src.scaling == "db_percentile":  # dB -> linear power -> scene percentile, as the engine feeds a percentile card
-        raw = np.power(np.float32(10.0), raw.astype(np.float32) / np.float32(10.0))
-        scale = normalize.percentile_scale(raw, percentile, per_band=True)
-        unit = normalize.percentile_to_unit(raw, scale, quantize_levels=quantize_levels)
-    elif src.scaling == "percentile":
-        raw = raw.astype(np.float32)
+    elif src.scaling in ("percentile", "db_percentile"):
+        # db_percentile: dB -> linear power first, as the engine feeds a scene-percentile card
+        raw = from_db(raw) if src.scaling == "db_percentile" else raw.astype(np.float32)
         scale = normalize.percentile_scale(raw, percentile, per_band=True)
         unit = normalize.percentile_to_unit(raw, scale, quantize_levels=quantize_levels)
     else:  # pragma: no cover - Literal guards this

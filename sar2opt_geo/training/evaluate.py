@@ -30,7 +30,7 @@ METRICS = ("psnr", "ssim", "l1", "grad_r")
 #: Block sizes of the coarse-scale PSNR/SSIM, metres (blocks of ``scale / pixel spacing`` px).
 SCALES_M = (80, 160)
 #: The multi-scale metrics reported beside :data:`METRICS`: PSNR/SSIM of block means, gradient r
-#: of 2x2-averaged Sobel magnitudes, luminance contrast ratio, and the input's own gradient r.
+#: of 2x2-averaged luminances, luminance contrast ratio, and the input's own gradient r.
 MULTISCALE = ("psnr_80m", "ssim_80m", "psnr_160m", "ssim_160m", "grad_r2", "contrast", "input_grad_r2",
               "input_db_grad_r2")
 
@@ -88,12 +88,15 @@ def score_images(pred01: torch.Tensor, target01: torch.Tensor, input01: torch.Te
     n = len(pred01)
     cols = {"psnr": metrics.psnr(pred01, target01), "ssim": metrics.ssim(pred01, target01),
             "l1": metrics.l1(pred01, target01), "grad_r": metrics.grad_r(pred01, target01)}
+    nan = torch.full((n,), float("nan"))
     for scale in SCALES_M:
         k = max(1, round(scale / pixel_m))
-        bp, bt = (_or_nan(lambda t=t, k=k: metrics.block_mean(t, k), n) for t in (pred01, target01))
-        ok = bp.ndim == 4
-        cols[f"psnr_{scale}m"] = metrics.psnr(bp, bt) if ok else bp
-        cols[f"ssim_{scale}m"] = _or_nan(lambda bp=bp, bt=bt: metrics.ssim(bp, bt), n) if ok else bp
+        if min(pred01.shape[2:]) < k:  # not one whole block
+            cols[f"psnr_{scale}m"] = cols[f"ssim_{scale}m"] = nan
+            continue
+        bp, bt = metrics.block_mean(pred01, k), metrics.block_mean(target01, k)
+        cols[f"psnr_{scale}m"] = metrics.psnr(bp, bt)
+        cols[f"ssim_{scale}m"] = _or_nan(lambda bp=bp, bt=bt: metrics.ssim(bp, bt), n)
     cols["grad_r2"] = _or_nan(lambda: metrics.grad_r(pred01, target01, pool=2), n)
     cols["contrast"] = metrics.contrast_ratio(pred01, target01)
     if input01 is not None:

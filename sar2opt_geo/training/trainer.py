@@ -60,7 +60,13 @@ from ..models import GENERATORS, PatchDiscriminator
 from ..models.card import ModelCard
 from ..models.checkpoint import save_generator
 from . import plots
-from .evaluate import METRIC_NOTES, METRICS, constant_baseline, evaluate_generator
+from .evaluate import (
+    METRIC_NOTES,
+    METRICS,
+    MULTISCALE,
+    constant_baseline,
+    evaluate_generator,
+)
 from .losses import discriminator_loss, generator_loss
 
 __all__ = ["STATE_FILE", "TrainConfig", "TrainResult", "resolve_device", "train"]
@@ -69,19 +75,19 @@ log = logging.getLogger(__name__)
 
 STATE_FILE = "state_last.pt"
 #: The multi-scale validation metrics logged beside METRICS (see evaluate.MULTISCALE).
-LOG_MULTISCALE = ("psnr_80m", "ssim_80m", "psnr_160m", "ssim_160m", "grad_r2", "contrast", "input_grad_r2")
+LOG_MULTISCALE = tuple(k for k in MULTISCALE if k != "input_db_grad_r2")
 LOG_FIELDS = ("epoch", "steps", "g_total", "g_adv", "g_l1", "g_ssim", "g_grad", "d", "val_psnr", "val_ssim", "val_l1",
               "val_grad_r", *(f"val_{k}" for k in LOG_MULTISCALE), "seconds", "cpu_seconds", "lr")
-def _or_na(v: float | None) -> str:
-    return "n/a" if v is None else f"{v:.3f}"
-
-
 #: Loss parts summed per epoch (None for terms the recipe leaves out).
 _LOSS_KEYS = ("g_total", "g_adv", "g_l1", "g_ssim", "g_grad", "d")
 #: Architecture arguments the trainer passes, by architecture.
 _ARCH_ARGS = {"unet_article": ("width", "norm", "dropout"), "resnet_lite": ("width", "norm")}
 #: Generator architectures this trainer builds (and ``--init`` can fine-tune).
 TRAINABLE_ARCHITECTURES: tuple[str, ...] = tuple(_ARCH_ARGS)
+
+
+def _or_na(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.3f}"
 
 
 @dataclass(frozen=True)
