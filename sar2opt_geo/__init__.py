@@ -8,7 +8,7 @@ QGIS plugin and the AOI batch runner all call.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from .version import __version__
 
 __all__ = ["Result", "TranslateOptions", "__version__", "load_model", "open_scene", "translate"]
 

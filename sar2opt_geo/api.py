@@ -30,11 +30,11 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
 from .errors import NoValidDataError
 from .options import TranslateOptions
 from .progress import CancelFn, ProgressFn
 from .progress import sub_range as _sub
+from .version import __version__
 
 __all__ = ["Result", "TranslateOptions", "resolve_device", "translate"]
 

@@ -297,8 +297,8 @@ def run_experiment(cfg: ExperimentConfig, progress: ProgressFn | None = None) ->
 
 
 def _run(cfg: ExperimentConfig, progress: ProgressFn | None, t0: float) -> ExperimentResult:
-    from . import __version__
     from .report import paired_panel, scene_panels, write_report
+    from .version import __version__
 
     out = Path(cfg.out_dir)
     comp_dir, fig_dir = out / "composites", out / "figures"

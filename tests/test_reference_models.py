@@ -18,9 +18,9 @@ from sar2opt_geo.models.reference import (
     ReferenceResnetGenerator,
     ReferenceUnetGenerator,
     detect_reference_architecture,
-    import_reference_checkpoint,
     load_reference_state_dict,
 )
+from sar2opt_geo.models.reference_import import import_reference_checkpoint
 
 
 def _bn(prefix: str, c: int, out: dict[str, tuple[int, ...]]) -> None:

@@ -43,7 +43,7 @@ def _export(args: argparse.Namespace) -> int:
 
 def _import(args: argparse.Namespace) -> int:
     from ..models.card import InputDomain
-    from ..models.reference import import_reference_checkpoint
+    from ..models.reference_import import import_reference_checkpoint
 
     if args.normalisation == "db_clip" and not args.db_range:
         args.import_parser.error("--normalisation db_clip needs --db-range LO HI, the dB range the net was trained on "

@@ -10,8 +10,8 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from .. import __version__
 from ..errors import Sar2OptError
+from ..version import __version__
 
 # Each module defines ``add_parser(subparsers) -> argparse.ArgumentParser`` whose
 # defaults set ``func`` to a callable ``(args) -> int``.

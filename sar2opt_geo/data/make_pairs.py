@@ -360,13 +360,13 @@ def _compatible(existing: dict, meta_input: dict, storage: str, tile: int, sscen
 def _build(sscene: Any, oscene: Any, out_dir: Path, opts: PairsOptions, existing: dict | None, base: Any,
            storage: Storage, spacing: float, t0: float, progress: ProgressFn | None, cancel: CancelFn | None,
            command: str | None) -> PairsResult:
-    from .. import __version__
     from ..io.atomic import work_dir
     from ..models.loading import LoadedModel
     from ..options import TranslateOptions
     from ..plan import plan_translation
     from ..preprocess import model_grid, open_linear_source, plan_bands
     from ..radiometry import Quantity
+    from ..version import __version__
 
     warnings: list[str] = []
     # bands as translate would feed them to the model (or the ones asked for), then the pairs' own card

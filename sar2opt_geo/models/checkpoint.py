@@ -29,6 +29,7 @@ from torch import nn
 
 from ..errors import CheckpointError, ConfigError, InputError
 from .card import ModelCard
+from .registry import build_generator
 
 __all__ = [
     "DEFAULT_MODELS",
@@ -121,8 +122,6 @@ def _file_shapes(path: Path) -> dict[str, tuple[int, ...]]:
 def expected_shapes(card: ModelCard, source: str | os.PathLike = "") -> dict[str, tuple[int, ...]]:
     """State-dict names and shapes the card's architecture implies, from a module built on the ``meta``
     device (no memory is allocated, whatever ``architecture_args`` say)."""
-    from . import build_generator
-
     where = f"{source}: " if source else ""
     try:
         with torch.device("meta"):
@@ -215,8 +214,6 @@ def load_model(
 
     ``path=None`` loads the bundled Sentinel-1 -> RGB generator.
     """
-    from . import build_generator
-
     path = Path(path) if path is not None else default_model_path("sar")
     state, card = load_checkpoint(path)
     try:

@@ -50,7 +50,6 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
-from .. import __version__
 from ..data.augment import SpeckleAugment
 from ..data.datasets import PairDataset
 from ..devices import resolve_device
@@ -59,6 +58,7 @@ from ..io.atomic import atomic_file
 from ..models import GENERATORS, PatchDiscriminator
 from ..models.card import ModelCard
 from ..models.checkpoint import save_generator
+from ..version import __version__
 from . import plots
 from .evaluate import (
     METRIC_NOTES,
