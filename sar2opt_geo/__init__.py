@@ -15,7 +15,7 @@ __all__ = ["Result", "TranslateOptions", "__version__", "load_model", "open_scen
 
 def __getattr__(name: str):  # lazy: importing the package must not import torch/rasterio
     if name in ("translate", "TranslateOptions", "Result"):
-        from . import api
+        from .translation import api
 
         return getattr(api, name)
     if name == "open_scene":

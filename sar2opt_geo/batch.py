@@ -14,7 +14,7 @@ Three steps:
    (mask outside the polygon to nodata unless ``keep_rectangle``). Never raises: a failure
    becomes a record. A scene split into row bands (``split``) runs as
    :func:`plan_scene_task` -> :func:`band_task` per band -> :func:`assemble_task`
-   (:mod:`sar2opt_geo.rowbands`), each a task of its own.
+   (:mod:`sar2opt_geo.translation.rowbands`), each a task of its own.
 3. :func:`run_batch` runs the tasks serially (``client=None``) or as Dask futures
    (``client.submit`` + ``as_completed``), and merges its rows into ``summary.gpkg`` (layer
    ``summary``): footprint, scene, output, status (done / skipped / failed), reason, timing and
@@ -376,7 +376,7 @@ def _up_to_date(prev: dict[str, Any] | None, h: str, out: Path, redo: bool, base
     if redo or prev is None or prev.get("input_hash") != h:
         return None
     if prev.get("status") in ("done", "skipped") and _output_matches(prev, out):
-        from .rowbands import band_folder
+        from .translation.rowbands import band_folder
 
         stale = band_folder(out)  # band files of a run killed after its assembly
         if stale.is_dir():
@@ -552,10 +552,10 @@ def _done(task: CropTask, t0: float, bands: int = 0) -> Record:
 def run_task(task: CropTask, translate: Callable[..., Any] | None = None) -> Record:
     """Translate one crop or whole scene; never raises for a failed one (the record says why),
     only on interrupt."""
-    from .api import resolve_device
+    from .translation.api import resolve_device
 
     if translate is None:
-        from .api import translate
+        from .translation.api import translate
     t0 = time.perf_counter()
     try:
         device = resolve_device(getattr(task.options, "device", "auto") or "auto")
@@ -581,9 +581,9 @@ def _split_options(task: CropTask) -> Any:
 
 
 def plan_scene_task(task: CropTask, bands: int) -> Any:
-    """Plan a whole scene in ``bands`` row bands (:func:`sar2opt_geo.rowbands.plan_scene`): the
-    :class:`~sar2opt_geo.rowbands.ScenePlan`, or a failed/skipped :class:`Record`; never raises."""
-    from .rowbands import plan_scene
+    """Plan a whole scene in ``bands`` row bands (:func:`sar2opt_geo.translation.rowbands.plan_scene`): the
+    :class:`~sar2opt_geo.translation.rowbands.ScenePlan`, or a failed/skipped :class:`Record`; never raises."""
+    from .translation.rowbands import plan_scene
 
     t0 = time.perf_counter()
     try:
@@ -593,9 +593,9 @@ def plan_scene_task(task: CropTask, bands: int) -> Any:
 
 
 def band_task(task: CropTask, plan: Any, k: int) -> Any:
-    """Translate band ``k`` of ``plan`` (:func:`sar2opt_geo.rowbands.run_band`): a
-    :class:`~sar2opt_geo.rowbands.BandResult`, or a failed :class:`Record`; never raises."""
-    from .rowbands import run_band
+    """Translate band ``k`` of ``plan`` (:func:`sar2opt_geo.translation.rowbands.run_band`): a
+    :class:`~sar2opt_geo.translation.rowbands.BandResult`, or a failed :class:`Record`; never raises."""
+    from .translation.rowbands import run_band
 
     t0 = time.perf_counter()
     try:
@@ -608,9 +608,9 @@ def band_task(task: CropTask, plan: Any, k: int) -> Any:
 
 
 def assemble_task(task: CropTask, plan: Any, t_start: float | None = None) -> Record:
-    """Assemble the bands of ``plan`` into the output (:func:`sar2opt_geo.rowbands.assemble`);
+    """Assemble the bands of ``plan`` into the output (:func:`sar2opt_geo.translation.rowbands.assemble`);
     never raises. ``t_start``: ``time.time()`` when the scene's first task started, for the row's seconds."""
-    from .rowbands import assemble
+    from .translation.rowbands import assemble
 
     t0 = time.perf_counter() - (time.time() - t_start if t_start is not None else 0.0)
     try:
@@ -632,7 +632,7 @@ def bands_per_scene(split: Split, scenes: int, workers: int) -> int:
 
 def _bands_for(task: CropTask, bands: int) -> int:
     """The row bands ``task`` runs in: ``bands`` for a whole scene that can be split, else 1."""
-    from .rowbands import splittable
+    from .translation.rowbands import splittable
 
     return bands if task.whole_scene and bands > 1 and splittable(task.options) else 1
 

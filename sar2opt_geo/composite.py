@@ -333,12 +333,12 @@ def generator_composite(
         dst: output GeoTIFF; ``<stem>.png`` beside it if ``quicklook``.
         model: what ``sar2opt_geo.translate`` accepts: a checkpoint path, ``(module, card)`` or None.
         keep_translations: keep ``<stem>_<co>_rgb.tif`` and ``<stem>_<cross>_rgb.tif`` beside ``dst``.
-        translate_options: more :class:`sar2opt_geo.api.TranslateOptions` fields (tile_size, device, seed...);
+        translate_options: more :class:`sar2opt_geo.translation.api.TranslateOptions` fields (tile_size, device, seed...);
             ``keep_structure`` is off here unless given (the composite compares the generator's own output).
     """
-    from .api import translate
     from .io import work_dir
     from .normalize import gray_from_rgb
+    from .translation.api import translate
 
     t0 = time.perf_counter()
     dst = Path(dst)

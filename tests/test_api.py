@@ -11,7 +11,6 @@ from rasterio.transform import from_origin
 from rasterio.warp import reproject, transform_bounds
 
 from sar2opt_geo import translate
-from sar2opt_geo.api import Result, TranslateOptions
 from sar2opt_geo.errors import (
     BandError,
     CancelledError,
@@ -25,6 +24,7 @@ from sar2opt_geo.errors import (
 from sar2opt_geo.models import ModelCard, UNetGenerator
 from sar2opt_geo.models.card import InputDomain
 from sar2opt_geo.models.checkpoint import save_generator
+from sar2opt_geo.translation.api import Result, TranslateOptions
 
 FAST = {"tile_size": 512, "overlap": 96, "batch_size": 2, "device": "cpu"}
 

@@ -29,7 +29,7 @@ TINY = {"in_channels": 1, "out_channels": 3, "width": 0.125}
 
 
 def _translate():
-    from sar2opt_geo.api import translate
+    from sar2opt_geo.translation.api import translate
 
     return translate
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from sar2opt_geo.api import TranslateOptions
 from sar2opt_geo.cli._common import add_tiling
 from sar2opt_geo.cli.main import build_parser
+from sar2opt_geo.translation.api import TranslateOptions
 
 
 def test_cli_tiling_defaults_are_the_api_defaults():

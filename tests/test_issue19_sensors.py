@@ -222,8 +222,8 @@ def test_sparse_scene_translation_plan_uses_the_patch_statistics(sparse_scene):
     from sar2opt_geo.models import ModelCard, UNetGenerator
     from sar2opt_geo.models.loading import load
     from sar2opt_geo.options import TranslateOptions
-    from sar2opt_geo.plan import plan_translation
     from sar2opt_geo.preprocess.domain import clear_statistics_cache
+    from sar2opt_geo.translation.plan import plan_translation
 
     path, patch = sparse_scene
     torch.manual_seed(0)

@@ -147,8 +147,8 @@ def test_the_builder_measurement_sees_a_misregistration(sen12, tmp_path):
 def test_sar_tiles_are_exactly_what_translate_feeds_the_bundled_model(sen12, tmp_path):
     from sar2opt_geo.models.loading import load
     from sar2opt_geo.options import TranslateOptions
-    from sar2opt_geo.plan import plan_translation
     from sar2opt_geo.sensors import open_scene
+    from sar2opt_geo.translation.plan import plan_translation
 
     roi = ROIS[1]
     opt, _ = _sen12_optical(sen12, roi, tmp_path)

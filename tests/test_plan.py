@@ -1,4 +1,4 @@
-"""Planning a translation (sar2opt_geo.plan): crops, context alignment, where statistics come from."""
+"""Planning a translation (sar2opt_geo.translation.plan): crops, context alignment, where statistics come from."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from rasterio.windows import Window
 from sar2opt_geo import translate
 from sar2opt_geo.errors import NoValidDataError
 from sar2opt_geo.models import InputDomain, ModelCard, UNetGenerator
-from sar2opt_geo.plan import context_window
+from sar2opt_geo.translation.plan import context_window
 
 FAST = {"tile_size": 256, "overlap": 96, "batch_size": 2, "device": "cpu"}
 

@@ -1,4 +1,4 @@
-"""Row bands (sar2opt_geo.rowbands): a whole scene translated in bands is byte-identical to one
+"""Row bands (sar2opt_geo.translation.rowbands): a whole scene translated in bands is byte-identical to one
 translate, on real rasters (the Sentinel-1 dB GeoTIFF resampled up and down, and the same
 pixels GCP-georeferenced), with per-band resume."""
 
@@ -19,7 +19,7 @@ from sar2opt_geo.engine import TilingConfig, axis_tiles
 from sar2opt_geo.errors import ConfigError
 from sar2opt_geo.models.card import InputDomain, ModelCard
 from sar2opt_geo.models.checkpoint import save_generator
-from sar2opt_geo.rowbands import (
+from sar2opt_geo.translation.rowbands import (
     READ_BLOCK_ROWS,
     aligned_reader,
     assemble,

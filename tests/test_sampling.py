@@ -1,4 +1,4 @@
-"""translate(samples=N): mean of N stochastic runs + per-pixel luminance spread (sar2opt_geo.sampling)."""
+"""translate(samples=N): mean of N stochastic runs + per-pixel luminance spread (sar2opt_geo.translation.sampling)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,12 @@ from sar2opt_geo.errors import CancelledError, ConfigError
 from sar2opt_geo.models import ModelCard, UNetGenerator
 from sar2opt_geo.models.card import InputDomain
 from sar2opt_geo.options import TranslateOptions, option_fields
-from sar2opt_geo.sampling import SPREAD_BAND, SampleStack, luminance, spread_path
+from sar2opt_geo.translation.sampling import (
+    SPREAD_BAND,
+    SampleStack,
+    luminance,
+    spread_path,
+)
 
 # several tiles per axis on the crop below (tile stride 96 px), so sweeps cross tile seams
 TILED = {"tile_size": 192, "overlap": 96, "batch_size": 3, "device": "cpu"}

@@ -93,9 +93,9 @@ def _removed_on_failure(folder: Path, new_files: list[Path]) -> Iterator[None]:
 
 def run(args: argparse.Namespace) -> int:
     check_synthetic_options(args.size, args.seed)  # before torch is imported and anything is written
-    from ..api import resolve_device, translate
     from ..demo import ATTRIBUTION, bundled_pair, side_by_side
     from ..samples import write_sample_scene
+    from ..translation.api import resolve_device, translate
 
     resolve_device(args.device)  # an unusable --device fails before the sample scene is written
     output: Path = args.output

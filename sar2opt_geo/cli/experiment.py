@@ -105,8 +105,8 @@ def run(args: argparse.Namespace) -> int:
     from ..options import check_seed
 
     check_seed(args.seed)  # before torch is imported and anything is written
-    from ..api import resolve_device
     from ..experiment import ExperimentConfig, removed_on_failure, run_experiment
+    from ..translation.api import resolve_device
 
     device = resolve_device(args.device)
     progress, close = make_progress(args.progress, "experiment")

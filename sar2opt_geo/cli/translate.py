@@ -121,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     for path in (args.input if isinstance(args.input, list) else [args.input]):
         if not any(c in str(path) for c in "*?["):  # a glob is expanded when the scene is opened
             check_exists(path)  # a missing input fails at once, before torch is imported or a bar is drawn
-    from ..api import resolve_device, translate
+    from ..translation.api import resolve_device, translate
 
     if isinstance(args.input, list):  # x_VV.tif x_VH.tif -> ./x_rgb.tif
         stem = re.sub(r"[_.-]?(vv|vh|hh|hv)$", "", Path(args.input[0]).stem, flags=re.IGNORECASE)

@@ -14,7 +14,7 @@ What it does, in order:
    the SAR scene's projected CRS, or the UTM zone of its centre for lon/lat and GCP
    scenes, at ``pixel_spacing_m``), cropped to the overlap with the optical footprint; a
    planned translation of the SAR scene with ``--bounds`` of that overlap gives the same grid
-   and the same scene statistics (:func:`sar2opt_geo.plan.plan_translation`);
+   and the same scene statistics (:func:`sar2opt_geo.translation.plan.plan_translation`);
 3. **resample** both onto it window by window (:func:`sar2opt_geo.preprocess.open_linear_source`):
    the SAR side in linear power (``average`` when downsampling by more than 1.5 x, else
    bilinear; never in dB), the optical side through GDAL's warper (``WarpedVRT``, same rule);
@@ -363,9 +363,9 @@ def _build(sscene: Any, oscene: Any, out_dir: Path, opts: PairsOptions, existing
     from ..io.atomic import work_dir
     from ..models.loading import LoadedModel
     from ..options import TranslateOptions
-    from ..plan import plan_translation
     from ..preprocess import model_grid, open_linear_source, plan_bands
     from ..radiometry import Quantity
+    from ..translation.plan import plan_translation
     from ..version import __version__
 
     warnings: list[str] = []

@@ -21,7 +21,7 @@ results the same way::
 
 ``open_product(..., staged=path)`` encodes an existing raster of unit values on ``grid`` instead
 of a scratch raster (no ``write``): e.g. a VRT mosaic of row bands that other processes wrote
-(:mod:`sar2opt_geo.rowbands`), encoded exactly as a scratch raster with the same pixels.
+(:mod:`sar2opt_geo.translation.rowbands`), encoded exactly as a scratch raster with the same pixels.
 
 Grids are any object with ``crs``, ``transform``, ``width`` and ``height`` (e.g.
 :class:`sar2opt_geo.preprocess.Grid`).

@@ -4,7 +4,7 @@ GDAL's warper gives last-bit (or, next to nodata, larger) differences for the sa
 is asked for different windows. Every translate therefore reads its calibrated, resampled source
 through :func:`aligned_reader`, in full-width blocks of :data:`READ_BLOCK_ROWS` rows starting at
 multiples of it, so a plain translate, a tiling of any size and a row band of the scene
-(:mod:`sar2opt_geo.rowbands`) see identical input; :func:`source_rows` says which rows a band reads.
+(:mod:`sar2opt_geo.translation.rowbands`) see identical input; :func:`source_rows` says which rows a band reads.
 """
 
 from __future__ import annotations

@@ -30,11 +30,11 @@ from typing import Any
 import numpy as np
 from rasterio.windows import Window
 
-from .engine import TilingConfig, choose_tiling, exact_margin, prepare_module
-from .errors import GeoreferencingError, NoValidDataError
-from .models.loading import LoadedModel
-from .options import TranslateOptions
-from .preprocess import (
+from ..engine import TilingConfig, choose_tiling, exact_margin, prepare_module
+from ..errors import GeoreferencingError, NoValidDataError
+from ..models.loading import LoadedModel
+from ..options import TranslateOptions
+from ..preprocess import (
     BandPlan,
     Grid,
     Normaliser,
@@ -45,8 +45,8 @@ from .preprocess import (
     plan_bands,
     reprojected_grid,
 )
-from .preprocess.domain import DEFAULT_MAX_PIXELS, MIN_SAMPLE_PIXELS
-from .progress import CancelFn, ProgressFn
+from ..preprocess.domain import DEFAULT_MAX_PIXELS, MIN_SAMPLE_PIXELS
+from ..progress import CancelFn, ProgressFn
 
 __all__ = ["Plan", "context_window", "crop_block", "plan_translation", "to_crs"]
 
@@ -235,7 +235,7 @@ def _normaliser(scene: Any, model: LoadedModel, bands: BandPlan, context: Grid, 
         if not (is_crop and sampled):
             raise
         reason = "the whole-scene sample held no valid pixel"
-    from .preprocess.resample import source_window
+    from ..preprocess.resample import source_window
 
     win = source_window(scene, context, pad=0)  # native pixels under the crop and its context
     c0, r0 = int(win.col_off), int(win.row_off)

@@ -6,7 +6,7 @@ A scene too large for one worker (a full Sentinel-1 IW GRD scene is about 25000 
 assembled into the one COG. The result is the file :func:`sar2opt_geo.translate` writes for
 the whole scene with the same options, byte for byte:
 
-1. :func:`plan_scene` makes the whole-scene :class:`~sar2opt_geo.plan.Plan` once (grids, tiling,
+1. :func:`plan_scene` makes the whole-scene :class:`~sar2opt_geo.translation.plan.Plan` once (grids, tiling,
    and the normaliser with the *whole scene's* statistics, so every band gets the same scaling)
    and cuts the rows at origins of the whole-scene tile grid (:func:`split_rows`).
 2. :func:`run_band` runs the engine with ``rows=(r0, r1)`` (:func:`sar2opt_geo.engine.run_tiled`):
@@ -51,17 +51,17 @@ from typing import Any
 import numpy as np
 from rasterio.windows import Window
 
-from .errors import ConfigError, InputError
-from .io.stamps import file_fingerprint
-from .options import TranslateOptions
-from .preprocess.aligned import (
+from ..errors import ConfigError, InputError
+from ..io.stamps import file_fingerprint
+from ..options import TranslateOptions
+from ..preprocess.aligned import (
     READ_BLOCK_ROWS,
     aligned_reader,
     row_axis,
     source_rows,
     touching_tile_rows,
 )
-from .progress import CancelFn, ProgressFn
+from ..progress import CancelFn, ProgressFn
 
 __all__ = [
     "READ_BLOCK_ROWS",
@@ -122,7 +122,7 @@ class ScenePlan:
         src: the scene path.
         model: checkpoint path (or a loaded model, for in-process runs).
         options: the translate options.
-        plan: the whole-scene :class:`~sar2opt_geo.plan.Plan` (grids, tiling, normaliser with the
+        plan: the whole-scene :class:`~sar2opt_geo.translation.plan.Plan` (grids, tiling, normaliser with the
             scene statistics).
         downsampling: the model's tile alignment, pixels.
         card_hash: the model's hash.
@@ -148,7 +148,7 @@ class ScenePlan:
 
 
 def _open(src: str, opts: TranslateOptions) -> Any:
-    from .sensors import open_scene
+    from ..sensors import open_scene
 
     return open_scene(src, bands=list(opts.bands) if opts.bands else None,
                       calibration_factor_db=opts.calibration_factor_db, sensor=opts.sensor, units=opts.input_units,
@@ -156,7 +156,7 @@ def _open(src: str, opts: TranslateOptions) -> Any:
 
 
 def _load(model: Any, device: str, is_sar: bool) -> Any:
-    from .models.loading import load
+    from ..models.loading import load
 
     return load(model, device, kind="sar" if is_sar else "gray", cache=True)
 
@@ -175,8 +175,8 @@ def plan_scene(src: str | os.PathLike, model: Any = None, options: TranslateOpti
     Raises :class:`~sar2opt_geo.errors.ConfigError` for a crop (``bounds`` / ``aoi``): row bands
     split whole scenes; and in stochastic mode (:func:`splittable`).
     """
+    from ..engine.backends import resolve_precision
     from .api import resolve_device
-    from .engine.backends import resolve_precision
     from .plan import plan_translation
 
     opts = options or TranslateOptions()
@@ -253,7 +253,7 @@ class _BandSink:
     """Takes the engine's output rows of one band (whole-scene row numbers) into a scratch raster."""
 
     def __init__(self, path: Path, work: Path, grid: Any, count: int, r0: int) -> None:
-        from .io.geotiff import ScratchRaster
+        from ..io.geotiff import ScratchRaster
 
         self.work, self.r0 = work, r0
         self.raster = ScratchRaster(path, crs=grid.crs, transform=grid.transform, width=grid.width,
@@ -265,7 +265,7 @@ class _BandSink:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    from .io.atomic import temp_path_for
+    from ..io.atomic import temp_path_for
 
     tmp = temp_path_for(path)
     try:
@@ -280,9 +280,9 @@ def run_band(sp: ScenePlan, k: int, dst: str | os.PathLike, *, progress: Progres
              cancel: CancelFn | None = None) -> BandResult:
     """Translate band ``k`` of ``sp`` into its file beside ``dst`` (see the module docstring);
     a band already complete for the same key is not redone (``reused``)."""
-    from .api import run_inference
-    from .errors import CheckpointError
-    from .io.atomic import atomic_outputs, work_dir
+    from ..errors import CheckpointError
+    from ..io.atomic import atomic_outputs, work_dir
+    from .pipeline import run_inference
 
     t0 = time.perf_counter()
     r0, r1 = sp.rows[k]
@@ -338,7 +338,7 @@ def _write_vrt(path: Path, grid: Any, count: int, bands: Sequence[tuple[Path, tu
             ET.SubElement(s, "SourceBand").text = str(b)
             ET.SubElement(s, "SrcRect", xOff="0", yOff="0", xSize=str(grid.width), ySize=str(r1 - r0))
             ET.SubElement(s, "DstRect", xOff="0", yOff=str(r0), xSize=str(grid.width), ySize=str(r1 - r0))
-    from .io.atomic import temp_path_for
+    from ..io.atomic import temp_path_for
 
     tmp = temp_path_for(path)
     ET.ElementTree(root).write(tmp, encoding="unicode")
@@ -351,8 +351,8 @@ def assemble(sp: ScenePlan, dst: str | os.PathLike, *, progress: ProgressFn | No
     :func:`sar2opt_geo.translate`), then remove the band folder. Returns a
     :class:`sar2opt_geo.Result`. Raises :class:`~sar2opt_geo.errors.InputError` naming the first
     band that is missing or outdated."""
-    from .api import encode_product, make_result
-    from .io import open_product
+    from ..io import open_product
+    from .pipeline import encode_product, make_result
 
     t0 = time.perf_counter()
     dst = Path(dst)
@@ -387,7 +387,7 @@ def translate_split(src: str | os.PathLike, dst: str | os.PathLike, model: Any =
 
     ``sar2opt batch --split`` runs the bands on Dask workers instead.
     """
-    from .io import check_outputs, quicklook_path
+    from ..io import check_outputs, quicklook_path
 
     opts = options or TranslateOptions()
     check_outputs([src], {"output": dst, "quicklook": quicklook_path(dst) if opts.quicklook else None},

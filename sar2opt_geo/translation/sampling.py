@@ -37,8 +37,8 @@ from typing import Any
 import numpy as np
 from rasterio.windows import Window
 
-from .errors import ConfigError, InputError
-from .progress import ProgressFn
+from ..errors import ConfigError, InputError
+from ..progress import ProgressFn
 
 __all__ = ["LUMA_WEIGHTS", "SPREAD_BAND", "SampleStack", "luminance", "open_samples", "sample_seeds", "spread_path"]
 
@@ -154,7 +154,7 @@ class SampleStack:
     def emit(self, product: Any, spread_product: Any, progress: ProgressFn | None = None,
              cancel: Callable[[], bool] | None = None) -> None:
         """Write the mean into ``product`` and the spread into ``spread_product``, row block by row block."""
-        from .errors import CancelledError
+        from ..errors import CancelledError
 
         if self.k != self.samples:
             raise ConfigError(f"{self.k} of {self.samples} sweeps were run")
@@ -185,7 +185,7 @@ class SampleStack:
                 p.unlink()
 
 
-class _Samples:
+class SampleProduct:
     """The spread product and its sample stack, as :func:`open_samples` yields them."""
 
     def __init__(self, stack: SampleStack, product: Any) -> None:
@@ -218,18 +218,18 @@ class _Samples:
 
 @contextlib.contextmanager
 def open_samples(dst: str | os.PathLike, grid: Any, count: int, samples: int, *, clip: Any = None,
-                 overwrite: bool = True) -> Iterator[_Samples | None]:
+                 overwrite: bool = True) -> Iterator[SampleProduct | None]:
     """The spread product ``<dst stem>_spread.tif`` on ``grid`` with a :class:`SampleStack` of ``samples``
     sweeps of ``count`` bands; yields None when ``samples`` is 1 (nothing to do). Atomic like
     :func:`sar2opt_geo.io.open_product`: renamed into place when the block succeeds, removed otherwise."""
     if samples <= 1:
         yield None
         return
-    from .io import open_product
+    from ..io import open_product
 
     with open_product(spread_path(dst), grid, 1, clip=clip, overwrite=overwrite) as product:
         stack = SampleStack(product.work, grid.height, grid.width, count, samples)
         try:
-            yield _Samples(stack, product)
+            yield SampleProduct(stack, product)
         finally:
             stack.close()
