@@ -1,4 +1,4 @@
-"""AOI reading, naming, reprojection and buffering (sar2opt_geo.aoi)."""
+"""AOI reading, naming, reprojection and buffering (sar2opt_geo.batch.aoi)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import shapely
 from pyproj import CRS, Transformer
 from shapely.geometry import LineString, Point, Polygon, box
 
-from sar2opt_geo.aoi import (
+from sar2opt_geo.batch.aoi import (
     NULL_GEOMETRY,
     aoi_key,
     geometry_problem,

@@ -19,8 +19,8 @@ from rasterio.features import geometry_mask
 from shapely.geometry import MultiPolygon, Polygon, box
 
 from sar2opt_geo import batch as batch_mod
-from sar2opt_geo.aoi import prepare_aoi
 from sar2opt_geo.batch import read_summary, run_batch
+from sar2opt_geo.batch.aoi import prepare_aoi
 from sar2opt_geo.models.card import InputDomain, ModelCard
 from sar2opt_geo.models.checkpoint import save_generator
 from sar2opt_geo.samples import write_sample_scene
@@ -288,8 +288,8 @@ def test_sar_scene_two_scenes_naming_and_cli(tmp_path, s1_db_tif, landsat8_tif, 
 
 def test_scene_folders_and_gcp_products_are_planned(tmp_path, s1_db_tif, s1_safe):
     """A folder of scenes (GeoTIFF + Sentinel-1 SAFE); the SAFE (GCPs only) is planned in its GCP CRS."""
-    from sar2opt_geo.aoi import read_aoi
     from sar2opt_geo.batch import expand_scenes, plan_batch, scene_info
+    from sar2opt_geo.batch.aoi import read_aoi
 
     folder = tmp_path / "scenes"
     folder.mkdir()
@@ -338,8 +338,8 @@ def test_summary_is_geopackage_1_3_which_qgis_322_reads_without_warning(tmp_path
 def test_null_geometry_feature_is_a_skipped_row_and_the_batch_goes_on(tmp_path, landsat8_tif, gray_model):
     """Regression: a feature with a null geometry aborted the whole batch (pandas gives NaN for it:
     AttributeError: 'float' object has no attribute 'is_empty')."""
-    from sar2opt_geo.aoi import NULL_GEOMETRY, read_aoi
     from sar2opt_geo.batch import plan_batch
+    from sar2opt_geo.batch.aoi import NULL_GEOMETRY, read_aoi
 
     crs, _res, polys = _landsat_aois(landsat8_tif)
     gdf = gpd.GeoDataFrame({"label": ["rect", "nothing", "triangle"]},
@@ -509,7 +509,9 @@ def test_default_batch_starts_a_cluster_only_when_it_pays(tmp_path, monkeypatch)
         pays, serial, cluster = cluster_pays([task], workers)
         assert not pays and serial < cluster
     assert not cluster_pays([task] * 50, 1)[0]  # one core: never
-    monkeypatch.setattr(batch_mod, "task_megapixels", lambda t, headers=None: 400.0)  # a full Sentinel-1 IW scene
+    from sar2opt_geo.batch import cluster
+
+    monkeypatch.setattr(cluster, "task_megapixels", lambda t, headers=None: 400.0)  # a full Sentinel-1 IW scene
     assert not cluster_pays([task], 2)[0]  # measured on 2 cores: 1-thread workers never beat one 2-thread process
     pays, serial, cluster = cluster_pays([task], 8)
     assert pays and cluster < serial

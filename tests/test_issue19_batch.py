@@ -16,8 +16,8 @@ from shapely.geometry import box
 from test_batch import _landsat_aois, _must_not_run, _translate, gray_model, sar_model  # noqa: F401  (fixtures)
 
 from sar2opt_geo import TranslateOptions
-from sar2opt_geo import batch as batch_mod
 from sar2opt_geo.batch import read_summary, run_batch, scene_keys
+from sar2opt_geo.batch.scenes import path_hash
 from sar2opt_geo.cli.main import main
 from sar2opt_geo.errors import ConfigError, InputError
 
@@ -98,8 +98,8 @@ def test_aoi_file_with_the_same_stem_in_another_folder_warns_when_it_replaces_a_
     """Two AOI files with one stem (2023/fields.gpkg, 2024/fields.gpkg) share the aoi key (so that
     a layer QGIS exports to a new temporary file each run still resumes): a replacement is logged
     naming the other file, never silent."""
-    from sar2opt_geo.aoi import read_aoi
     from sar2opt_geo.batch import plan_batch
+    from sar2opt_geo.batch.aoi import read_aoi
 
     crs, _res, polys = _landsat_aois(landsat8_tif)
     old, new = tmp_path / "2023" / "fields.gpkg", tmp_path / "2024" / "fields.gpkg"
@@ -135,7 +135,7 @@ def test_output_names_stable_whatever_the_scene_order(tmp_path, s1_db_tif, sar_m
     a, b, c = map(Path, scenes)
     out = tmp_path / "out"
     first = run_batch([a, b], None, out, model=sar_model, options=OPTS)
-    hashes = {p: batch_mod._path_hash(str(p.resolve())) for p in (a, b, c)}
+    hashes = {p: path_hash(str(p.resolve())) for p in (a, b, c)}
     by_scene = {Path(r.scene): Path(r.output).name for r in first.records}
     assert by_scene == {a: f"scene_VV_db-{hashes[a]}.tif", b: f"scene_VV_db-{hashes[b]}.tif"}
     assert [r.status for r in first.records] == ["done", "done"]
@@ -178,7 +178,7 @@ def test_scene_keys_do_not_depend_on_the_order(tmp_path):
         paths[-1].write_bytes(b"")
     keys = dict(zip(paths, scene_keys(paths)))
     assert keys == dict(zip(paths[::-1], scene_keys(paths[::-1])))
-    h = [batch_mod._path_hash(str(p.resolve())) for p in paths]
+    h = [path_hash(str(p.resolve())) for p in paths]
     assert list(keys.values()) == [f"S1A_scene-{h[0]}", f"s1a_SCENE-{h[1]}", "other"]
     # crops made by an earlier batch for x/S1A_scene.tif keep that scene on the plain stem
     previous = {str(tmp_path / "out" / "aoi__f1__S1A_scene.tif"): {"scene": str(paths[0]), "aoi_fid": 1}}

@@ -33,7 +33,7 @@ import shapely
 from pyproj import CRS
 from shapely.geometry.base import BaseGeometry
 
-from .errors import GeoreferencingError, InputError
+from ..errors import GeoreferencingError, InputError
 
 __all__ = [
     "EMPTY_GEOMETRY",
