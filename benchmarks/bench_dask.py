@@ -1,7 +1,7 @@
 """Benchmark (not a test): one scene split into row bands on a Dask LocalCluster, by band count.
 
 What it measures, on a **synthetic** Sentinel-1 VH-like dB scene
-(:func:`sar2opt_geo.samples.write_sample_scene`, ``--size`` px square, 10 m) and the article's
+(:func:`sar2opt_geo.samples.synthetic.write_sample_scene`, ``--size`` px square, 10 m) and the article's
 generator (``--width`` 1.0: 3.48 M parameters, random weights and BatchNorm statistics, the card
 of the bundled Sentinel-1 model: VH, scene percentile, 10 m):
 
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     from distributed import Client, LocalCluster
 
     from sar2opt_geo import TranslateOptions, translate
-    from sar2opt_geo.samples import write_sample_scene
+    from sar2opt_geo.samples.synthetic import write_sample_scene
 
     torch.set_num_threads(args.threads)
     work = Path(tempfile.mkdtemp(prefix="bench_dask-"))

@@ -3,7 +3,7 @@
 What is timed: the whole public call — reading the scene, the streaming percentile pass the
 card's normalisation needs, tiled inference (default tiles 512 px, overlap 128), writing the
 Cloud Optimized GeoTIFF with overviews — on a generated **synthetic** Sentinel-1 VH-like
-scene (:func:`sar2opt_geo.samples.write_sample_scene`, float32 dB, 10 m; default 2048 x 2048 =
+scene (:func:`sar2opt_geo.samples.synthetic.write_sample_scene`, float32 dB, 10 m; default 2048 x 2048 =
 4.2 Mpx). Throughput is scene Mpx per wall-clock second (``time.perf_counter``), best of
 ``--repeats`` after one warm-up run on a small scene. Other checkpoints (``--model PATH``,
 repeatable) are timed the same way for comparison, e.g. the article's U-Net at full width.
@@ -31,7 +31,7 @@ from _machine import cpu_model
 
 import sar2opt_geo
 from sar2opt_geo.models.checkpoint import card_hash, default_model_path, load_model
-from sar2opt_geo.samples import write_sample_scene
+from sar2opt_geo.samples.synthetic import write_sample_scene
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_JSON = ROOT / "benchmarks" / "results" / "default_model.json"

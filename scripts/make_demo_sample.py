@@ -21,7 +21,7 @@ import rasterio
 from rasterio.windows import Window
 
 ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "sar2opt_geo" / "sample_data"
+OUT = ROOT / "sar2opt_geo" / "samples" / "data"
 TILE, WINDOW = "156", Window(col_off=256, row_off=256, width=512, height=512)
 ATTRIBUTION = "Contains modified Copernicus Sentinel data 2020"
 

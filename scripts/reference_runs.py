@@ -25,9 +25,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLES = ROOT / "sar2opt_geo" / "sample_data"
-SAR = SAMPLES / "S1A_IW_GRDH_20201107_VH_la156_512px.tif"
-OPT = SAMPLES / "S2A_MSIL1C_20201104_T11SMT_RGB_la156_512px.tif"
+# the bundled real sample pair, wherever the package keeps it; copied into OUT_DIR/inputs so that
+# the paths recorded in the outputs do not depend on the package layout
+SAR_NAME = "S1A_IW_GRDH_20201107_VH_la156_512px.tif"
+OPT_NAME = "S2A_MSIL1C_20201104_T11SMT_RGB_la156_512px.tif"
 CLI = [sys.executable, "-m", "sar2opt_geo.cli.main"]
 QUIET = ["--progress", "none", "-q"]
 # fields that hold wall-clock times, host names or absolute paths, not results
@@ -42,11 +43,11 @@ def _python(code: str) -> None:
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 
 
-def _aoi(path: Path) -> Path:
+def _aoi(path: Path, sar: Path) -> Path:
     """A GeoJSON polygon (EPSG:4326) inside the bundled sample scene."""
     _python(
         "import json, rasterio; from rasterio.warp import transform_geom; "
-        f"d = rasterio.open({str(SAR)!r}); b = d.bounds; "
+        f"d = rasterio.open({str(sar)!r}); b = d.bounds; "
         "w = (b.right - b.left) / 4; "
         "g = {'type': 'Polygon', 'coordinates': [[(b.left + w, b.bottom + w), (b.right - w, b.bottom + w), "
         "(b.left + 2 * w, b.top - w), (b.left + w, b.bottom + w)]]}; "
@@ -62,11 +63,15 @@ def run_all(out: Path) -> None:
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    _run("translate", SAR, out / "translate" / "t.tif", "--quicklook", *QUIET)
-    _run("translate", SAR, out / "translate" / "s.tif", "--samples", "2", "--seed", "3", "--tile", "256", *QUIET)
-    _run("batch", SAR, "--output-dir", out / "batch_whole", "--workers", "0", *QUIET)
-    _run("batch", SAR, "--output-dir", out / "batch_split", "--workers", "0", "--split", "2", *QUIET)
-    _run("batch", SAR, "--output-dir", out / "batch_aoi", "--aoi", _aoi(out / "aoi.geojson"), "--workers", "0", *QUIET)
+    (out / "inputs").mkdir()
+    sar, opt = out / "inputs" / SAR_NAME, out / "inputs" / OPT_NAME
+    for name, dst in ((SAR_NAME, sar), (OPT_NAME, opt)):
+        shutil.copyfile(next((ROOT / "sar2opt_geo").rglob(name)), dst)
+    _run("translate", sar, out / "translate" / "t.tif", "--quicklook", *QUIET)
+    _run("translate", sar, out / "translate" / "s.tif", "--samples", "2", "--seed", "3", "--tile", "256", *QUIET)
+    _run("batch", sar, "--output-dir", out / "batch_whole", "--workers", "0", *QUIET)
+    _run("batch", sar, "--output-dir", out / "batch_split", "--workers", "0", "--split", "2", *QUIET)
+    _run("batch", sar, "--output-dir", out / "batch_aoi", "--aoi", _aoi(out / "aoi.geojson", sar), "--workers", "0", *QUIET)
     _python(
         "from sar2opt_geo import samples; "
         f"samples.write_synthetic_palsar2_l21({str(out / 'palsar2')!r}, size=256, seed=1); "
@@ -74,7 +79,7 @@ def run_all(out: Path) -> None:
     )
     _run("composite", out / "palsar2", out / "composite" / "plain.tif", *QUIET)
     _run("composite", out / "palsar2", out / "composite" / "gray.tif", "--model", "gray", "--tile", "256", *QUIET)
-    _run("pairs", SAR, OPT, out / "pairs", "--tile", "128", *QUIET)
+    _run("pairs", sar, opt, out / "pairs", "--tile", "128", *QUIET)
     _run("demo", "--output", out / "demo" / "demo_rgb.tif", *QUIET)
 
 

@@ -458,7 +458,7 @@ def test_lonlat_input_goes_to_utm_and_back_with_match_input_grid(make_geotiff, v
 
 def test_c_band_vh_model_on_l_band_palsar2_uses_hv_with_a_warning(tmp_path):
     """PALSAR-2 L2.1 product in the real layout (synthetic DN, written by samples): HH+HV at 6.25 m."""
-    from sar2opt_geo.samples import write_synthetic_palsar2_l21
+    from sar2opt_geo.samples.synthetic import write_synthetic_palsar2_l21
 
     folder = write_synthetic_palsar2_l21(tmp_path / "alos2", size=96)
     g, card = _tiny_model(3, bands=("VH",))

@@ -23,7 +23,7 @@ from sar2opt_geo.batch import read_summary, run_batch
 from sar2opt_geo.batch.aoi import prepare_aoi
 from sar2opt_geo.models.card import InputDomain, ModelCard
 from sar2opt_geo.models.checkpoint import save_generator
-from sar2opt_geo.samples import write_sample_scene
+from sar2opt_geo.samples.synthetic import write_sample_scene
 
 TINY = {"in_channels": 1, "out_channels": 3, "width": 0.125}
 

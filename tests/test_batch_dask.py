@@ -166,7 +166,7 @@ def test_cli_batch_on_a_local_cluster_does_not_print_dasks_own_log(tmp_path):
     import subprocess
     import sys
 
-    from sar2opt_geo.samples import write_sample_scene
+    from sar2opt_geo.samples.synthetic import write_sample_scene
 
     scene = write_sample_scene(tmp_path / "scene.tif", size=128)
     root = Path(__file__).resolve().parents[1]

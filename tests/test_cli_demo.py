@@ -7,7 +7,7 @@ import rasterio
 from PIL import Image
 
 from sar2opt_geo.cli.main import main
-from sar2opt_geo.demo import ATTRIBUTION, SAMPLE_DIR, bundled_pair, side_by_side
+from sar2opt_geo.samples.demo import ATTRIBUTION, SAMPLE_DIR, bundled_pair, side_by_side
 
 
 def test_bundled_pair_is_real_small_and_attributed():

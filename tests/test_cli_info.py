@@ -8,7 +8,10 @@ from pathlib import Path
 import pytest
 
 from sar2opt_geo.cli.main import main
-from sar2opt_geo.samples import write_sample_scene, write_synthetic_palsar2_l21
+from sar2opt_geo.samples.synthetic import (
+    write_sample_scene,
+    write_synthetic_palsar2_l21,
+)
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import rasterio
 
-from sar2opt_geo.composite import (
+from sar2opt_geo.errors import BandError
+from sar2opt_geo.experiment.composite import (
     DEFAULT_DB_RANGES,
     compare_composites,
     dual_pol_bands,
@@ -15,7 +16,6 @@ from sar2opt_geo.composite import (
     plain_composite_bands,
     stretch,
 )
-from sar2opt_geo.errors import BandError
 from sar2opt_geo.models import InputDomain, ModelCard
 from sar2opt_geo.sensors import open_scene
 
@@ -103,7 +103,7 @@ def test_single_pol_scene_is_a_band_error(tmp_path, s1_db_tif):
 
 
 def test_synthetic_palsar2_l21_composite(tmp_path):
-    from sar2opt_geo.samples import write_synthetic_palsar2_l21
+    from sar2opt_geo.samples.synthetic import write_synthetic_palsar2_l21
 
     product = write_synthetic_palsar2_l21(tmp_path / "palsar2", size=128)  # synthetic: no real L2.1 is available
     res = plain_composite(product, tmp_path / "palsar.tif")

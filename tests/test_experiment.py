@@ -12,7 +12,7 @@ import pytest
 import rasterio
 
 from sar2opt_geo.cli.experiment import scene_specs
-from sar2opt_geo.experiment import ExperimentConfig, optical_partner, run_experiment
+from sar2opt_geo.experiment.run import ExperimentConfig, optical_partner, run_experiment
 from sar2opt_geo.models.checkpoint import save_generator
 from sar2opt_geo.training.cards import card_for_dataset
 
@@ -113,7 +113,7 @@ def test_experiment_needs_some_input(tmp_path, tiny_models):
 def test_panel_crops_avoid_nodata_and_follow_the_seed():
     import numpy as np
 
-    from sar2opt_geo.report import choose_crops
+    from sar2opt_geo.experiment.report import choose_crops
 
     valid = np.ones((512, 640), bool)
     valid[:, :300] = False  # the west half is nodata

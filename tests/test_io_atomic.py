@@ -144,7 +144,7 @@ def test_stale_work_dirs_of_killed_writers_are_swept_bug(tmp_path):
 
 def _translate_until_scratch(tmp_path, sig):
     """Start ``sar2opt translate`` in a subprocess, send ``sig`` once its scratch folder exists."""
-    from sar2opt_geo.samples import write_sample_scene
+    from sar2opt_geo.samples.synthetic import write_sample_scene
 
     src = write_sample_scene(tmp_path / "in" / "sample.tif", size=512)
     out = tmp_path / "out"

@@ -14,7 +14,7 @@ import pytest
 from sar2opt_geo.cli.main import main
 from sar2opt_geo.errors import ConfigError, OptionTypeError
 from sar2opt_geo.options import SEED_MAX, TranslateOptions, check_seed
-from sar2opt_geo.samples import write_sample_scene
+from sar2opt_geo.samples.synthetic import write_sample_scene
 
 HUGE_SEED = "99999999999999999999"  # > 2**64: torch.manual_seed raised "Overflow when unpacking long long"
 
@@ -203,7 +203,7 @@ def test_failed_experiment_keeps_what_was_there_bug(tmp_path, capsys, not_a_rast
 def test_experiment_missing_scene_fails_before_writing_bug(tmp_path):
     """Regression: a missing --scene was found only after the output folders were made and models loaded."""
     from sar2opt_geo.errors import InputError
-    from sar2opt_geo.experiment import ExperimentConfig, SceneSpec, run_experiment
+    from sar2opt_geo.experiment.run import ExperimentConfig, SceneSpec, run_experiment
 
     missing = tmp_path / "nope.tif"
     with pytest.raises(InputError, match=r"nope.tif: no such file or folder \(--scene\)"):

@@ -25,7 +25,7 @@ from sar2opt_geo.preprocess.grid import (
     reprojected_grid,
     utm_crs_for,
 )
-from sar2opt_geo.samples import write_sample_scene
+from sar2opt_geo.samples.synthetic import write_sample_scene
 
 STEP = 0.0002  # deg: about 22 m north-south, a few metres east-west near the poles
 

@@ -243,7 +243,7 @@ def test_calibration_factor_for_a_plain_raster_is_refused_not_ignored(tmp_path, 
     """Issue 24: --calibration-factor was silently ignored for anything but a PALSAR-2 product."""
     from sar2opt_geo.cli.main import main
     from sar2opt_geo.errors import ConfigError
-    from sar2opt_geo.samples import write_sample_scene
+    from sar2opt_geo.samples.synthetic import write_sample_scene
     from sar2opt_geo.sensors import open_scene
 
     scene = write_sample_scene(tmp_path / "s1.tif", size=32)

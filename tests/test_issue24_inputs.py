@@ -94,7 +94,7 @@ def test_sensor_and_units_flags_reach_the_reader(tmp_path, ben_vv_vh):
 
 def test_sensor_and_units_are_refused_for_products(tmp_path):
     from sar2opt_geo.errors import ConfigError
-    from sar2opt_geo.samples import write_synthetic_palsar2_l21
+    from sar2opt_geo.samples.synthetic import write_synthetic_palsar2_l21
 
     folder = write_synthetic_palsar2_l21(tmp_path / "prod", size=32)
     with pytest.raises(ConfigError, match="PALSAR-2 product says what it holds"):
@@ -112,7 +112,7 @@ def _scene_at(tmp_path: Path, spacing: float) -> Path:
     """A **synthetic** VH dB scene (sample generator) georeferenced at ``spacing`` metres."""
     from rasterio.transform import from_origin
 
-    from sar2opt_geo.samples import write_sample_scene
+    from sar2opt_geo.samples.synthetic import write_sample_scene
 
     src = write_sample_scene(tmp_path / "src.tif", size=64)
     with rasterio.open(src) as ds:

@@ -177,7 +177,7 @@ def test_structure_detail_is_zero_on_flat_input_and_local():
 
 def test_keep_structure_translate_is_tiling_independent_tagged_and_adds_the_sars_detail(tmp_path):
     from sar2opt_geo import translate
-    from sar2opt_geo.demo import SAMPLE_DIR
+    from sar2opt_geo.samples.demo import SAMPLE_DIR
 
     scene = SAMPLE_DIR / "S1A_IW_GRDH_20201107_VH_la156_512px.tif"
     outs = {}

@@ -432,7 +432,7 @@ def test_rgb_cloud_test_flags_white_bright_and_saturated_only():
 def test_synthetic_palsar2_l21_gives_l_band_hv_pairs_at_10m(tmp_path):
     """A PALSAR-2 L2.1 product folder (synthetic: no real one in ../shared/data) at 6.25 m in UTM 54N,
     paired with an optical raster in lon/lat: HV is chosen for the VH model, averaged to 10 m."""
-    from sar2opt_geo.samples import write_synthetic_palsar2_l21
+    from sar2opt_geo.samples.synthetic import write_synthetic_palsar2_l21
     from sar2opt_geo.sensors import open_scene
 
     product = write_synthetic_palsar2_l21(tmp_path / "palsar2", size=256)

@@ -81,7 +81,7 @@ def test_bf16_tiles_equal_a_bf16_whole_image_pass_within_bf16_rounding(tiny_gene
 
 def test_translate_records_the_precision_it_ran(tmp_path):
     from sar2opt_geo import translate
-    from sar2opt_geo.samples import write_sample_scene
+    from sar2opt_geo.samples.synthetic import write_sample_scene
 
     scene = write_sample_scene(tmp_path / "s.tif", size=64)
     a = translate(scene, tmp_path / "fp32.tif")  # auto, pinned to fp32 by the suite

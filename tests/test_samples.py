@@ -7,7 +7,11 @@ from pathlib import Path
 import numpy as np
 import rasterio
 
-from sar2opt_geo.samples import SAMPLE_NODATA, synthetic_db, write_sample_scene
+from sar2opt_geo.samples.synthetic import (
+    SAMPLE_NODATA,
+    synthetic_db,
+    write_sample_scene,
+)
 from sar2opt_geo.sensors import open_scene
 
 

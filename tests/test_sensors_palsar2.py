@@ -1,6 +1,6 @@
 """ALOS-2 PALSAR-2 reader. The real L1.5 metadata (fixture ``alos2_metadata``) tests summary/LED
 parsing; no real L2.1 GeoTIFF exists here, so the image tests use the **synthetic** L2.1 product
-written by :func:`sar2opt_geo.samples.write_synthetic_palsar2_l21` (real naming and layout)."""
+written by :func:`sar2opt_geo.samples.synthetic.write_synthetic_palsar2_l21` (real naming and layout)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pyproj import Transformer
 from rasterio.windows import Window
 
 from sar2opt_geo.errors import BandError, InputError, UnsupportedFormatError
-from sar2opt_geo.samples import write_ceos_leader, write_synthetic_palsar2_l21
+from sar2opt_geo.samples.synthetic import write_ceos_leader, write_synthetic_palsar2_l21
 from sar2opt_geo.sensors import open_scene
 from sar2opt_geo.sensors.palsar2 import (
     DEFAULT_CALIBRATION_FACTOR_DB,

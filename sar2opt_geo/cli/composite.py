@@ -1,5 +1,5 @@
 """``sar2opt composite INPUT OUTPUT``: pseudo-colour composite of a dual-pol scene, plain or through a
-generator (thin shell over :mod:`sar2opt_geo.composite`)."""
+generator (thin shell over :mod:`sar2opt_geo.experiment.composite`)."""
 
 from __future__ import annotations
 
@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     from ..sensors.open import check_exists
 
     check_exists(args.input)  # before the heavy imports and the progress bar
-    from .. import composite
+    from ..experiment import composite
 
     progress, close = make_progress(args.progress, "composite")
     try:

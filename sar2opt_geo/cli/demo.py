@@ -8,7 +8,7 @@ Writes, next to ``--output`` (default ``out/demo_rgb.tif``):
 
 The input is a real 512 x 512 px Sentinel-1A VH crop over Los Angeles from the validation area
 (the model never trained on it) with its co-registered Sentinel-2 image
-(:mod:`sar2opt_geo.demo`; "Contains modified Copernicus Sentinel data 2020"). ``--synthetic``
+(:mod:`sar2opt_geo.samples.demo`; "Contains modified Copernicus Sentinel data 2020"). ``--synthetic``
 generates and translates the **synthetic** VH-like scene instead (``sample_s1_vh_db.tif``,
 sigma0 dB, 10 m, UTM 31N; no optical image exists for it). This is what ``make demo`` runs.
 """
@@ -93,8 +93,8 @@ def _removed_on_failure(folder: Path, new_files: list[Path]) -> Iterator[None]:
 
 def run(args: argparse.Namespace) -> int:
     check_synthetic_options(args.size, args.seed)  # before torch is imported and anything is written
-    from ..demo import ATTRIBUTION, bundled_pair, side_by_side
-    from ..samples import write_sample_scene
+    from ..samples.demo import ATTRIBUTION, bundled_pair, side_by_side
+    from ..samples.synthetic import write_sample_scene
     from ..translation.api import resolve_device, translate
 
     resolve_device(args.device)  # an unusable --device fails before the sample scene is written

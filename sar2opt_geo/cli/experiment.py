@@ -1,5 +1,5 @@
 """``sar2opt experiment OUT``: the article's two-generator experiment as one command (thin shell over
-:func:`sar2opt_geo.experiment.run_experiment`)."""
+:func:`sar2opt_geo.experiment.run.run_experiment`)."""
 
 from __future__ import annotations
 
@@ -91,8 +91,8 @@ def _label(path: Path, used: set[str]) -> str:
 
 
 def scene_specs(paths: list[str], synthetic: Path | None = None):
-    """:class:`~sar2opt_geo.experiment.SceneSpec` for each path (unique labels, optical partners found)."""
-    from ..experiment import SceneSpec, optical_partner
+    """:class:`~sar2opt_geo.experiment.run.SceneSpec` for each path (unique labels, optical partners found)."""
+    from ..experiment.run import SceneSpec, optical_partner
 
     used: set[str] = set()
     specs = [SceneSpec(Path(p), _label(Path(p), used), optical=optical_partner(Path(p))) for p in paths]
@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     from ..options import check_seed
 
     check_seed(args.seed)  # before torch is imported and anything is written
-    from ..experiment import ExperimentConfig, removed_on_failure, run_experiment
+    from ..experiment.run import ExperimentConfig, removed_on_failure, run_experiment
     from ..translation.api import resolve_device
 
     device = resolve_device(args.device)
@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
         with removed_on_failure(args.out):  # also the --synthetic-palsar2 product, written before the run
             synthetic = None
             if args.synthetic_palsar2:
-                from ..samples import write_synthetic_palsar2_l21
+                from ..samples.synthetic import write_synthetic_palsar2_l21
 
                 synthetic = write_synthetic_palsar2_l21(args.out / "data" / "palsar2_l21_SYNTHETIC", size=512,
                                                         seed=args.seed)

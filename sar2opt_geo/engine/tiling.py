@@ -37,9 +37,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
-from torch import nn
 
 from ..errors import ConfigError, OptionTypeError
+from ..models.downsampling import DEFAULT_DOWNSAMPLING, model_downsampling
 
 __all__ = [
     "DEFAULT_DOWNSAMPLING",
@@ -52,9 +52,6 @@ __all__ = [
     "reflect_index",
     "tile_grid",
 ]
-
-#: Total downsampling factor of the article's U-Net (avgpool 4 * 2 * 2).
-DEFAULT_DOWNSAMPLING = 16
 
 
 @dataclass(frozen=True)
@@ -134,12 +131,6 @@ def check_config(config: TilingConfig, downsampling: int = DEFAULT_DOWNSAMPLING)
         raise ConfigError(f"overlap={o} must be smaller than tile_size={t}; use a larger tile_size or a smaller overlap")
     if b < 1:
         raise ConfigError(f"batch_size={b} must be >= 1")
-
-
-def model_downsampling(model: nn.Module) -> int:
-    """The model's total downsampling factor: ``model.downsampling`` if present, else 16."""
-    value = getattr(model, "downsampling", None)
-    return int(value) if value else DEFAULT_DOWNSAMPLING
 
 
 def reflect_index(index: np.ndarray, n: int) -> np.ndarray:

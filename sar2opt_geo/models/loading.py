@@ -31,6 +31,7 @@ from ..errors import CheckpointError
 from . import checkpoint
 from .card import ModelCard
 from .checkpoint import DEFAULT_MODELS, card_hash, load_model
+from .downsampling import model_downsampling
 
 __all__ = ["LoadedModel", "ModelSpec", "file_stamp", "load", "load_model_cached", "resolve_model_path"]
 
@@ -64,8 +65,6 @@ class LoadedModel:
     @property
     def downsampling(self) -> int:
         """Total downsampling factor (tile alignment, pixels): ``module.downsampling``, else 16."""
-        from ..engine.tiling import model_downsampling
-
         return model_downsampling(self.module)
 
     @property

@@ -2,7 +2,7 @@
 
 Used for the scene percentiles of the model's input domain (:mod:`.domain`, log10 bins of
 linear power or DN) and for the percentile stretches of composites
-(:mod:`sar2opt_geo.composite`, linear bins of dB or luminance). Memory is constant
+(:mod:`sar2opt_geo.experiment.composite`, linear bins of dB or luminance). Memory is constant
 whatever the scene size; the scene is never loaded whole.
 
 Two ways to read a percentile off the bins:

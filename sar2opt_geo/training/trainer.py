@@ -52,7 +52,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from ..data.augment import SpeckleAugment
 from ..data.datasets import PairDataset
-from ..devices import resolve_device
+from ..engine.devices import resolve_device
 from ..errors import CheckpointError, ConfigError
 from ..io.atomic import atomic_file
 from ..models import GENERATORS, PatchDiscriminator

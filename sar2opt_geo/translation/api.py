@@ -36,7 +36,7 @@ __all__ = ["Result", "TranslateOptions", "resolve_device", "translate"]
 
 def resolve_device(device: str) -> str:
     """``"auto"`` -> ``"cuda"`` if torch sees a GPU, else ``"cpu"``; others are checked and returned (a string)."""
-    from ..devices import resolve_device as _resolve
+    from ..engine.devices import resolve_device as _resolve
 
     return str(_resolve(device))
 

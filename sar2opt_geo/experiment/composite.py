@@ -51,12 +51,12 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
-from .errors import BandError, ConfigError, GeoreferencingError, NoValidDataError
-from .io.outputs import check_outputs
-from .io.quicklook import quicklook_path
-from .preprocess.histogram import StreamingHistogram
-from .progress import ProgressFn
-from .radiometry import to_db
+from ..errors import BandError, ConfigError, GeoreferencingError, NoValidDataError
+from ..io.outputs import check_outputs
+from ..io.quicklook import quicklook_path
+from ..preprocess.histogram import StreamingHistogram
+from ..progress import ProgressFn
+from ..radiometry import to_db
 
 __all__ = [
     "BLOCK",
@@ -190,7 +190,7 @@ def _write_composite(
     progress: ProgressFn | None,
 ) -> tuple[tuple[tuple[float, float], ...], int, Path | None]:
     """Two windowed passes (histograms if ``ranges`` is None, then stretch and write) -> COG + PNG."""
-    from .io import open_product
+    from ..io import open_product
 
     wins = list(windows(grid.height, grid.width, block))
     if ranges is None:
@@ -210,7 +210,7 @@ def _write_composite(
 
 def _map_grid(scene: Any) -> Any:
     """The scene's own map grid (:class:`~sar2opt_geo.preprocess.Grid`); GCP-only scenes are refused."""
-    from .preprocess import native_grid
+    from ..preprocess import native_grid
 
     grid = native_grid(scene)
     if grid is None:
@@ -225,7 +225,7 @@ def _open(src: Any, **kwargs: Any) -> tuple[Any, bool]:
     """``(scene, opened_here)``: a path is opened with :func:`sar2opt_geo.sensors.open_scene`."""
     if hasattr(src, "read") and hasattr(src, "bands"):
         return src, False
-    from .sensors import open_scene
+    from ..sensors import open_scene
 
     return open_scene(src, **kwargs), True
 
@@ -336,9 +336,9 @@ def generator_composite(
         translate_options: more :class:`sar2opt_geo.translation.api.TranslateOptions` fields (tile_size, device, seed...);
             ``keep_structure`` is off here unless given (the composite compares the generator's own output).
     """
-    from .io import work_dir
-    from .normalize import gray_from_rgb
-    from .translation.api import translate
+    from ..io import work_dir
+    from ..normalize import gray_from_rgb
+    from ..translation.api import translate
 
     t0 = time.perf_counter()
     dst = Path(dst)
@@ -425,7 +425,7 @@ def compare_composites(
     """
     import torch
 
-    from .training.metrics import ssim
+    from ..training.metrics import ssim
 
     with rasterio.open(a) as da, rasterio.open(b) as db:
         if (da.width, da.height) != (db.width, db.height) or da.transform != db.transform:

@@ -39,9 +39,9 @@ from typing import Any
 
 import torch
 
-from .errors import DatasetError, InputError
-from .options import DEFAULT_MAX_MEMORY_MB
-from .progress import ProgressFn
+from ..errors import DatasetError, InputError
+from ..options import DEFAULT_MAX_MEMORY_MB
+from ..progress import ProgressFn
 
 __all__ = [
     "OUTPUT_NAMES",
@@ -157,7 +157,7 @@ def optical_partner(scene_path: Path) -> Path | None:
 
 
 def _load(path: Path | None, kind: str, device: str) -> dict[str, Any]:
-    from .models.loading import load, resolve_model_path
+    from ..models.loading import load, resolve_model_path
 
     if path is not None and not resolve_model_path(path).exists():
         raise InputError(f"{path}: {kind} model not found; pass --{kind}-model PATH (a .safetensors checkpoint)")
@@ -182,10 +182,10 @@ def _model_info(m: dict[str, Any]) -> dict[str, Any]:
 @torch.no_grad()
 def _paired(cfg: ExperimentConfig, sar: dict[str, Any], gray: dict[str, Any]) -> dict[str, Any]:
     """Metrics on the held-out paired data, and the samples the panels show."""
-    from .data import PairDataset, find_pairs, split_pairs
-    from .data.pairs import Pair
-    from .normalize import model_to_unit
-    from .training.evaluate import METRIC_NOTES, constant_baseline, evaluate_generator
+    from ..data import PairDataset, find_pairs, split_pairs
+    from ..data.pairs import Pair
+    from ..normalize import model_to_unit
+    from ..training.evaluate import METRIC_NOTES, constant_baseline, evaluate_generator
 
     root = Path(cfg.paired_data)  # type: ignore[arg-type]
     pairs = find_pairs(root, cfg.paired_layout, "sar", sar_bands=tuple(sar["card"].input.bands))
@@ -297,8 +297,8 @@ def run_experiment(cfg: ExperimentConfig, progress: ProgressFn | None = None) ->
 
 
 def _run(cfg: ExperimentConfig, progress: ProgressFn | None, t0: float) -> ExperimentResult:
+    from ..version import __version__
     from .report import paired_panel, scene_panels, write_report
-    from .version import __version__
 
     out = Path(cfg.out_dir)
     comp_dir, fig_dir = out / "composites", out / "figures"

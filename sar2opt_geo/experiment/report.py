@@ -1,4 +1,4 @@
-"""Figures and the Markdown report of :mod:`sar2opt_geo.experiment` (matplotlib, Agg backend).
+"""Figures and the Markdown report of :mod:`sar2opt_geo.experiment.run` (matplotlib, Agg backend).
 
 Panels follow the article's layout: SAR input | SAR->RGB output | gray->RGB output | real
 optical where available, one row per sample; scene panels add the composites. Every image
@@ -20,7 +20,7 @@ import rasterio
 from rasterio.enums import Resampling
 from rasterio.windows import Window
 
-from .io.atomic import atomic_file
+from ..io.atomic import atomic_file
 
 __all__ = ["choose_crops", "paired_panel", "scene_panels", "write_report"]
 
@@ -142,9 +142,9 @@ def scene_panels(
     sar_name: str = "", gray_name: str = "",
 ) -> list[Path]:
     """Panels for crops of one scene: inputs and translations on top, the four composites below."""
+    from ..radiometry import to_db
+    from ..sensors import open_scene
     from .composite import DEFAULT_DB_RANGES, stretch
-    from .radiometry import to_db
-    from .sensors import open_scene
 
     with rasterio.open(part["plain"]["path"]) as ds:
         # choose crops on a decimated mask (longest side <= 2048 px): bounded memory on big scenes
@@ -278,7 +278,7 @@ def write_report(metrics: dict[str, Any], path: Path) -> Path:
             L += ["![held-out pairs](figures/paired_panels.png)", ""]
 
     for s in metrics.get("scenes", []):
-        tag = " — SYNTHETIC product (written by sar2opt_geo.samples; no real PALSAR-2 L2.1 is available here)" if s["synthetic"] else ""
+        tag = " — SYNTHETIC product (written by sar2opt_geo.samples.synthetic; no real PALSAR-2 L2.1 is available here)" if s["synthetic"] else ""
         L += [f"## Scene `{s['label']}`{tag}", ""]
         L += [f"`{s['path']}`: {s['size'][0]} x {s['size'][1]} px, bands {s['bands'][0]} (co-pol) and "
               f"{s['bands'][1]} (cross-pol)" + (f"; co-registered optical: `{s['optical']}`" if s.get("optical") else "") + ".", ""]

@@ -1,6 +1,6 @@
 """The demo's real sample pair and its side-by-side picture (real SAR | translation | real optical).
 
-The package bundles one small real Sentinel-1 / Sentinel-2 pair (``sample_data/``, 512 x 512 px
+The package bundles one small real Sentinel-1 / Sentinel-2 pair (``samples/data/``, 512 x 512 px
 of a Los Angeles tile from the held-out validation area; "Contains modified Copernicus Sentinel
 data 2020"), so that the first picture a user sees is an honest one: the model's translation of
 real SAR between the SAR itself and the real optical image of the same place.
@@ -16,7 +16,7 @@ import numpy as np
 
 __all__ = ["ATTRIBUTION", "SAMPLE_DIR", "SamplePair", "bundled_pair", "side_by_side"]
 
-SAMPLE_DIR = Path(__file__).with_name("sample_data")
+SAMPLE_DIR = Path(__file__).with_name("data")
 ATTRIBUTION = "Contains modified Copernicus Sentinel data 2020"
 
 

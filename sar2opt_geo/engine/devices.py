@@ -6,7 +6,7 @@ import os
 
 import torch
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = ["resolve_device"]
 

@@ -1,4 +1,4 @@
-"""Synthetic sample scenes (clearly labelled **synthetic**; the one real sample pair is in :mod:`sar2opt_geo.demo`).
+"""Synthetic sample scenes (clearly labelled **synthetic**; the one real sample pair is in :mod:`sar2opt_geo.samples.demo`).
 
 * :func:`write_sample_scene`: a Sentinel-1 VH-like GeoTIFF, float32 sigma0 in dB, 10 m,
   UTM 31N, nodata -9999, used by ``sar2opt demo``. Structure: dark water bodies and a river
@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 from affine import Affine
 
-from .errors import ConfigError
-from .io.atomic import atomic_file
+from ..errors import ConfigError
+from ..io.atomic import atomic_file
 
 __all__ = [
     "SAMPLE_CRS",
