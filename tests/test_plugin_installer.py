@@ -1,6 +1,7 @@
 """The plugin's standard-library modules outside QGIS: the backend setup (``installer.py``)
 with test-double Pythons for the failure and cancel paths (the real setup runs in
-``tests/test_qgis_setup.py``), the first-run decision and the option names in messages."""
+``tests/test_qgis_setup.py``), the process streaming both use (``subprocess_stream.py``), the
+first-run decision and the option names in messages."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 sys.path.insert(0, str(ROOT / "plugin"))
 import build_plugin_zip
-from sar2opt_qgis import backend, firstrun, installer, options
+from sar2opt_qgis import backend, firstrun, installer, options, subprocess_stream
 
 _FAKE_PYTHON = '''\
 #!{python}
@@ -278,3 +279,25 @@ def test_pip_retry_warnings_become_one_calm_line(tmp_path):
     assert fb.console == ["Successfully installed torch-2.13.0"]
     calm = [t for t in fb.info if "pip cannot reach" in t]
     assert len(calm) == 1 and "download.pytorch.org" in calm[0] and "not a failure" in calm[0]
+
+
+def test_process_stream_tags_stdout_and_stderr_and_returns_the_exit_status():
+    code = "import sys; print('one'); print('two', file=sys.stderr, flush=True); sys.exit(3)"
+    with subprocess_stream.ProcessStream([sys.executable, "-c", code]) as stream:
+        lines = sorted(stream.lines(lambda: False))
+    assert lines == [("err", "two"), ("out", "one")] and not stream.cancelled and stream.wait() == 3
+    with subprocess_stream.ProcessStream([sys.executable, "-c", code], merge_stderr=True) as stream:
+        assert sorted(stream.lines(lambda: False)) == [("out", "one"), ("out", "two")]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="SIGTERM to a process group")
+def test_process_stream_cancel_kills_a_process_that_ignores_sigterm_after_the_grace_period():
+    code = ("import signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('started', flush=True); "
+            "time.sleep(30)")
+    calls: list[str] = []
+    t0 = time.perf_counter()
+    with subprocess_stream.ProcessStream([sys.executable, "-c", code], grace_s=0.5) as stream:
+        for _, line in stream.lines(lambda: bool(calls), on_cancel=lambda: calls.append("cancel")):
+            calls.append(line)
+    assert calls == ["started", "cancel"] and stream.cancelled
+    assert stream.wait() == -9 and time.perf_counter() - t0 < 10

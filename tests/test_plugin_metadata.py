@@ -96,7 +96,7 @@ def test_zip_layout_passes_the_repository_validator(tmp_path, metadata):
         assert "sar2opt_qgis".isidentifier()
         assert not [n for n in names if n.endswith(".pyc") or "__pycache__" in n.split("/") or ".." in n or "\\" in n]
         for required in ("__init__.py", "metadata.txt", "LICENSE", metadata["icon"], "provider.py", "backend.py",
-                         "installer.py", "wheels/constraints.txt", f"wheels/{build_plugin_zip.wheel_name()}"):
+                         "installer.py", "subprocess_stream.py", "output_guard.py", "wheels/constraints.txt", f"wheels/{build_plugin_zip.wheel_name()}"):
             assert f"sar2opt_qgis/{required}" in names, required
         # the bundled backend wheel is the one build_wheel writes, stored as it is (already compressed)
         info = zf.getinfo(f"sar2opt_qgis/wheels/{build_plugin_zip.wheel_name()}")

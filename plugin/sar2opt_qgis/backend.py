@@ -21,18 +21,16 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import re
 import shlex
 import shutil
-import signal
-import subprocess
-import threading
-import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from .output_guard import OutputGuard
+from .subprocess_stream import POLL_S, TERMINATE_GRACE_S, ProcessStream
 
 __all__ = [
     "ENV_EXECUTABLE",
@@ -41,9 +39,11 @@ __all__ = [
     "BackendCancelled",
     "BackendError",
     "BackendNotFound",
+    "NullFeedback",
     "OutputGuard",
     "RunResult",
     "child_environment",
+    "cli_argv",
     "find_backend",
     "profile_venv",
     "resolve_command",
@@ -65,8 +65,8 @@ SETTING_EXECUTABLE = "SAR2OPT_EXECUTABLE"
 """Name of the Processing setting (Options > Processing > Providers > sar2opt)."""
 
 CLI_MODULE = "sar2opt_geo.cli.main"
-TERMINATE_GRACE_S = 10.0  # seconds between SIGTERM and SIGKILL on cancel
-POLL_S = 0.1  # how often the feedback is polled for cancellation while the CLI is quiet
+# TERMINATE_GRACE_S (seconds between SIGTERM and SIGKILL on cancel) and POLL_S (how often the
+# feedback is polled for cancellation while the CLI is quiet) come from .subprocess_stream
 _STAGE_COUNTERS = re.compile(r"\d[\d.,:]*")  # counts, fractions, percentages and times in a progress text
 
 # Variables that QGIS (notably OSGeo4W and the macOS bundle) sets for *its* Python, GDAL and
@@ -199,126 +199,15 @@ def child_environment(base: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-class OutputGuard:
-    """Remember what existed at the output locations before a run, so that a cancelled or
-    killed run can remove what it left: new or rewritten files, the atomic writers'
-    temporaries beside file outputs, and new entries in output folders."""
+class NullFeedback:
+    """A feedback that is never cancelled and ignores every message (when none is given)."""
 
-    def __init__(
-        self,
-        files: Iterable[str | os.PathLike] = (),
-        folders: Iterable[str | os.PathLike] = (),
-        *,
-        keep_finished: bool = False,
-    ):
-        """``keep_finished``: also on cancel, keep the complete outputs a run wrote (AOI crops
-        and their summary), so that running again resumes; only temporaries are removed."""
-        self.keep_finished = keep_finished
-        self._start = time.time()
-        self._files = {Path(f): self._stamp(Path(f)) for f in files if f}
-        self._folders: dict[Path, set[str] | None] = {}
-        for d in folders:
-            if d:
-                d = Path(d)
-                self._folders[d] = set(os.listdir(d)) if d.is_dir() else None
-
-    @staticmethod
-    def _stamp(path: Path) -> tuple[int, int] | None:
-        try:
-            st = path.stat()
-        except OSError:
-            return None
-        return (st.st_mtime_ns, st.st_size)
-
-    def cleanup(self, temporaries_only: bool = False) -> list[Path]:
-        """Remove partial outputs and return what was removed. ``temporaries_only`` keeps
-        finished outputs (after a failure: complete AOI crops stay) and removes only the
-        ``.<name>.tmp-*`` files a killed writer may have left."""
-        removed: list[Path] = []
-        for path, before in self._files.items():
-            for tmp in _temporaries_of(path):
-                removed += _remove(tmp)
-            if not temporaries_only and path.exists() and self._stamp(path) != before:
-                removed += _remove(path)
-        for folder, before in self._folders.items():
-            if not folder.exists():
-                continue
-            if before is None and not temporaries_only:
-                removed += _remove(folder)
-                continue
-            for name in set(os.listdir(folder)) - (before or set()):
-                if not temporaries_only or _is_temporary(name):
-                    removed += _remove(folder / name)
-        return removed
-
-
-def _temporaries_of(path: Path) -> list[Path]:
-    """What an atomic writer of ``path`` may leave when killed: ``.<name>.tmp-<pid>``
-    (DESIGN.md), ``.<stem>.tmp-<pid><suffix>`` (+ ``.aux.xml``) and the scratch folder
-    ``.<stem>.work-*`` (sar2opt_geo/io/atomic.py)."""
-    try:
-        names = os.listdir(path.parent)
-    except OSError:
-        return []
-    prefixes = (f".{path.name}.tmp-", f".{path.stem}.tmp-", f".{path.stem}.work-")
-    return sorted(path.parent / n for n in names if n.startswith(prefixes))
-
-
-def _is_temporary(name: str) -> bool:
-    return name.startswith(".") and (".tmp-" in name or ".work-" in name)
-
-
-def _remove(path: Path) -> list[Path]:
-    try:
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
-        return [path]
-    except FileNotFoundError:
-        return []
-    except OSError:
-        return []
-
-
-class _NullFeedback:
     def isCanceled(self) -> bool:
+        """Never cancelled."""
         return False
 
     def __getattr__(self, name: str):
         return lambda *args, **kwargs: None
-
-
-def _pump(stream, tag: str, q: queue.Queue) -> None:
-    try:
-        for line in iter(stream.readline, ""):
-            q.put((tag, line.rstrip("\r\n")))
-    finally:
-        q.put((tag, None))
-
-
-def _terminate(proc: subprocess.Popen, grace_s: float) -> None:
-    """SIGTERM the CLI (and anything it started), then SIGKILL after ``grace_s`` seconds."""
-    if proc.poll() is not None:
-        return
-    try:
-        if os.name == "posix":
-            os.killpg(proc.pid, signal.SIGTERM)
-        else:
-            proc.terminate()
-    except (ProcessLookupError, PermissionError):
-        return
-    try:
-        proc.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:
-        try:
-            if os.name == "posix":
-                os.killpg(proc.pid, signal.SIGKILL)
-            else:
-                proc.kill()
-        except (ProcessLookupError, PermissionError):
-            pass
-        proc.wait()
 
 
 _GDAL_MESSAGE = re.compile(r"^(Warning|ERROR) \d+: (.*)$")  # GDAL's own CPLError lines on stderr
@@ -398,6 +287,56 @@ class _Relay:
                 self.feedback.reportError(message, False)
 
 
+class _Collector:
+    """Reads the CLI's output lines: JSON events go to the relay and into the result, other
+    stdout lines into the console (or the ``--json`` document), stderr's ``sar2opt: error:``
+    line is kept as the error, the rest of stderr goes to the relay."""
+
+    def __init__(self, relay: _Relay, json_document: bool):
+        self.relay = relay
+        self.json_document = json_document
+        self.result = RunResult()
+        self.error_message: str | None = None  # from an "error" event
+        self.stderr_error: str | None = None  # from a "sar2opt: error: ..." line
+        self.stderr_tail: list[str] = []
+        self.document_lines: list[str] = []
+
+    def line(self, tag: str, line: str) -> None:
+        if tag == "err":
+            self.stderr(line)
+        else:
+            self.stdout(line)
+
+    def stderr(self, line: str) -> None:
+        self.stderr_tail = (self.stderr_tail + [line])[-20:]
+        match = _STDERR_ERROR.match(line)
+        if match:
+            self.stderr_error = match.group(1).strip()
+        else:
+            self.relay.stderr(line)
+
+    def stdout(self, line: str) -> None:
+        event = _parse_event(line)
+        if event is None:
+            self.document_lines.append(line)
+            if not self.json_document and line.strip():
+                self.relay.feedback.pushConsoleInfo(line)
+            return
+        kind = event.get("event")
+        if kind == "progress":
+            self.relay.progress(event)
+        elif kind == "log":
+            self.relay.log(str(event.get("level", "info")), str(event.get("message", "")))
+        elif kind == "done":
+            outputs = event.get("outputs") or {}
+            if isinstance(outputs, dict):
+                self.result.outputs.update(outputs)
+            if event.get("model"):
+                self.result.model = str(event["model"])
+        elif kind == "error":
+            self.error_message = str(event.get("message", "")).strip() or self.error_message
+
+
 def run_cli(
     args: Sequence[str],
     feedback=None,
@@ -426,135 +365,100 @@ def run_cli(
     terminated and ``guard`` removes partial outputs) and :class:`BackendError` with the CLI's
     one-line message when it fails.
     """
-    feedback = feedback if feedback is not None else _NullFeedback()
+    feedback = feedback if feedback is not None else NullFeedback()
     translate = translate or (lambda text: text)
-    argv = list(command or find_backend(configured, profile_dir=profile_dir)) + [str(a) for a in args]
+    argv = cli_argv(args, command, configured=configured, profile_dir=profile_dir)
     feedback.pushCommandInfo(" ".join(shlex.quote(a) for a in argv))
-    popen_kw: dict[str, Any] = {}
-    if os.name == "posix":
-        popen_kw["start_new_session"] = True  # own process group: cancel reaches its workers too
-    else:
-        popen_kw["creationflags"] = getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0) | getattr(
-            subprocess, "CREATE_NO_WINDOW", 0
-        )
-    try:
-        proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            encoding="utf-8",
-            errors="replace",
-            bufsize=1,
-            env=child_environment(),
-            **popen_kw,
-        )
-    except OSError as exc:
-        raise BackendError(f"cannot start {argv[0]}: {exc.strerror or exc}; check the sar2opt provider setting") from exc
-
-    q: queue.Queue = queue.Queue()
-    pumps = [
-        threading.Thread(target=_pump, args=(proc.stdout, "out", q), daemon=True),
-        threading.Thread(target=_pump, args=(proc.stderr, "err", q), daemon=True),
-    ]
-    for t in pumps:
-        t.start()
-
-    result = RunResult()
-    relay = _Relay(feedback, translate)
-    error_message: str | None = None
-    stderr_error: str | None = None
-    stderr_tail: list[str] = []
-    document_lines: list[str] = []
-    open_streams = 2
-    cancelled = False
-    try:
-        while open_streams:
-            if feedback.isCanceled():
-                cancelled = True
-                feedback.pushInfo("Cancelling: stopping the sar2opt process ...")
-                _terminate(proc, grace_s)
-                break
-            try:
-                tag, line = q.get(timeout=POLL_S)
-            except queue.Empty:
-                continue
-            if line is None:
-                open_streams -= 1
-                continue
-            if tag == "err":
-                stderr_tail = (stderr_tail + [line])[-20:]
-                match = _STDERR_ERROR.match(line)
-                if match:
-                    stderr_error = match.group(1).strip()
-                else:
-                    relay.stderr(line)
-                continue
-            event = _parse_event(line)
-            if event is None:
-                document_lines.append(line)
-                if not json_document and line.strip():
-                    feedback.pushConsoleInfo(line)
-                continue
-            kind = event.get("event")
-            if kind == "progress":
-                relay.progress(event)
-            elif kind == "log":
-                relay.log(str(event.get("level", "info")), str(event.get("message", "")))
-            elif kind == "done":
-                outputs = event.get("outputs") or {}
-                if isinstance(outputs, dict):
-                    result.outputs.update(outputs)
-                if event.get("model"):
-                    result.model = str(event["model"])
-            elif kind == "error":
-                error_message = str(event.get("message", "")).strip() or error_message
-    except BaseException:
-        _terminate(proc, grace_s)  # e.g. KeyboardInterrupt in qgis_process: never leave it running
-        if guard is not None:
-            guard.cleanup(temporaries_only=True)
-        raise
-    finally:
-        for t in pumps:
-            t.join(timeout=1.0)
-        for stream in (proc.stdout, proc.stderr):
-            if stream is not None and not any(t.is_alive() for t in pumps):
-                stream.close()
-    result.warnings = relay.warnings
-
-    if cancelled:
-        keep = guard is not None and guard.keep_finished
-        removed = guard.cleanup(temporaries_only=keep) if guard is not None else []
-        if removed:
-            feedback.pushInfo("Removed partial outputs: " + ", ".join(str(p) for p in removed))
-        if keep:
-            raise BackendCancelled(
-                "sar2opt was cancelled by the user; outputs finished before the cancel were kept and partial "
-                "ones removed: run it again with the same output folder to resume"
-            )
-        raise BackendCancelled("sar2opt was cancelled by the user; no output was written")
-
-    result.returncode = proc.wait()
+    stream = _start(argv, grace_s)
+    collector = _Collector(_Relay(feedback, translate), json_document)
+    _relay_output(stream, collector, feedback, guard)
+    if stream.cancelled:
+        _raise_cancelled(feedback, guard)
+    result = collector.result
+    result.returncode = stream.wait()
     if guard is not None and result.returncode != 0:
         guard.cleanup(temporaries_only=True)
-    final: str | None = None
-    if result.returncode != 0 and not (not check and result.outputs and error_message is None):
-        final = error_message or stderr_error
-        if not final:
-            tail = [s for s in stderr_tail if s.strip()]
-            final = tail[-1].strip() if tail else f"sar2opt exited with status {result.returncode}"
-        final = translate(final)
-    relay.flush_errors(final)
+    final = _final_error(collector, check, translate)
+    collector.relay.flush_errors(final)
     if final is not None:
         raise BackendError(final)
     if json_document:
-        text = "\n".join(document_lines).strip()
-        try:
-            result.document = json.loads(text) if text else None
-        except json.JSONDecodeError as exc:
-            raise BackendError(f"sar2opt {args[0] if args else ''} printed output that is not JSON: {exc}") from exc
+        result.document = _json_document(collector.document_lines, args)
     return result
+
+
+def cli_argv(
+    args: Sequence[str],
+    command: Sequence[str] | None = None,
+    *,
+    configured: str | None = None,
+    profile_dir: str | os.PathLike | None = None,
+) -> list[str]:
+    """The full command line: ``command`` (else :func:`find_backend`) followed by ``args``."""
+    return list(command or find_backend(configured, profile_dir=profile_dir)) + [str(a) for a in args]
+
+
+def _start(argv: list[str], grace_s: float) -> ProcessStream:
+    """Start the CLI in a process group of its own, with :func:`child_environment`."""
+    try:
+        return ProcessStream(argv, env=child_environment(), grace_s=grace_s, poll_s=POLL_S)
+    except OSError as exc:
+        raise BackendError(f"cannot start {argv[0]}: {exc.strerror or exc}; check the sar2opt provider setting") from exc
+
+
+def _relay_output(stream: ProcessStream, collector: _Collector, feedback, guard: OutputGuard | None) -> None:
+    """Pass each output line to ``collector`` until the CLI ends or the feedback is cancelled
+    (the CLI is then terminated). On any exception (e.g. KeyboardInterrupt in qgis_process)
+    the CLI is terminated and the guard removes temporaries before it propagates."""
+    try:
+        with stream:
+            for tag, line in stream.lines(
+                feedback.isCanceled, on_cancel=lambda: feedback.pushInfo("Cancelling: stopping the sar2opt process ...")
+            ):
+                collector.line(tag, line)
+    except BaseException:
+        if guard is not None:
+            guard.cleanup(temporaries_only=True)
+        raise
+    collector.result.warnings = collector.relay.warnings
+
+
+def _raise_cancelled(feedback, guard: OutputGuard | None) -> None:
+    """Remove partial outputs (all, or only temporaries with ``keep_finished``) and raise
+    :class:`BackendCancelled` saying what was kept."""
+    keep = guard is not None and guard.keep_finished
+    removed = guard.cleanup(temporaries_only=keep) if guard is not None else []
+    if removed:
+        feedback.pushInfo("Removed partial outputs: " + ", ".join(str(p) for p in removed))
+    if keep:
+        raise BackendCancelled(
+            "sar2opt was cancelled by the user; outputs finished before the cancel were kept and partial "
+            "ones removed: run it again with the same output folder to resume"
+        )
+    raise BackendCancelled("sar2opt was cancelled by the user; no output was written")
+
+
+def _final_error(collector: _Collector, check: bool, translate: Callable[[str], str]) -> str | None:
+    """The one-line error of a failed run, or None when it succeeded (or, with ``check=False``,
+    failed after reporting its outputs and no error event): the error event's message, else
+    stderr's ``sar2opt: error:`` line, else stderr's last line, else the exit status."""
+    result = collector.result
+    if result.returncode == 0 or (not check and result.outputs and collector.error_message is None):
+        return None
+    final = collector.error_message or collector.stderr_error
+    if not final:
+        tail = [s for s in collector.stderr_tail if s.strip()]
+        final = tail[-1].strip() if tail else f"sar2opt exited with status {result.returncode}"
+    return translate(final)
+
+
+def _json_document(lines: list[str], args: Sequence[str]) -> Any:
+    """The non-event stdout lines parsed as one JSON document (None when there were none)."""
+    text = "\n".join(lines).strip()
+    try:
+        return json.loads(text) if text else None
+    except json.JSONDecodeError as exc:
+        raise BackendError(f"sar2opt {args[0] if args else ''} printed output that is not JSON: {exc}") from exc
 
 
 def _parse_event(line: str) -> dict | None:

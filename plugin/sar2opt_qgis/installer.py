@@ -29,26 +29,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import queue
 import re
 import shutil
 import subprocess
 import sys
-import threading
 import time
 import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
-from .backend import (
-    BackendError,
-    _NullFeedback,
-    _pump,
-    _terminate,
-    child_environment,
-    venv_executable,
-)
+from .backend import BackendError, NullFeedback, child_environment, venv_executable
+from .subprocess_stream import ProcessStream
 
 __all__ = [
     "CPU_INDEX_URL",
@@ -224,7 +215,7 @@ def _probe(path: str) -> dict | None:
 def find_python(given: str | None = None, minimum: tuple[int, int] = (3, 11), feedback=None) -> PythonCandidate:
     """The first candidate (:func:`python_candidates`) that runs, is at least ``minimum`` and
     has ``venv`` and ``ensurepip`` (Debian/Ubuntu put them in ``python3-venv``)."""
-    feedback = feedback or _NullFeedback()
+    feedback = feedback or NullFeedback()
     tried = []
     for path, where in python_candidates(given):
         info = _probe(path)
@@ -249,6 +240,7 @@ def find_python(given: str | None = None, minimum: tuple[int, int] = (3, 11), fe
 # -- running the steps --------------------------------------------------------------------------
 
 
+_CANCELLED_MESSAGE = "sar2opt setup was cancelled; the partial environment was removed"
 _PIP_RETRY = re.compile(r"WARNING: Retrying \(Retry\(")
 _PIP_RETRY_HOST = re.compile(r"HTTPS?ConnectionPool\(host='([^']+)'")
 
@@ -260,6 +252,7 @@ class _Steps:
     def __init__(self, feedback):
         self.feedback = feedback
         self._text = None
+        self._retrying = False  # pip's first retry warning of the current step was reported
 
     def text(self, text: str) -> None:
         if text != self._text:
@@ -268,58 +261,47 @@ class _Steps:
 
     def check_cancel(self) -> None:
         if self.feedback.isCanceled():
-            raise SetupCancelled("sar2opt setup was cancelled; the partial environment was removed")
+            raise SetupCancelled(_CANCELLED_MESSAGE)
 
     def run(self, argv: list[str], step: str, band: tuple[float, float], env: dict | None = None,
             expected_lines: int = 60) -> list[str]:
         self.check_cancel()
         self.feedback.pushCommandInfo(" ".join(argv))
         self.text(step)
-        popen_kw: dict[str, Any] = {"start_new_session": True} if os.name == "posix" else {
-            "creationflags": getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0) | getattr(subprocess, "CREATE_NO_WINDOW", 0)}
+        self._retrying = False
         try:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                    encoding="utf-8", errors="replace", bufsize=1, env=env or child_environment(), **popen_kw)
+            stream = ProcessStream(argv, env=env or child_environment(), merge_stderr=True)
         except OSError as exc:
             raise SetupError(f"{step}: cannot start {argv[0]}: {exc.strerror or exc}") from exc
-        q: queue.Queue = queue.Queue()
-        threading.Thread(target=_pump, args=(proc.stdout, "out", q), daemon=True).start()
         lines: list[str] = []
-        low, high = band
-        retrying = False
-        try:
-            while True:
-                if self.feedback.isCanceled():
-                    _terminate(proc, 10.0)
-                    self.check_cancel()
-                try:
-                    _, line = q.get(timeout=0.1)
-                except queue.Empty:
-                    continue
-                if line is None:
-                    break
+        with stream:
+            for _, line in stream.lines(self.feedback.isCanceled):
                 lines.append(line)
-                if _PIP_RETRY.search(line):  # pip's "WARNING: Retrying ..." per index and attempt look like failure
-                    if not retrying:
-                        retrying = True
-                        host = _PIP_RETRY_HOST.search(line)
-                        self.feedback.pushInfo(
-                            f"pip cannot reach {host.group(1) if host else 'a package index'} at the moment and retries "
-                            "(further retry lines are left out); this is not a failure unless the step fails")
-                elif line.strip():
-                    self.feedback.pushConsoleInfo(line)  # pip's own lines; the progress text stays the step's
-                # approach the band's end without reaching it: pip does not say how much is left
-                self.feedback.setProgress(low + (high - low) * (1 - 0.5 ** (len(lines) / max(expected_lines / 3, 1))))
-        except BaseException:
-            _terminate(proc, 10.0)
-            raise
-        proc.stdout.close()  # the pump saw end of file
-        code = proc.wait()
+                self._relay(line, band, len(lines), expected_lines)
+        if stream.cancelled:
+            raise SetupCancelled(_CANCELLED_MESSAGE)
+        code = stream.wait()
         if code != 0:
             errors = [ln.strip() for ln in lines if ln.strip().startswith("ERROR:")] or [ln.strip() for ln in lines if ln.strip()][-1:]
             raise SetupError(f"{step} failed (exit status {code}): {errors[-1] if errors else 'no output'}")
-        self.feedback.setProgress(high)
+        self.feedback.setProgress(band[1])
         return lines
+
+    def _relay(self, line: str, band: tuple[float, float], count: int, expected_lines: int) -> None:
+        """One output line: pip's first retry warning as one calm info line (the rest dropped),
+        other lines to the console; progress moves towards the band's end."""
+        if _PIP_RETRY.search(line):  # pip's "WARNING: Retrying ..." per index and attempt look like failure
+            if not self._retrying:
+                self._retrying = True
+                host = _PIP_RETRY_HOST.search(line)
+                self.feedback.pushInfo(
+                    f"pip cannot reach {host.group(1) if host else 'a package index'} at the moment and retries "
+                    "(further retry lines are left out); this is not a failure unless the step fails")
+        elif line.strip():
+            self.feedback.pushConsoleInfo(line)  # pip's own lines; the progress text stays the step's
+        # approach the band's end without reaching it: pip does not say how much is left
+        low, high = band
+        self.feedback.setProgress(low + (high - low) * (1 - 0.5 ** (count / max(expected_lines / 3, 1))))
 
 
 def _pip(python: Path) -> list[str]:
@@ -438,7 +420,7 @@ def setup_backend(
     identical setup (same wheel, torch and index) is there and passes the self-check.
     """
     t0 = time.monotonic()
-    feedback = feedback if feedback is not None else _NullFeedback()
+    feedback = feedback if feedback is not None else NullFeedback()
     steps = _Steps(feedback)
     target = Path(os.path.abspath(os.path.expanduser(str(target))))
     target.parent.mkdir(parents=True, exist_ok=True)
