@@ -2,7 +2,7 @@
 
 ``tiling`` lays out tiles aligned to the model's downsampling (16) with cropped margins
 (48 px) and reflection padding; ``blending`` gives the cosine cross-fade weights;
-``inference`` sweeps the scene in strips of tile rows, batching tiles and writing finished
+``inference`` (with ``sweep``) sweeps the scene in strips of tile rows, batching tiles and writing finished
 row blocks as it goes; ``planner`` chooses the tiling from a memory budget; ``backends``
 runs the model (torch, ONNX Runtime, OpenVINO); ``fast_unet`` is the exact inference
 rewrite of the article's U-Net.

@@ -42,20 +42,19 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
-from rasterio.windows import Window
 from torch import nn
 
-from ..errors import CancelledError, ConfigError
-from .backends import Runner, make_runner, prepare_module
-from .blending import axis_weights
+from ..errors import ConfigError
+from .backends import make_runner, prepare_module
 from .planner import DEFAULT_MAX_MEMORY_MB, choose_tiling
-from .tiling import TileGrid, TilingConfig, model_downsampling, reflect_index, tile_grid
+from .sweep import ReadFn, TileSweep, WriteFn
+from .tiling import TileGrid, TilingConfig, model_downsampling, tile_grid
 
 __all__ = ["DROPOUT_TYPES", "TilingStats", "run_tiled"]
 
@@ -70,9 +69,6 @@ DROPOUT_TYPES: tuple[type[nn.Module], ...] = (
     nn.AlphaDropout,
     nn.FeatureAlphaDropout,
 )
-
-ReadFn = Callable[[Window], np.ndarray]
-WriteFn = Callable[[Window, np.ndarray], None]
 
 
 @dataclass(frozen=True)
@@ -107,96 +103,6 @@ class TilingStats:
     @property
     def tiles_run(self) -> int:
         return self.tiles - self.tiles_skipped
-
-
-class _RowSource:
-    """Full-width source rows from ``read``, keeping the last block so overlap rows are read once."""
-
-    def __init__(self, read: ReadFn, height: int, width: int) -> None:
-        self.read, self.height, self.width = read, height, width
-        self.lo = self.hi = 0
-        self.block: np.ndarray | None = None
-        self.bands: int | None = None
-        self.pixels_read = 0
-
-    def _read(self, lo: int, hi: int) -> np.ndarray:
-        window = Window(col_off=0, row_off=lo, width=self.width, height=hi - lo)
-        a = np.asarray(self.read(window), dtype=np.float32)
-        if a.ndim == 2:
-            a = a[None]
-        if a.ndim != 3 or a.shape[1:] != (hi - lo, self.width) or (self.bands is not None and a.shape[0] != self.bands):
-            bands = self.bands if self.bands is not None else "bands"
-            raise ConfigError(
-                f"read({window}) returned an array of shape {a.shape}; expected ({bands}, {hi - lo}, {self.width})"
-            )
-        self.bands = a.shape[0]
-        self.pixels_read += (hi - lo) * self.width
-        return a
-
-    def rows(self, lo: int, hi: int) -> np.ndarray:
-        """Source rows ``[lo, hi)`` (inside the raster), ``(bands, hi - lo, width)``."""
-        if self.block is None or hi <= self.lo or lo >= self.hi:
-            block = self._read(lo, hi)
-        else:
-            parts = []
-            if lo < self.lo:
-                parts.append(self._read(lo, self.lo))
-            parts.append(self.block[:, max(lo, self.lo) - self.lo : min(hi, self.hi) - self.lo])
-            if hi > self.hi:
-                parts.append(self._read(self.hi, hi))
-            block = np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
-        self.lo, self.hi, self.block = lo, hi, block
-        return block
-
-
-class _Accumulator:
-    """Weighted sums for the scene rows still open, full scene width, and their emission.
-
-    Only rows ``[start, height)`` are accumulated and written (``rows=`` of :func:`run_tiled`).
-    """
-
-    def __init__(self, height: int, width: int, write: WriteFn, start: int = 0) -> None:
-        self.height, self.width, self.write = height, width, write
-        self.base = start  # first scene row not yet written
-        self.sums: np.ndarray | None = None  # (out bands, rows, width) float32
-        self.weights = np.zeros((0, width), dtype=np.float32)
-
-    def _ensure(self, stop: int, bands: int) -> None:
-        if self.sums is None:
-            self.sums = np.zeros((bands, self.weights.shape[0], self.width), dtype=np.float32)
-        have = self.weights.shape[0]
-        need = stop - self.base
-        if need > have:
-            grow = need - have
-            self.sums = np.concatenate([self.sums, np.zeros((bands, grow, self.width), np.float32)], axis=1)
-            self.weights = np.concatenate([self.weights, np.zeros((grow, self.width), np.float32)], axis=0)
-
-    def add(self, out: np.ndarray, weight: np.ndarray, row: int, col: int) -> None:
-        """Add ``weight * out`` for a tile whose first pixel is at scene ``(row, col)``."""
-        th, tw = weight.shape
-        r0, r1 = max(row, self.base), min(row + th, self.height)
-        c0, c1 = max(col, 0), min(col + tw, self.width)
-        if r0 >= r1 or c0 >= c1:
-            return
-        self._ensure(r1, out.shape[0])
-        w = weight[r0 - row : r1 - row, c0 - col : c1 - col]
-        rs = slice(r0 - self.base, r1 - self.base)
-        self.sums[:, rs, c0:c1] += w * out[:, r0 - row : r1 - row, c0 - col : c1 - col]
-        self.weights[rs, c0:c1] += w
-
-    def emit(self, stop: int, bands: Callable[[], int]) -> None:
-        """Write scene rows ``[base, stop)``, normalised; NaN where no tile counted (nodata)."""
-        stop = min(stop, self.height)
-        if stop <= self.base:
-            return
-        n = stop - self.base
-        self._ensure(stop, self.sums.shape[0] if self.sums is not None else bands())
-        w = self.weights[:n]
-        out = np.full(self.sums[:, :n].shape, np.nan, dtype=np.float32)
-        np.divide(self.sums[:, :n], w, out=out, where=w > 0)
-        self.write(Window(col_off=0, row_off=self.base, width=self.width, height=n), out)
-        self.sums, self.weights = self.sums[:, n:], self.weights[n:]
-        self.base = stop
 
 
 def _set_modes(model: nn.Module) -> dict[nn.Module, bool]:
@@ -324,6 +230,24 @@ def run_tiled(
     """
     t_start = time.perf_counter()
     dev = torch.device(device)
+    height, width = _check_args(dev, height, width, autocast=autocast, stochastic=stochastic, backend=backend)
+    if config is None:
+        config = choose_tiling(prepare_module(model, stochastic=stochastic, optimise=optimise).to(dev), height, width,
+                               max_memory_mb=max_memory_mb, device=dev, autocast=autocast)
+    grid = _grid(model, height, width, config, rows)
+    _warn_short_margin(model, config, postprocess_radius if postprocess is not None else None)
+    model.to(dev)
+    with _inference_modes(model, dev, stochastic, generator, seed):
+        runner = make_runner(model, backend=backend, device=dev, stochastic=stochastic, autocast=autocast,
+                             quantize=quantize, optimise=optimise, precision=precision)
+        sweep = TileSweep(runner, read, write, grid, config, progress, cancel, fill_value, rows, postprocess)
+        sweep.run()
+    return _finish(sweep, height, width, grid, runner.name, t_start)
+
+
+def _check_args(dev: torch.device, height: int, width: int, *, autocast: bool, stochastic: bool,
+                backend: str) -> tuple[int, int]:
+    """Refuse autocast off CUDA, stochastic mode off torch and a bad scene size; the size as ints."""
     if autocast and dev.type != "cuda":
         raise ConfigError(f"autocast is only supported on CUDA, not on device {str(dev)!r}; drop autocast or use a CUDA device")
     if stochastic and backend != "torch":
@@ -331,10 +255,11 @@ def run_tiled(
     for name, value in (("height", height), ("width", width)):
         if int(value) != value or value < 1:
             raise ConfigError(f"scene {name}={value!r} must be a positive whole number of pixels")
-    height, width = int(height), int(width)
-    if config is None:
-        config = choose_tiling(prepare_module(model, stochastic=stochastic, optimise=optimise).to(dev), height, width,
-                               max_memory_mb=max_memory_mb, device=dev, autocast=autocast)
+    return int(height), int(width)
+
+
+def _grid(model: nn.Module, height: int, width: int, config: TilingConfig, rows: tuple[int, int] | None) -> TileGrid:
+    """Check the row band ``rows`` and lay out the whole scene's tile grid (logged at DEBUG)."""
     if rows is not None and not (0 <= int(rows[0]) < int(rows[1]) <= height):
         raise ConfigError(f"rows={tuple(rows)!r} must be (r0, r1) with 0 <= r0 < r1 <= height={height}")
     grid = tile_grid(height, width, config, model_downsampling(model))
@@ -343,8 +268,13 @@ def run_tiled(
         height, width, *grid.shape, *grid.tile_shape, config.stride, config.margin, config.blend_width,
         config.batch_size,
     )
+    return grid
+
+
+def _warn_short_margin(model: nn.Module, config: TilingConfig, postprocess_radius: int | None) -> None:
+    """Warn when the tiling margin is below the model's receptive margin or the postprocess radius (None: none)."""
     needed = getattr(model, "receptive_margin", None)  # optional model attribute, pixels
-    if postprocess is not None and postprocess_radius > (needed or 0):
+    if postprocess_radius is not None and postprocess_radius > (needed or 0):
         needed = postprocess_radius
     if needed is not None and config.margin < needed:
         logger.warning(
@@ -353,7 +283,12 @@ def run_tiled(
             " with margin >= %d px (engine.choose_tiling picks one; overlap >= 2 * margin)",
             config.margin, needed, needed,
         )
-    model.to(dev)
+
+
+@contextlib.contextmanager
+def _inference_modes(model: nn.Module, dev: torch.device, stochastic: bool, generator: torch.Generator | None,
+                     seed: int) -> Iterator[None]:
+    """Eval mode (seeded dropout hooks in stochastic mode) under ``torch.inference_mode``; modes restored on exit."""
     saved = _set_modes(model)
     hooks: list[Any] = []
     try:
@@ -363,15 +298,16 @@ def run_tiled(
                     generator = torch.Generator(device=dev).manual_seed(int(seed))
                 hooks = _seeded_dropout(model, generator)
             stack.enter_context(torch.inference_mode())
-            runner = make_runner(model, backend=backend, device=dev, stochastic=stochastic, autocast=autocast,
-                                 quantize=quantize, optimise=optimise, precision=precision)
-            sweep = _Sweep(runner, read, write, grid, config, progress, cancel, fill_value, rows, postprocess)
-            sweep.run()
+            yield
     finally:
         for h in hooks:
             h.remove()
         for m, training in saved.items():
             m.training = training
+
+
+def _finish(sweep: TileSweep, height: int, width: int, grid: TileGrid, backend: str, t_start: float) -> TilingStats:
+    """The :class:`TilingStats` of a finished sweep (logged at INFO)."""
     stats = TilingStats(
         height=height,
         width=width,
@@ -382,118 +318,10 @@ def run_tiled(
         batches=sweep.batches,
         pixels_read=sweep.source.pixels_read,
         seconds=time.perf_counter() - t_start,
-        backend=runner.name,
+        backend=backend,
     )
     logger.info(
         "tiled inference: %dx%d px, %d tiles (%d skipped as nodata) in %d batches, %.1f s (%s)",
-        height, width, stats.tiles, stats.tiles_skipped, stats.batches, stats.seconds, runner.name,
+        height, width, stats.tiles, stats.tiles_skipped, stats.batches, stats.seconds, backend,
     )
     return stats
-
-
-class _Sweep:
-    """State of one :func:`run_tiled` call (kept out of the function to keep it readable)."""
-
-    def __init__(
-        self,
-        runner: Runner,
-        read: ReadFn,
-        write: WriteFn,
-        grid: TileGrid,
-        config: TilingConfig,
-        progress: Callable[[float, str], None] | None,
-        cancel: Callable[[], bool] | None,
-        fill_value: float,
-        rows: tuple[int, int] | None = None,
-        postprocess: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
-    ) -> None:
-        self.runner, self.grid, self.config, self.postprocess = runner, grid, config, postprocess
-        self.progress, self.cancel, self.fill_value = progress, cancel, fill_value
-        self.height, self.width = grid.rows.length, grid.cols.length
-        self.source = _RowSource(read, self.height, self.width)
-        r0, r1 = (0, self.height) if rows is None else (int(rows[0]), int(rows[1]))
-        self.acc = _Accumulator(r1, self.width, write, start=r0)
-        t = grid.rows.tile  # the tile rows touching [r0, r1), in sweep order
-        self.tile_rows = [i for i in range(grid.rows.count) if grid.rows.origin(i) < r1 and grid.rows.origin(i) + t > r0]
-        self.total = len(self.tile_rows) * grid.cols.count
-        self.row_w = [axis_weights(grid.rows, i).astype(np.float32) for i in range(grid.rows.count)]
-        self.col_w = [axis_weights(grid.cols, j).astype(np.float32) for j in range(grid.cols.count)]
-        self.pending: list[tuple[int, int, int, int, np.ndarray, np.ndarray]] = []
-        self.out_bands: int | None = None
-        self.done = self.skipped = self.batches = 0
-        self.rows_enumerated = 0
-        self.reported = -1.0
-
-    def run(self) -> None:
-        rows, cols = self.grid.rows, self.grid.cols
-        th, tw = self.grid.tile_shape
-        col_idx = [reflect_index(cols.origin(j) + np.arange(tw), self.width) for j in range(cols.count)]
-        col_in = [(c >= 0) & (c < self.width) for c in (cols.origin(j) + np.arange(tw) for j in range(cols.count))]
-        for i in self.tile_rows:
-            r = rows.origin(i)
-            src_rows = reflect_index(r + np.arange(th), self.height)
-            lo, hi = int(src_rows.min()), int(src_rows.max()) + 1
-            block = self.source.rows(lo, hi)
-            row_idx = src_rows - lo
-            r_in = (r + np.arange(th) >= 0) & (r + np.arange(th) < self.height) & (self.row_w[i] > 0)
-            for j in range(cols.count):
-                tile = block[:, row_idx[:, None], col_idx[j][None, :]]
-                valid = np.isfinite(tile).all(axis=0)
-                if not valid[np.ix_(r_in, col_in[j] & (self.col_w[j] > 0))].any():
-                    self.skipped += 1
-                    self.done += 1
-                    continue
-                if not valid.all():
-                    tile = np.nan_to_num(tile, nan=self.fill_value, posinf=self.fill_value, neginf=self.fill_value)
-                self.pending.append((i, j, r, cols.origin(j), tile, ~valid))
-                if len(self.pending) == self.config.batch_size:
-                    self._run_batch()
-            self.rows_enumerated = i + 1
-            if not self.pending:
-                self.acc.emit(rows.final_before(i), self._bands)
-        if self.pending:
-            self._run_batch()
-        self.acc.emit(self.height, self._bands)
-        if self.reported < 1.0 and self.progress is not None:
-            self.progress(1.0, f"tiles {self.done}/{self.total}")
-
-    def _forward(self, batch: np.ndarray) -> np.ndarray:
-        y = self.runner(batch)
-        if y.ndim != 4 or y.shape[0] != batch.shape[0] or y.shape[2:] != batch.shape[2:]:
-            raise ConfigError(
-                f"model output shape {tuple(y.shape)} does not match its input {tuple(batch.shape)} in batch and size;"
-                " the engine needs an image-to-image generator that keeps height and width"
-            )
-        return y if self.postprocess is None else self.postprocess(batch, y)
-
-    def _bands(self) -> int:
-        """Output bands, from the first batch, or from one probe forward if every tile so far was skipped."""
-        if self.out_bands is None:
-            bands = self.source.bands or 1
-            probe = np.zeros((1, bands, *self.grid.tile_shape), dtype=np.float32)
-            self.out_bands = int(self._forward(probe).shape[1])
-        return self.out_bands
-
-    def _run_batch(self) -> None:
-        if self.cancel is not None and self.cancel():
-            raise CancelledError(f"tiled inference cancelled by the caller after {self.done} of {self.total} tiles")
-        batch = np.stack([p[4] for p in self.pending])
-        if len(batch) == 1 and self.config.batch_size > 1 and len(self.grid) > 1:
-            # a lone last tile runs in a batch of two (itself twice): CPU convolutions take another
-            # code path for a batch of one (last-bit differences), so a tile's values would depend
-            # on where a run ends, and row bands (rows=) would not match the whole-scene run
-            out = self._forward(np.concatenate([batch, batch]))[:1]
-        else:
-            out = self._forward(batch)
-        self.out_bands = out.shape[1]
-        for (i, j, r, c, _, nodata), y in zip(self.pending, out):
-            y[:, nodata] = np.nan  # NaN in -> NaN out, even where this tile's weight is 0
-            self.acc.add(y, np.multiply.outer(self.row_w[i], self.col_w[j]), r, c)
-        self.done += len(self.pending)
-        self.batches += 1
-        self.pending = []
-        if self.rows_enumerated:
-            self.acc.emit(self.grid.rows.final_before(self.rows_enumerated - 1), self._bands)
-        if self.progress is not None:
-            self.reported = self.done / self.total
-            self.progress(self.reported, f"tiles {self.done}/{self.total}")

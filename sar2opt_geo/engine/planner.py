@@ -53,6 +53,7 @@ import math
 import threading
 import weakref
 from dataclasses import dataclass
+from typing import NoReturn
 
 import torch
 from torch import nn
@@ -313,6 +314,175 @@ def _axis_cost(length: int, config: TilingConfig, d: int) -> tuple[int, int]:
     return ax.count, ax.tile
 
 
+#: One tile size that fits: (config, computed pixels, host MB, device MB, grid, computed pixels).
+_Candidate = tuple[TilingConfig, int, float, float, tuple[int, int], int]
+
+
+@dataclass(frozen=True)
+class _MemoryModel:
+    """The memory estimate of one scene and model, and the budget it must fit (MB)."""
+
+    height: int
+    width: int
+    d: int  # tile alignment, pixels
+    act: float  # activation bytes per tile pixel
+    per_tile_px: float  # host bytes per tile pixel
+    per_row_px: float  # host bytes per scene pixel of the rows in flight
+    device_budget: float | None  # MB of GPU memory for activations (CUDA only)
+    host_budget: float | None  # MB of host memory for the engine
+    max_memory_mb: float | None  # the caller's budget
+    limit_mb: float | None  # the budget that binds: max_memory_mb or the available memory
+    limited_by: str  # what ``limit_mb`` is, in words
+
+    def estimate(self, cfg: TilingConfig) -> tuple[float, float, tuple[int, int], tuple[int, int]]:
+        """Host MB, device MB, grid and (computed pixels, tile pixels) of ``cfg``."""
+        (rc, rt), (cc, ct) = _axis_cost(self.height, cfg, self.d), _axis_cost(self.width, cfg, self.d)
+        tile_px = rt * ct
+        host = (cfg.batch_size * tile_px * self.per_tile_px + self.width * (rt + cfg.stride) * self.per_row_px) / 2**20
+        dev_mb = cfg.batch_size * tile_px * self.act / 2**20 if self.device_budget is not None else 0.0
+        return host, dev_mb, (rc, cc), (rc * rt * cc * ct, tile_px)
+
+    def fits(self, host: float, dev_mb: float) -> bool:
+        """Whether host and device MB fit their budgets."""
+        if self.host_budget is not None and host > self.host_budget:
+            return False
+        return self.device_budget is None or dev_mb <= self.device_budget
+
+
+def _check_scene(height: int, width: int, max_memory_mb: float | None) -> None:
+    """Refuse a scene size that is not a positive whole number of pixels, or a non-positive budget."""
+    for name, value in (("height", height), ("width", width)):
+        if int(value) != value or value < 1:
+            raise ConfigError(f"scene {name}={value!r} must be a positive whole number of pixels")
+    if max_memory_mb is not None and max_memory_mb <= 0:
+        raise ConfigError(f"max_memory_mb={max_memory_mb} must be a positive number of MB (e.g. 1500)")
+
+
+def _overlap(overlap: int | None, margin: int, d: int) -> int:
+    """The explicit overlap, else twice the margin rounded up to the alignment ``d``."""
+    return overlap if overlap is not None else math.ceil(2 * margin / d) * d
+
+
+def _check_tile_size(tile_size: int, ov: int, margin: int, d: int) -> None:
+    """Refuse an explicit tile size that is not aligned or cannot hold the margin on both sides."""
+    if tile_size < d or tile_size % d:
+        raise ConfigError(f"tile_size={tile_size} is not a positive multiple of the model's downsampling factor {d};"
+                          f" use e.g. {max(d, math.ceil(tile_size / d) * d)}")
+    if ov >= tile_size:
+        need = ov + d
+        raise ConfigError(
+            f"tile_size={tile_size} px cannot hold the model's {margin} px margin on both sides (overlap {ov} px):"
+            f" use tile_size >= {need} (e.g. {max(need, 4 * d * math.ceil(need / (4 * d)))}), or leave it out to"
+            " let the memory budget choose"
+        )
+
+
+def _memory_model(dev: torch.device, height: int, width: int, d: int, act: float, bands: int,
+                  max_memory_mb: float | None, avail: float | None) -> _MemoryModel:
+    """The budgets (host, and GPU on CUDA) and per-pixel costs for ``bands`` input + output bands."""
+    device_budget = None
+    if dev.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(dev)
+        device_budget = 0.8 * free / 2**20  # MB of GPU memory for activations
+    limit_mb, limited_by = max_memory_mb, f"max_memory_mb={max_memory_mb:.0f}" if max_memory_mb is not None else ""
+    if avail is not None and (limit_mb is None or avail < limit_mb):
+        limit_mb, limited_by = avail, f"the {avail:.0f} MB this machine has available now"
+    host_budget = (limit_mb - SAFETY_MB) if limit_mb is not None else None
+    per_tile_px = (act if device_budget is None else 0.0) + ENGINE_BYTES_PER_TILE_PIXEL * bands
+    per_row_px = ROW_BYTES_PER_BAND * (bands + 1)
+    return _MemoryModel(height=height, width=width, d=d, act=act, per_tile_px=per_tile_px, per_row_px=per_row_px,
+                        device_budget=device_budget, host_budget=host_budget, max_memory_mb=max_memory_mb,
+                        limit_mb=limit_mb, limited_by=limited_by)
+
+
+def _candidates(mem: _MemoryModel, margin: int, ov: int, tile_size: int | None,
+                batch_size: int | None) -> list[_Candidate]:
+    """The tile sizes that fit at this margin and overlap (the explicit one, fitting or not)."""
+    d = mem.d
+    if tile_size is not None:
+        sizes = [tile_size]
+    else:
+        cap = MAX_TILE if mem.max_memory_mb is not None else 1024
+        lo = max(ov + d, 2 * ov)  # smaller tiles would compute more than 4x the scene
+        sizes = list(range(lo, max(lo, cap) + 1, d))
+    candidates: list[_Candidate] = []
+    for t in sizes:
+        if t <= ov:
+            continue
+        b = batch_size or 1
+        cfg = TilingConfig(tile_size=t, overlap=ov, margin=margin, batch_size=b)
+        host, dev_mb, grid, (computed, _tile_px) = mem.estimate(cfg)
+        if tile_size is None and not mem.fits(host, dev_mb):
+            if candidates:
+                break  # memory only grows with the tile
+            continue
+        if batch_size is None and mem.device_budget is not None:  # fill the GPU, up to 32 tiles
+            tiles = grid[0] * grid[1]
+            while b < min(32, tiles):
+                nxt = TilingConfig(tile_size=t, overlap=ov, margin=margin, batch_size=b + 1)
+                h2, d2, _, _ = mem.estimate(nxt)
+                if not mem.fits(h2, d2):
+                    break
+                b, cfg, host, dev_mb = b + 1, nxt, h2, d2
+        candidates.append((cfg, computed, host, dev_mb, grid, computed))
+    return candidates
+
+
+def _search(mem: _MemoryModel, margin: int, m_exact: int, needed: float | None, overlap: int | None,
+            tile_size: int | None, batch_size: int | None) -> tuple[_Candidate | None, int, bool, str]:
+    """The best candidate (None if none fits), cutting the margin while nothing fits; with the final margin,
+    whether it is exact and why it was chosen."""
+    d = mem.d
+    best = None
+    exact = needed is None or margin >= int(needed)
+    reason = "user tiling" if tile_size is not None else "budget"
+    while True:
+        candidates = _candidates(mem, margin, _overlap(overlap, margin, d), tile_size, batch_size)
+        if candidates:
+            # fewest computed pixels, but the smallest tile within TOLERANCE of that: a bigger tile
+            # costs memory and cache locality for a few per cent less overlap
+            least = min(c[1] for c in candidates)
+            best = min((c for c in candidates if c[1] <= TOLERANCE * least), key=lambda c: (c[0].tile_size, c[1]))
+            break
+        if tile_size is not None:
+            break
+        if margin <= d // 2 or margin <= 8:
+            break
+        margin = max(8, margin // 2)  # the exact margin does not fit: trade exactness for memory
+        exact = needed is None or margin >= int(needed)
+        reason = f"margin cut from {m_exact} px to fit the budget"
+    return best, margin, exact, reason
+
+
+def _raise_unfit(mem: _MemoryModel, margin: int, ov: int, tile_size: int | None, batch_size: int | None) -> NoReturn:
+    """Raise the ConfigError for a scene that fits the budget at no tile size, naming the budget it needs."""
+    d = mem.d
+    smallest = TilingConfig(tile_size=max(2 * d, math.ceil((2 * margin + 1) / d) * d + d), overlap=math.ceil(2 * margin / d) * d,
+                            margin=margin, batch_size=1) if tile_size is None else TilingConfig(
+                                tile_size=tile_size, overlap=ov, margin=margin, batch_size=batch_size or 1)
+    host, _, _, _ = mem.estimate(smallest)
+    way_out = (f"raise max_memory_mb to at least {math.ceil(host + SAFETY_MB)}" if mem.limit_mb == mem.max_memory_mb
+               else "free memory")
+    raise ConfigError(
+        f"a {mem.height} x {mem.width} px scene does not fit {mem.limited_by} (the engine needs about"
+        f" {host + SAFETY_MB:.0f} MB at tile {smallest.tile_size} px, mostly full-width row buffers): {way_out},"
+        " or cut the scene into narrower crops"
+    )
+
+
+def _check_explicit_fits(mem: _MemoryModel, cfg: TilingConfig, host: float, tile_size: int | None) -> None:
+    """Refuse an explicit tile size (and batch) whose engine memory exceeds the budget."""
+    if mem.host_budget is not None and tile_size is not None and host > mem.host_budget:
+        what = f"tile_size={cfg.tile_size}" + (f" with batch_size={cfg.batch_size}" if cfg.batch_size > 1 else "")
+        way_out = (f"raise max_memory_mb to at least {math.ceil(host + SAFETY_MB)}, " if mem.limit_mb == mem.max_memory_mb
+                   else "")
+        raise ConfigError(
+            f"{what} needs about {math.ceil(host + SAFETY_MB)} MB for a {mem.height} x {mem.width} px scene, over"
+            f" {mem.limited_by}: use a smaller tile_size/batch_size, {way_out}or leave the tiling out to let the"
+            " budget choose"
+        )
+
+
 def plan_tiling(
     model: nn.Module,
     height: int,
@@ -345,11 +515,7 @@ def plan_tiling(
     """
     dev = torch.device(device)
     d = math.lcm(model_downsampling(model), 16)  # TilingConfig sizes are multiples of 16 as well
-    for name, value in (("height", height), ("width", width)):
-        if int(value) != value or value < 1:
-            raise ConfigError(f"scene {name}={value!r} must be a positive whole number of pixels")
-    if max_memory_mb is not None and max_memory_mb <= 0:
-        raise ConfigError(f"max_memory_mb={max_memory_mb} must be a positive number of MB (e.g. 1500)")
+    _check_scene(height, width, max_memory_mb)
     cin = in_channels or _in_channels(model)
     act = activation if activation is not None else activation_bytes_per_pixel(model, dev, autocast=autocast)
     base = baseline_mb if baseline_mb is not None else (_status_mb("VmRSS") or 0.0)
@@ -358,116 +524,20 @@ def plan_tiling(
     m_exact = exact_margin(model)
 
     # explicit sizes first: check them, derive the rest
-    if overlap is not None:
-        margin = min(m_exact, overlap // 2)
-    else:
-        margin = m_exact
+    margin = min(m_exact, overlap // 2) if overlap is not None else m_exact
     if tile_size is not None:
-        if tile_size < d or tile_size % d:
-            raise ConfigError(f"tile_size={tile_size} is not a positive multiple of the model's downsampling factor {d};"
-                              f" use e.g. {max(d, math.ceil(tile_size / d) * d)}")
-        ov = overlap if overlap is not None else math.ceil(2 * margin / d) * d
-        if ov >= tile_size:
-            need = ov + d
-            raise ConfigError(
-                f"tile_size={tile_size} px cannot hold the model's {margin} px margin on both sides (overlap {ov} px):"
-                f" use tile_size >= {need} (e.g. {max(need, 4 * d * math.ceil(need / (4 * d)))}), or leave it out to"
-                " let the memory budget choose"
-            )
-    device_budget = None
-    if dev.type == "cuda":
-        free, _total = torch.cuda.mem_get_info(dev)
-        device_budget = 0.8 * free / 2**20  # MB of GPU memory for activations
-    limit_mb, limited_by = max_memory_mb, f"max_memory_mb={max_memory_mb:.0f}" if max_memory_mb is not None else ""
-    if avail is not None and (limit_mb is None or avail < limit_mb):
-        limit_mb, limited_by = avail, f"the {avail:.0f} MB this machine has available now"
-    host_budget = (limit_mb - SAFETY_MB) if limit_mb is not None else None
-    per_tile_px = (act if device_budget is None else 0.0) + ENGINE_BYTES_PER_TILE_PIXEL * (cin + out_channels)
-    per_row_px = ROW_BYTES_PER_BAND * (cin + out_channels + 1)
-
-    def estimate(cfg: TilingConfig) -> tuple[float, float, tuple[int, int], tuple[int, int]]:
-        (rc, rt), (cc, ct) = _axis_cost(height, cfg, d), _axis_cost(width, cfg, d)
-        tile_px = rt * ct
-        host = (cfg.batch_size * tile_px * per_tile_px + width * (rt + cfg.stride) * per_row_px) / 2**20
-        dev_mb = cfg.batch_size * tile_px * act / 2**20 if device_budget is not None else 0.0
-        return host, dev_mb, (rc, cc), (rc * rt * cc * ct, tile_px)
-
-    def fits(host: float, dev_mb: float) -> bool:
-        if host_budget is not None and host > host_budget:
-            return False
-        return device_budget is None or dev_mb <= device_budget
-
-    exact = needed is None or margin >= int(needed)
-    reason = "user tiling" if tile_size is not None else "budget"
-    while True:
-        ov = overlap if overlap is not None else math.ceil(2 * margin / d) * d
-        if tile_size is not None:
-            sizes = [tile_size]
-        else:
-            cap = MAX_TILE if max_memory_mb is not None else 1024
-            lo = max(ov + d, 2 * ov)  # smaller tiles would compute more than 4x the scene
-            sizes = list(range(lo, max(lo, cap) + 1, d))
-        best = None
-        candidates: list = []
-        for t in sizes:
-            if t <= ov:
-                continue
-            b = batch_size or 1
-            cfg = TilingConfig(tile_size=t, overlap=ov, margin=margin, batch_size=b)
-            host, dev_mb, grid, (computed, _tile_px) = estimate(cfg)
-            if tile_size is None and not fits(host, dev_mb):
-                if candidates:
-                    break  # memory only grows with the tile
-                continue
-            if batch_size is None and device_budget is not None:  # fill the GPU, up to 32 tiles
-                tiles = grid[0] * grid[1]
-                while b < min(32, tiles):
-                    nxt = TilingConfig(tile_size=t, overlap=ov, margin=margin, batch_size=b + 1)
-                    h2, d2, _, _ = estimate(nxt)
-                    if not fits(h2, d2):
-                        break
-                    b, cfg, host, dev_mb = b + 1, nxt, h2, d2
-            candidates.append((cfg, computed, host, dev_mb, grid, computed))
-        if candidates:
-            # fewest computed pixels, but the smallest tile within TOLERANCE of that: a bigger tile
-            # costs memory and cache locality for a few per cent less overlap
-            least = min(c[1] for c in candidates)
-            best = min((c for c in candidates if c[1] <= TOLERANCE * least), key=lambda c: (c[0].tile_size, c[1]))
-            break
-        if tile_size is not None:
-            break
-        if margin <= d // 2 or margin <= 8:
-            break
-        margin = max(8, margin // 2)  # the exact margin does not fit: trade exactness for memory
-        exact = needed is None or margin >= int(needed)
-        reason = f"margin cut from {m_exact} px to fit the budget"
+        _check_tile_size(tile_size, _overlap(overlap, margin, d), margin, d)
+    mem = _memory_model(dev, height, width, d, act, cin + out_channels, max_memory_mb, avail)
+    best, margin, exact, reason = _search(mem, margin, m_exact, needed, overlap, tile_size, batch_size)
     if best is None:
-        smallest = TilingConfig(tile_size=max(2 * d, math.ceil((2 * margin + 1) / d) * d + d), overlap=math.ceil(2 * margin / d) * d,
-                                margin=margin, batch_size=1) if tile_size is None else TilingConfig(
-                                    tile_size=tile_size, overlap=ov, margin=margin, batch_size=batch_size or 1)
-        host, _, _, _ = estimate(smallest)
-        way_out = (f"raise max_memory_mb to at least {math.ceil(host + SAFETY_MB)}" if limit_mb == max_memory_mb
-                   else "free memory")
-        raise ConfigError(
-            f"a {height} x {width} px scene does not fit {limited_by} (the engine needs about"
-            f" {host + SAFETY_MB:.0f} MB at tile {smallest.tile_size} px, mostly full-width row buffers): {way_out},"
-            " or cut the scene into narrower crops"
-        )
+        _raise_unfit(mem, margin, _overlap(overlap, margin, d), tile_size, batch_size)
     cfg, _, host, _dev_mb, grid, computed = best
-    if host_budget is not None and tile_size is not None and host > host_budget:
-        what = f"tile_size={cfg.tile_size}" + (f" with batch_size={cfg.batch_size}" if cfg.batch_size > 1 else "")
-        way_out = (f"raise max_memory_mb to at least {math.ceil(host + SAFETY_MB)}, " if limit_mb == max_memory_mb
-                   else "")
-        raise ConfigError(
-            f"{what} needs about {math.ceil(host + SAFETY_MB)} MB for a {height} x {width} px scene, over"
-            f" {limited_by}: use a smaller tile_size/batch_size, {way_out}or leave the tiling out to let the"
-            " budget choose"
-        )
+    _check_explicit_fits(mem, cfg, host, tile_size)
     if not exact:
         logger.warning(
             "the model's exact margin of %d px needs tiles that do not fit %s; using margin %d px: tiles will"
             " differ slightly near their edges (the blend hides seams); raise max_memory_mb for exact output",
-            m_exact, limited_by, margin,
+            m_exact, mem.limited_by, margin,
         )
     return TilingPlan(
         config=cfg, grid=grid, compute_factor=computed / (height * width), estimated_peak_mb=host,

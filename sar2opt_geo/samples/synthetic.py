@@ -227,14 +227,44 @@ def write_synthetic_palsar2_l21(
     ``level`` and ``map_projection`` (the product id letter: ``"U"`` UTM in ``utm_zone``, ``"P"``
     polar stereographic, written as EPSG:3031 south / EPSG:3413 north) make other product ids.
     """
-    import rasterio
-    from pyproj import Transformer
-
     if map_projection not in ("U", "P"):
         raise ConfigError(f"map_projection must be 'U' (UTM) or 'P' (polar stereographic), got {map_projection!r}")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     product = f"FBDR{level}G{map_projection}D"
+    epsg, transform, corners = _palsar2_geometry(size, utm_zone, south, pixel_spacing, map_projection)
+    land = _Landscape(size, seed)
+    gain = {"HV": 0.0, "HH": 7.0, "VV": 6.0, "VH": 0.0}
+    profile = {"driver": "GTiff", "width": size, "height": size, "count": 1, "dtype": "uint16", "nodata": None}
+    if transform_in_tif:
+        profile["transform"] = transform
+    if crs_in_tif and transform_in_tif:
+        profile["crs"] = f"EPSG:{epsg}"
+    names, luts = [], []
+    for p_i, pol in enumerate(polarisations):
+        name = f"IMG-{pol}-{_SCENE_ID}-{product}.tif"
+        names.append(name)
+        _write_palsar2_image(folder / name, land, profile, (seed, p_i), gain.get(pol, 0.0), calibration_factor_db)
+        lut = f"LUT-{pol}-{_SCENE_ID}-{product}.txt"
+        luts.append(lut)
+        with _atomic(folder / lut) as tmp:
+            tmp.write_text("# SYNTHETIC placeholder written by sar2opt_geo.samples.write_synthetic_palsar2_l21: "
+                           "not a JAXA LUT (its content is not reproduced here; sar2opt does not read LUT files)\n",
+                           encoding="ascii")
+    lines = _palsar2_summary(seed=seed, product=product, level=level, map_projection=map_projection, utm_zone=utm_zone,
+                             pixel_spacing=pixel_spacing, size=size, corners=corners, listed=names + luts)
+    with _atomic(folder / "summary.txt") as tmp:
+        tmp.write_text("\n".join(lines) + "\n", encoding="ascii")
+    if write_led:
+        write_ceos_leader(folder / f"LED-{_SCENE_ID}-{product}", calibration_factor_db)
+    return folder
+
+
+def _palsar2_geometry(size: int, utm_zone: int, south: bool, pixel_spacing: float,
+                      map_projection: str) -> tuple[int, Affine, dict[str, tuple[float, float]]]:
+    """EPSG code, geotransform and corner (lon, lat) of a synthetic product near the UTM zone's central meridian."""
+    from pyproj import Transformer
+
     if map_projection == "U":
         epsg = (32700 if south else 32600) + utm_zone
         lat0 = -36.0 if south else 36.0
@@ -252,36 +282,33 @@ def write_synthetic_palsar2_l21(
         "RightBottom": to_ll.transform(x0 + size * pixel_spacing, y0 - size * pixel_spacing),
         "Center": to_ll.transform(x0 + size * pixel_spacing / 2, y0 - size * pixel_spacing / 2),
     }
-    land = _Landscape(size, seed)
-    gain = {"HV": 0.0, "HH": 7.0, "VV": 6.0, "VH": 0.0}
-    names, luts = [], []
-    for p_i, pol in enumerate(polarisations):
-        name = f"IMG-{pol}-{_SCENE_ID}-{product}.tif"
-        names.append(name)
-        profile = {"driver": "GTiff", "width": size, "height": size, "count": 1, "dtype": "uint16", "nodata": None}
-        if transform_in_tif:
-            profile["transform"] = transform
-        if crs_in_tif and transform_in_tif:
-            profile["crs"] = f"EPSG:{epsg}"
-        with _atomic(folder / name) as tmp:
-            import warnings
+    return epsg, transform, corners
 
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-                with rasterio.open(tmp, "w", **profile) as dst:
-                    for i, row0 in enumerate(range(0, size, _BLOCK)):
-                        n = min(_BLOCK, size - row0)
-                        db = land.db(row0, n, (seed, p_i, i)) + gain.get(pol, 0.0)
-                        dn = np.sqrt(10.0 ** ((db.astype(np.float64) - calibration_factor_db) / 10.0))
-                        dn = np.clip(np.rint(dn), 1, 65535).astype(np.uint16)
-                        dn[land.nodata(row0, n)] = 0
-                        dst.write(dn, 1, window=rasterio.windows.Window(col_off=0, row_off=row0, width=size, height=n))
-        lut = f"LUT-{pol}-{_SCENE_ID}-{product}.txt"
-        luts.append(lut)
-        with _atomic(folder / lut) as tmp:
-            tmp.write_text("# SYNTHETIC placeholder written by sar2opt_geo.samples.write_synthetic_palsar2_l21: "
-                           "not a JAXA LUT (its content is not reproduced here; sar2opt does not read LUT files)\n",
-                           encoding="ascii")
+
+def _write_palsar2_image(path: Path, land: _Landscape, profile: dict, block_seed: tuple[int, int],
+                         gain_db: float, calibration_factor_db: float) -> None:
+    """One ``IMG-`` GeoTIFF: uint16 amplitude DN of the landscape (DN 0 in the nodata wedge), block by block."""
+    import warnings
+
+    import rasterio
+
+    size = land.size
+    with _atomic(path) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        with rasterio.open(tmp, "w", **profile) as dst:
+            for i, row0 in enumerate(range(0, size, _BLOCK)):
+                n = min(_BLOCK, size - row0)
+                db = land.db(row0, n, (*block_seed, i)) + gain_db
+                dn = np.sqrt(10.0 ** ((db.astype(np.float64) - calibration_factor_db) / 10.0))
+                dn = np.clip(np.rint(dn), 1, 65535).astype(np.uint16)
+                dn[land.nodata(row0, n)] = 0
+                dst.write(dn, 1, window=rasterio.windows.Window(col_off=0, row_off=row0, width=size, height=n))
+
+
+def _palsar2_summary(*, seed: int, product: str, level: str, map_projection: str, utm_zone: int,
+                     pixel_spacing: float, size: int, corners: dict[str, tuple[float, float]],
+                     listed: Sequence[str]) -> list[str]:
+    """The lines of a synthetic product's ``summary.txt`` (the keys of a real one), ``listed`` files in order."""
     lines = [
         "# SYNTHETIC product written by sar2opt_geo.samples.write_synthetic_palsar2_l21 (not a JAXA product)",
         f'Odi_SceneId="SYNTHETIC-{seed:08d}"',
@@ -304,7 +331,6 @@ def write_synthetic_palsar2_l21(
         for corner, (lon, lat) in corners.items():
             lines.append(f'Img_{kind}Scene{corner}Latitude="{lat:.3f}"')
             lines.append(f'Img_{kind}Scene{corner}Longitude="{lon:.3f}"')
-    listed = names + luts
     lines += [
         'Img_OffNadirAngle="32.5"',
         f'Pdi_CntOfL21ProductFileName="{len(listed)}"',
@@ -323,8 +349,4 @@ def write_synthetic_palsar2_l21(
         'Lbi_ObservationDate="20200105"',
         'Synthetic="yes"',
     ]
-    with _atomic(folder / "summary.txt") as tmp:
-        tmp.write_text("\n".join(lines) + "\n", encoding="ascii")
-    if write_led:
-        write_ceos_leader(folder / f"LED-{_SCENE_ID}-{product}", calibration_factor_db)
-    return folder
+    return lines
