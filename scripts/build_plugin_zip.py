@@ -78,8 +78,8 @@ def _lines(value: str) -> list[str]:
 
 def package_metadata(setup_cfg: Path = SETUP_CFG) -> dict:
     """What the wheel needs from ``setup.cfg``: name, version, summary, requirements, extras,
-    package_data patterns and console scripts (``version = attr: pkg.__version__`` is read
-    from the package's ``__init__.py`` without importing it)."""
+    package_data patterns and console scripts (``version = attr: pkg.mod.__version__`` is read
+    from ``pkg/mod.py`` or ``pkg/mod/__init__.py`` without importing it)."""
     cp = configparser.ConfigParser(interpolation=None)
     cp.optionxform = str
     cp.read(setup_cfg, encoding="utf-8")
@@ -89,7 +89,8 @@ def package_metadata(setup_cfg: Path = SETUP_CFG) -> dict:
     version = meta["version"].strip()
     if version.startswith("attr:"):
         module, _, attr = version[len("attr:"):].strip().rpartition(".")
-        init = root.joinpath(*module.split(".")) / "__init__.py"
+        base = root.joinpath(*module.split("."))
+        init = base.with_suffix(".py") if base.with_suffix(".py").is_file() else base / "__init__.py"
         found = re.search(rf"^{re.escape(attr)}\s*=\s*['\"]([^'\"]+)['\"]", init.read_text(encoding="utf-8"), re.MULTILINE)
         if not found:
             raise SystemExit(f"{init}: no {attr} = '...' line (setup.cfg reads the version from it)")

@@ -47,7 +47,7 @@ def test_required_field_present_and_non_empty(metadata, key):
 
 def test_version_is_semantic_and_matches_the_package(metadata):
     assert re.fullmatch(r"\d+\.\d+\.\d+", metadata["version"]), metadata["version"]
-    init = (ROOT / "sar2opt_geo" / "__init__.py").read_text(encoding="utf-8")
+    init = (ROOT / "sar2opt_geo" / "version.py").read_text(encoding="utf-8")
     package_version = re.search(r'^__version__ = "([^"]+)"', init, re.MULTILINE).group(1)
     assert metadata["version"] == package_version
 
