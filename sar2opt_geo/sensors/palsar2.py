@@ -174,16 +174,7 @@ def open_palsar2(path: str | Path, *, calibration_factor_db: float | None = None
             log.warning("%s: unexpected data type %s for PALSAR-2 amplitude DN", first, ds.dtypes[0])
     finally:
         ds.close()
-    files: dict[str, LazyDataset] = {}
-    bands: dict[str, BandInfo] = {}
-    for tif in tifs:
-        with open_raster(str(tif)) as img:  # a truncated IMG file fails here, not mid-translation
-            check_readable(img, str(tif))
-        pol = IMG_NAME.match(tif.name).group(1).upper()
-        files[pol] = LazyDataset(str(tif))
-        bands[pol] = BandInfo(
-            pol, Quantity.SIGMA0, Scale.LINEAR, f"sigma0 = DN^2 * 10^({cf:g}/10), DN 0 = nodata", str(tif)
-        )
+    files, bands = _open_images(tifs, cf)
     crs, transform, georef = _georeferencing(first, summary, projection, product_id_code, crs, transform)
 
     scene_id = summary.get("Scs_SceneID") or f"{m0.group(2)}-{m0.group(3)}"
@@ -234,6 +225,21 @@ def _image_files(path: Path, folder: Path) -> list[Path]:
             )
         raise InputError(f"{folder}: no IMG-<pol>-ALOS2...tif image files here; point to the Level 2.1 product folder")
     return tifs
+
+
+def _open_images(tifs: list[Path], cf: float) -> tuple[dict[str, LazyDataset], dict[str, BandInfo]]:
+    """Lazy datasets and band infos by polarisation, each image checked readable now."""
+    files: dict[str, LazyDataset] = {}
+    bands: dict[str, BandInfo] = {}
+    for tif in tifs:
+        with open_raster(str(tif)) as img:  # a truncated IMG file fails here, not mid-translation
+            check_readable(img, str(tif))
+        pol = IMG_NAME.match(tif.name).group(1).upper()
+        files[pol] = LazyDataset(str(tif))
+        bands[pol] = BandInfo(
+            pol, Quantity.SIGMA0, Scale.LINEAR, f"sigma0 = DN^2 * 10^({cf:g}/10), DN 0 = nodata", str(tif)
+        )
+    return files, bands
 
 
 def _calibration_factor(folder: Path, calibration_factor_db: float | None) -> tuple[float, str]:
