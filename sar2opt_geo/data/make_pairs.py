@@ -1,7 +1,7 @@
 """Co-registered training pairs from any georeferenced SAR scene and optical scene: :func:`make_pairs`.
 
 ``sar2opt pairs SAR OPTICAL OUT`` turns two scenes into a dataset ``sar2opt train OUT`` reads
-directly (layout ``pairs``, :func:`sar2opt_geo.data.pairs.find_built_pairs`). It is the
+directly (layout ``pairs``, :func:`sar2opt_geo.data.built_pairs.find_built_pairs`). It is the
 article's "create a large number of PALSAR-2 image datasets" as a command.
 
 What it does, in order:
@@ -81,8 +81,8 @@ from ..errors import (
 )
 from ..progress import CancelFn, ProgressFn
 from ..progress import sub_range as _sub
+from .built_pairs import PAIRS_FORMAT, PAIRS_VERSION, read_pairs_metadata
 from .cloudmask import SCL_REJECT, open_scl, rgb_test, scl_test
-from .pairs import PAIRS_FORMAT, PAIRS_VERSION, read_pairs_metadata
 from .pairs_store import (
     OPT_PERCENTILE,
     Storage,

@@ -24,7 +24,7 @@ from rasterio.windows import Window
 
 from ..errors import InputError, OutputExistsError
 from ..progress import CancelFn, ProgressFn
-from .pairs import read_pairs_metadata
+from .built_pairs import read_pairs_metadata
 
 __all__ = [
     "OPT_PERCENTILE",
