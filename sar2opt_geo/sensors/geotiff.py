@@ -153,7 +153,8 @@ def _hint_text(path: Path, ds) -> str:
     return "/".join(parts).lower()
 
 
-def _inspect(ds, path_str: str, forced: str | None, units: str | None, require_geo: bool) -> GeoTiffScene:
+def _inspect(ds: Any, path_str: str, forced: str | None, units: str | None, require_geo: bool) -> GeoTiffScene:
+    """The scene of an open raster: band names, sensor family, georeferencing, how values are read, metadata."""
     path = Path(path_str)
     name_text = f"{path.name}/{path.parent.name}/{path.parent.parent.name}".lower()
     hints = _hint_text(path, ds)
@@ -200,7 +201,7 @@ def _inspect(ds, path_str: str, forced: str | None, units: str | None, require_g
     return scene
 
 
-def _sensor_family(ds, path_str: str, forced: str | None, names: list[str], complex_bands: list[int],
+def _sensor_family(ds: Any, path_str: str, forced: str | None, names: list[str], complex_bands: list[int],
                    descriptions: list[str], name_text: str, hints: str, tags: dict[str, str]) -> str:
     """The sensor family: forced, else from complex samples, polarisation names, words in names and tags, values."""
     if forced is not None:
@@ -222,7 +223,7 @@ def _sensor_family(ds, path_str: str, forced: str | None, names: list[str], comp
     return "optical"
 
 
-def _georeferencing(ds, path_str: str, require_geo: bool) -> tuple[Any, Any, tuple[list, Any] | None, bool]:
+def _georeferencing(ds: Any, path_str: str, require_geo: bool) -> tuple[Any, Any, tuple[list, Any] | None, bool]:
     """``(crs, transform, gcps or None, has a non-identity transform)``; an error if required and missing."""
     crs, transform = ds.crs, ds.transform
     gcps = None
@@ -237,7 +238,7 @@ def _georeferencing(ds, path_str: str, require_geo: bool) -> tuple[Any, Any, tup
     return crs, transform, gcps, has_transform
 
 
-def _sar_bands(ds, names: list[str], sources: list[str], complex_bands: list[int], units: str | None,
+def _sar_bands(ds: Any, names: list[str], sources: list[str], complex_bands: list[int], units: str | None,
                tags: dict[str, str], descriptions: list[str], name_text: str, hints: str,
                dtype: np.dtype) -> tuple[dict[str, _BandSpec], dict[str, BandInfo], dict[str, str], str]:
     """Specs, band infos, units notes and the calibration text of the bands of a SAR raster."""
@@ -264,7 +265,7 @@ def _sar_bands(ds, names: list[str], sources: list[str], complex_bands: list[int
     return specs, bands, notes, f"stored as {calibration}; read as linear power"
 
 
-def _optical_bands(ds, names: list[str], sources: list[str], sensor: str, units: str | None, name_text: str,
+def _optical_bands(ds: Any, names: list[str], sources: list[str], sensor: str, units: str | None, name_text: str,
                    dtype: np.dtype, nodata: list[float | None]) -> tuple[dict[str, _BandSpec], dict[str, BandInfo], str]:
     """Specs, band infos and the calibration text of an optical raster (appends 0 to ``nodata`` where it means none)."""
     specs: dict[str, _BandSpec] = {}
@@ -290,7 +291,7 @@ def _optical_bands(ds, names: list[str], sources: list[str], sensor: str, units:
     return specs, bands, bands[names[0]].description if names else ""
 
 
-def _scene_metadata(ds, dtype_name: str, crs: Any, has_transform: bool, gcps: Any, names: list[str],
+def _scene_metadata(ds: Any, dtype_name: str, crs: Any, has_transform: bool, gcps: Any, names: list[str],
                     notes: dict[str, str], specs: dict[str, _BandSpec], is_sar: bool,
                     complex_bands: list[int]) -> dict[str, Any]:
     """The scene's ``metadata``: format, dtype, nodata, georeferencing and how values are read."""

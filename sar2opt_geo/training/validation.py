@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 
 def _or_na(v: float | None) -> str:
+    """``v`` with 3 decimals, or ``n/a``."""
     return "n/a" if v is None else f"{v:.3f}"
 
 
