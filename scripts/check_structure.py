@@ -4,7 +4,8 @@
 
 Rules (issue 23):
 - no import cycle between modules, counting imports inside functions too (they are how a
-  cycle hides);
+  cycle hides), nor between the package's subpackages (imports run one way: sensors ->
+  preprocess -> engine -> models, ...);
 - no module over 500 lines, no function over 100 lines;
 - no import of another module's private name (``from x import _y``, or ``x._y`` on an
   imported module ``x``).
@@ -125,7 +126,22 @@ def check(top: Path) -> list[str]:
         problems += [f"{rel}: private name imported, {p}" for p in private]
     for component in _cycles(graph):
         problems.append("import cycle: " + " <-> ".join(component))
+    for component in _cycles(_package_graph(graph, top.name)):
+        problems.append("subpackage import cycle: " + " <-> ".join(component))
     return problems
+
+
+def _package_graph(graph: dict[str, set[str]], top: str) -> dict[str, set[str]]:
+    """The module graph collapsed to the top package's direct children (subpackages and modules)."""
+    def part(name: str) -> str:
+        parts = name.split(".")
+        return parts[1] if len(parts) > 1 else top
+
+    collapsed: dict[str, set[str]] = {}
+    for source, targets in graph.items():
+        collapsed.setdefault(part(source), set()).update(part(t) for t in targets if part(t) != part(source))
+    collapsed.pop(top, None)  # the package's __init__ re-exports, lazily: not a layer of its own
+    return {k: v - {top} for k, v in collapsed.items()}
 
 
 def main(argv: list[str]) -> int:

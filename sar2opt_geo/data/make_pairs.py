@@ -1,7 +1,7 @@
 """Co-registered training pairs from any georeferenced SAR scene and optical scene: :func:`make_pairs`.
 
 ``sar2opt pairs SAR OPTICAL OUT`` turns two scenes into a dataset ``sar2opt train OUT`` reads
-directly (layout ``pairs``, :func:`sar2opt_geo.data.pairs.find_built_pairs`). It is the
+directly (layout ``pairs``, :func:`sar2opt_geo.data.built_pairs.find_built_pairs`). It is the
 article's "create a large number of PALSAR-2 image datasets" as a command.
 
 What it does, in order:
@@ -59,19 +59,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import datetime as _dt
 import json
 import logging
-import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import numpy as np
-from rasterio.windows import Window
 
 from ..errors import (
     ConfigError,
@@ -81,75 +76,34 @@ from ..errors import (
 )
 from ..progress import CancelFn, ProgressFn
 from ..progress import sub_range as _sub
-from .cloudmask import SCL_REJECT, open_scl, rgb_test, scl_test
-from .pairs import PAIRS_FORMAT, PAIRS_VERSION, read_pairs_metadata
+from .built_pairs import read_pairs_metadata
+from .cloudmask import open_scl
+from .pairs_options import PairsOptions
 from .pairs_store import (
-    OPT_PERCENTILE,
     Storage,
     check_cancel,
     existing_dataset,
+    new_metadata,
+    optical_entry,
     publish,
+    sar_entry,
+    scene_pair_entry,
     staging,
-    storage_doc,
     write_tiles,
+)
+from .pairs_tiles import (
+    cloud_test_description,
+    dn_max,
+    lattice,
+    nothing_kept_message,
+    optical_scales,
+    row_reader,
+    survey_tiles,
 )
 
 __all__ = ["PairsOptions", "PairsResult", "make_pairs", "pairs_card"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class PairsOptions:
-    """How to build pairs. Sizes in pixels of the pairs' grid; spacing in metres; fractions 0..1."""
-
-    pixel_spacing_m: float | None = None  # ground pixel spacing of the pairs (default: the model card's, 10 m)
-    tile_size: int = 256  # tile side, pixels, multiple of 16
-    stride: int | None = None  # pixels between tile origins (default: tile_size, no overlap)
-    sar_bands: tuple[str, ...] | None = None  # SAR bands stored (default: those translate feeds the model)
-    optical_bands: tuple[str, ...] = ("red", "green", "blue")  # optical red, green, blue: names or 1-based indices
-    max_nodata: float = 0.0  # largest fraction of a tile invalid on either side
-    max_cloud: float = 0.01  # largest fraction of a tile failing the cloud/saturation test
-    max_days: float | None = None  # refuse scenes acquired further apart (days)
-    append: bool = False  # add to an existing dataset in out_dir
-    model: str = "sar"  # model card whose input domain the pairs are stored in (path or bundled name)
-    sar_date: str | None = None  # acquisition date overrides (YYYY-MM-DD or ISO 8601)
-    optical_date: str | None = None
-    scl: str | None = None  # Sentinel-2 scene classification raster (default: the SAFE's SCL_20m, if any)
-    resampling: str = "bilinear"  # GDAL resampling when upsampling (downsampling always averages)
-    calibration_factor_db: float | None = None  # PALSAR-2 calibration factor override
-    thermal_noise_removal: bool = True  # Sentinel-1 SAFE
-
-    def __post_init__(self) -> None:
-        from ..options import RESAMPLING_METHODS, parse_bands
-
-        put = object.__setattr__
-        put(self, "sar_bands", parse_bands(self.sar_bands))
-        put(self, "optical_bands", parse_bands(self.optical_bands) or ("red", "green", "blue"))
-        if len(self.optical_bands) != 3:
-            raise ConfigError(f"optical_bands must name red, green, blue (3 bands), got {','.join(self.optical_bands)}")
-        if self.tile_size < 16 or self.tile_size % 16:
-            raise ConfigError(f"tile size must be a multiple of 16 pixels (>= 16), got {self.tile_size}")
-        if self.stride is not None and (not isinstance(self.stride, int) or self.stride < 1):
-            raise ConfigError(f"stride must be a whole number of pixels >= 1, got {self.stride!r}")
-        for name in ("max_nodata", "max_cloud"):
-            v = getattr(self, name)
-            if not 0.0 <= v <= 1.0:
-                raise ConfigError(f"{name} must be a fraction within 0..1, got {v}")
-        if self.max_days is not None and not self.max_days >= 0:
-            raise ConfigError(f"max_days must be >= 0 days, got {self.max_days}")
-        if self.pixel_spacing_m is not None and not self.pixel_spacing_m > 0:
-            raise ConfigError(f"pixel spacing must be a positive number of metres, got {self.pixel_spacing_m}")
-        if self.resampling not in RESAMPLING_METHODS:
-            raise ConfigError(f"unknown resampling {self.resampling!r}; e.g. nearest, bilinear, cubic, average")
-
-    @property
-    def tile_stride(self) -> int:
-        """Pixels between tile origins: ``stride``, else ``tile_size``."""
-        return self.tile_size if self.stride is None else int(self.stride)
-
-    def replace(self, **changes: Any) -> PairsOptions:
-        return dataclasses.replace(self, **changes)
 
 
 @dataclass(frozen=True)
@@ -247,12 +201,6 @@ def _footprint(scene: Any, crs: Any) -> tuple[float, float, float, float]:
         xs, ys = warp_transform(gcp_crs or CRS.from_epsg(4326), crs, [g.x for g in gcps], [g.y for g in gcps])
         return (min(xs), min(ys), max(xs), max(ys))
     raise InputError(f"{scene.path}: no georeferencing (neither CRS + geotransform nor GCPs); georeference it first")
-
-
-def _lattice(offset: int, length: int, tile: int, stride: int) -> list[int]:
-    """Tile origins (relative to ``offset``) on multiples of ``stride`` of the full grid, tiles inside ``length``."""
-    first = math.ceil(offset / stride) * stride - offset
-    return list(range(first, length - tile + 1, stride))
 
 
 def _fmt_bounds(b: Sequence[float]) -> str:
@@ -360,53 +308,27 @@ def _compatible(existing: dict, meta_input: dict, storage: str, tile: int, sscen
 def _build(sscene: Any, oscene: Any, out_dir: Path, opts: PairsOptions, existing: dict | None, base: Any,
            storage: Storage, spacing: float, t0: float, progress: ProgressFn | None, cancel: CancelFn | None,
            command: str | None) -> PairsResult:
+    """Check, plan, survey, write and publish the pairs of two opened scenes (see the module docstring)."""
     from ..io.atomic import work_dir
-    from ..models.loading import LoadedModel
-    from ..options import TranslateOptions
-    from ..preprocess import model_grid, open_linear_source, plan_bands
+    from ..preprocess import open_linear_source
     from ..radiometry import Quantity
-    from ..translation.plan import plan_translation
-    from ..version import __version__
 
-    warnings: list[str] = []
-    # bands as translate would feed them to the model (or the ones asked for), then the pairs' own card
-    if opts.sar_bands:
-        bands = tuple(sscene.bands)
-    else:
-        chosen = plan_bands(sscene, base)
-        bands = chosen.bands
-        if chosen.warnings:
-            log.info("pairs from %s of %s: the band%s %s would be fed (%s)", ", ".join(bands), sscene.path,
-                     "s" if len(bands) > 1 else "", base.name, chosen.warnings[0])
-    card = _pairs_card(base, sscene, bands, spacing)
+    card = _pairs_card(base, sscene, _pairs_bands(sscene, base, opts), spacing)
     if storage == "db" and any(oscene.bands[b].quantity != Quantity.REFLECTANCE for b in oscene.bands):
         raise InputError(f"{oscene.path}: optical bands are digital numbers, not reflectance; the dB storage of "
                          f"model {base.name!r} keeps reflectance x 10000: use a percentile model (--model sar)")
     meta_input = json.loads(json.dumps(dataclasses.asdict(card.input)))
     sar_when, opt_when, days = _dates(sscene, oscene, opts)
-
-    full = model_grid(sscene, spacing)
-    sb, ob = full.bounds, _footprint(oscene, full.crs)
-    inter = (max(sb[0], ob[0]), max(sb[1], ob[1]), min(sb[2], ob[2]), min(sb[3], ob[3]))
+    full, inter = _overlap(sscene, oscene, spacing)
     crs_name = full.crs.to_string()
-    if not (inter[2] > inter[0] and inter[3] > inter[1]):
-        raise NoValidDataError(f"{sscene.path} and {oscene.path}: the scenes do not overlap (SAR {_fmt_bounds(sb)}, "
-                               f"optical {_fmt_bounds(ob)} in {crs_name}); give scenes of the same area")
     if existing is not None:
         _compatible(existing, meta_input, storage, opts.tile_size, sscene, oscene, out_dir)
-    pseudo = LoadedModel(_identity(), card, "pairs", None)
-    topts = TranslateOptions(bounds=inter, bounds_crs=full.crs.to_wkt(), device="cpu", resampling=opts.resampling,
-                             calibration_factor_db=opts.calibration_factor_db,
-                             thermal_noise_removal=opts.thermal_noise_removal)
-    plan = plan_translation(sscene, pseudo, topts, progress=_sub(progress, 0.0, 0.15), cancel=cancel)
+    plan = _plan(sscene, card, full, inter, opts, progress, cancel)
     grid, win = plan.out_grid, plan.out_window
-    T, S = opts.tile_size, opts.tile_stride
-    rows = _lattice(int(win.row_off), grid.height, T, S)
-    cols = _lattice(int(win.col_off), grid.width, T, S)
-    if not rows or not cols:
-        raise NoValidDataError(f"{sscene.path} and {oscene.path}: their overlap is {grid.width} x {grid.height} px at "
-                               f"{spacing:g} m, smaller than one tile of {T} px; use a smaller --tile")
+    T = opts.tile_size
+    rows, cols = _tile_origins(sscene, oscene, grid, win, opts, spacing)
 
+    warnings: list[str] = []
     pair_id = f"p{(len(existing['scene_pairs']) if existing else 0) + 1:03d}"
     with work_dir(out_dir) as work, staging(out_dir, existing is not None) as stage:
         sar_src = open_linear_source(sscene, plan.bands.bands, grid, work_dir=work, resampling=opts.resampling,
@@ -415,77 +337,29 @@ def _build(sscene: Any, oscene: Any, out_dir: Path, opts: PairsOptions, existing
                                      cancel=cancel, progress=_sub(progress, 0.25, 0.35))
         with sar_src, opt_src, open_scl(oscene, opts.scl, grid) as scl:
             reflectance = all(oscene.bands[b].quantity == Quantity.REFLECTANCE for b in oscene.bands)
-            dn_max = _dn_max(oscene)
-            cloud_test = (f"SCL classes {', '.join(str(c) for c in SCL_REJECT)} ({scl.source})" if scl is not None
-                          else "brightness/whiteness of red, green, blue (reflectance)" if reflectance
-                          else f"saturation only (digital numbers at {dn_max:g})" if dn_max
-                          else "none (no SCL, no reflectance, no integer range)")
+            saturation = dn_max(oscene)
+            cloud_test = cloud_test_description(scl, reflectance, saturation)
             if scl is None and not reflectance:
                 warnings.append(f"{oscene.path}: no SCL and no reflectance: clouds are not tested ({cloud_test})")
-
-            def read(r: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-                w = Window(col_off=cols[0], row_off=r, width=cols[-1] + T - cols[0], height=T)
-                s_lin, o_lin = sar_src.read(w), opt_src.read(w)
-                valid = np.isfinite(s_lin).all(axis=0) & np.isfinite(o_lin).all(axis=0)
-                if scl is not None:
-                    bad, scl_nodata = scl_test(scl.read(w))
-                    valid &= ~scl_nodata
-                else:
-                    bad = rgb_test(o_lin, reflectance, dn_max)
-                return s_lin, o_lin, valid, bad & valid
-
-            decisions, hists = _survey(read, rows, cols, T, S, opts, storage, _sub(progress, 0.35, 0.6), cancel)
+            read = row_reader(sar_src, opt_src, scl, cols, T, reflectance, saturation)
+            decisions, hists = survey_tiles(read, rows, cols, T, opts.tile_stride, opts, storage,
+                                            _sub(progress, 0.35, 0.6), cancel)
             kept = [d for d in decisions if d["keep"]]
             n_nodata = sum(1 for d in decisions if d["reason"] == "nodata")
             n_cloud = sum(1 for d in decisions if d["reason"] == "cloud")
             if not kept:
-                raise NoValidDataError(_nothing_kept(sscene, oscene, len(decisions), n_nodata, n_cloud, opts, T,
-                                                     cloud_test))
-            scales = None
-            if storage == "percentile":
-                scales = []
-                for b, h in zip(oscene.bands, hists):
-                    if h.total == 0:
-                        raise NoValidDataError(f"{oscene.path}: band {b} has no clear, valid pixel in the overlap")
-                    scales.append(float(h.percentile(OPT_PERCENTILE)))
+                raise NoValidDataError(nothing_kept_message(sscene, oscene, len(decisions), n_nodata, n_cloud, opts,
+                                                            T, cloud_test))
+            scales = optical_scales(oscene, hists) if storage == "percentile" else None
             tiles = write_tiles(read, kept, cols, T, grid, win, stage, pair_id, plan, card, storage, scales,
                                  sscene, oscene, _sub(progress, 0.6, 0.97), cancel)
             check_cancel(cancel, str(out_dir))
-            sar_entry = {
-                "path": str(Path(sscene.path).resolve()), "product_id": sscene.product_id, "sensor": sscene.sensor,
-                "frequency_band": sscene.frequency_band, "bands": list(plan.bands.bands),
-                "calibration": sscene.calibration, **sar_when,
-                "resampling": sar_src.description,
-                "normalisation": plan.normaliser.describe(), "statistics_area": plan.statistics_area,
-                "percentiles": dict(zip(plan.bands.bands, plan.normaliser.scales or ())),
-            }
-            opt_entry = {
-                "path": str(Path(oscene.path).resolve()), "product_id": oscene.product_id, "sensor": oscene.sensor,
-                "bands": list(oscene.bands), "calibration": oscene.calibration, **opt_when,
-                "resampling": opt_src.description,
-                "percentiles": dict(zip(oscene.bands, scales)) if scales else None,
-                "percentile": OPT_PERCENTILE if scales else None,
-                "statistics_area": "clear, valid pixels of the overlap on the pairs' grid" if scales else None,
-            }
-            pair = {
-                "id": pair_id, "sar": sar_entry, "optical": opt_entry,
-                "days_apart": round(days, 3) if days is not None else None,
-                "crs": crs_name, "grid": {"transform": list(grid.transform)[:6], "width": grid.width,
-                                          "height": grid.height},
-                "bounds": list(grid.bounds), "tile_size": T, "stride": S, "cloud_test": cloud_test,
-                "max_nodata": opts.max_nodata, "max_cloud": opts.max_cloud,
-                "tiles": {"candidates": len(decisions), "kept": len(kept), "rejected_nodata": n_nodata,
-                          "rejected_cloud": n_cloud},
-                "warnings": warnings, "command": command or "", "library_version": __version__,
-                "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-            }
-            metadata = existing or {
-                "format": PAIRS_FORMAT, "version": PAIRS_VERSION,
-                "layout": "sar/<name>.tif <-> opt/<name>.tif, matched by name; tiles listed below",
-                "storage": storage_doc(storage, card), "input": meta_input,
-                "output": json.loads(json.dumps(dataclasses.asdict(_output_spec(storage, oscene)))),
-                "tile_size": T, "scene_pairs": [], "tiles": [],
-            }
+            counts = {"candidates": len(decisions), "kept": len(kept), "rejected_nodata": n_nodata,
+                      "rejected_cloud": n_cloud}
+            pair = scene_pair_entry(pair_id, sar_entry(sscene, plan, sar_src, sar_when),
+                                    optical_entry(oscene, opt_src, opt_when, scales), days, crs_name, grid, opts,
+                                    counts, cloud_test, warnings, command)
+            metadata = existing or new_metadata(storage, card, meta_input, oscene, T)
             metadata["scene_pairs"].append(pair)
             metadata["tiles"].extend(tiles)
             publish(stage, out_dir, metadata, existing is not None)
@@ -498,73 +372,56 @@ def _build(sscene: Any, oscene: Any, out_dir: Path, opts: PairsOptions, existing
                        tuple(grid.bounds), cloud_test, seconds, tuple(warnings))
 
 
-def _identity() -> Any:
+def _pairs_bands(sscene: Any, base: Any, opts: PairsOptions) -> tuple[str, ...]:
+    """The SAR bands of the pairs: those asked for, else the ones translate would feed ``base``'s model."""
+    from ..preprocess import plan_bands
+
+    if opts.sar_bands:
+        return tuple(sscene.bands)
+    chosen = plan_bands(sscene, base)
+    bands = chosen.bands
+    if chosen.warnings:
+        log.info("pairs from %s of %s: the band%s %s would be fed (%s)", ", ".join(bands), sscene.path,
+                 "s" if len(bands) > 1 else "", base.name, chosen.warnings[0])
+    return bands
+
+
+def _overlap(sscene: Any, oscene: Any, spacing: float) -> tuple[Any, tuple[float, float, float, float]]:
+    """The SAR scene's model grid and its overlap with the optical footprint (an error if none)."""
+    from ..preprocess import model_grid
+
+    full = model_grid(sscene, spacing)
+    sb, ob = full.bounds, _footprint(oscene, full.crs)
+    inter = (max(sb[0], ob[0]), max(sb[1], ob[1]), min(sb[2], ob[2]), min(sb[3], ob[3]))
+    if not (inter[2] > inter[0] and inter[3] > inter[1]):
+        raise NoValidDataError(f"{sscene.path} and {oscene.path}: the scenes do not overlap (SAR {_fmt_bounds(sb)}, "
+                               f"optical {_fmt_bounds(ob)} in {full.crs.to_string()}); give scenes of the same area")
+    return full, inter
+
+
+def _plan(sscene: Any, card: Any, full: Any, inter: tuple[float, float, float, float], opts: PairsOptions,
+          progress: ProgressFn | None, cancel: CancelFn | None) -> Any:
+    """The translation plan of the SAR scene cropped to the overlap (its grid, window, bands and statistics)."""
     from torch import nn
 
-    return nn.Identity()
+    from ..models.loading import LoadedModel
+    from ..options import TranslateOptions
+    from ..translation.plan import plan_translation
+
+    pseudo = LoadedModel(nn.Identity(), card, "pairs", None)
+    topts = TranslateOptions(bounds=inter, bounds_crs=full.crs.to_wkt(), device="cpu", resampling=opts.resampling,
+                             calibration_factor_db=opts.calibration_factor_db,
+                             thermal_noise_removal=opts.thermal_noise_removal)
+    return plan_translation(sscene, pseudo, topts, progress=_sub(progress, 0.0, 0.15), cancel=cancel)
 
 
-def _dn_max(scene: Any) -> float | None:
-    dtype = (getattr(scene, "metadata", {}) or {}).get("dtype")
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        return None
-    return float(np.iinfo(dt).max) if dt.kind in "ui" else None
-
-
-def _output_spec(storage: Storage, oscene: Any) -> Any:
-    from ..models.card import OutputSpec
-    from ..training.cards import PERCENTILE_SCALING, REFLECTANCE_SCALING
-
-    return OutputSpec(bands=("red", "green", "blue"),
-                      scaling=PERCENTILE_SCALING if storage == "percentile" else REFLECTANCE_SCALING,
-                      sensor=oscene.sensor)
-
-
-def _survey(read: Callable, rows: list[int], cols: list[int], T: int, S: int, opts: PairsOptions, storage: Storage,
-            progress: ProgressFn | None, cancel: CancelFn | None) -> tuple[list[dict], list[Any]]:
-    """Pass 1: nodata and cloud fractions of every tile (keep or not), and the optical histograms of the
-    clear, valid pixels of the tiled area (each pixel counted once)."""
-    from ..preprocess.domain import HIST_BINS, HIST_LOG10_RANGE
-    from ..preprocess.histogram import StreamingHistogram
-
-    decisions: list[dict] = []
-    hists: list[Any] = []
-    count_cols = cols[-1] + T - cols[0]
-    for i, r in enumerate(rows):
-        check_cancel(cancel, "building pairs")
-        _, o_lin, valid, bad = read(r)
-        if storage == "percentile":
-            if not hists:
-                hists = [StreamingHistogram(*HIST_LOG10_RANGE, HIST_BINS, log10=True) for _ in range(o_lin.shape[0])]
-            own = T if i == len(rows) - 1 else min(S, T)  # rows of this block no later block counts
-            clear = (valid & ~bad)[:own, :count_cols]
-            for b, h in enumerate(hists):
-                h.add(np.where(clear, o_lin[b, :own, :count_cols], np.float32(np.nan)))
-        for c in cols:
-            cs = slice(c - cols[0], c - cols[0] + T)
-            invalid = float(1.0 - valid[:, cs].mean())
-            cloudy = float(bad[:, cs].mean())
-            reason = "nodata" if invalid > opts.max_nodata else "cloud" if cloudy > opts.max_cloud else ""
-            decisions.append({"row": r, "col": c, "nodata_fraction": round(invalid, 5),
-                              "cloud_fraction": round(cloudy, 5), "keep": not reason, "reason": reason})
-        if progress is not None:
-            progress((i + 1) / len(rows), f"tile rows {i + 1}/{len(rows)}")
-    return decisions, hists
-
-
-def _nothing_kept(sscene: Any, oscene: Any, n: int, n_nodata: int, n_cloud: int, opts: PairsOptions, T: int,
-                  cloud_test: str) -> str:
-    if n_cloud and not n_nodata:
-        what = f"all {n} tiles of {T} px are cloudy (more than {opts.max_cloud:.0%} fail the test: {cloud_test})"
-        fix = "choose a clearer optical scene or raise --max-cloud"
-    elif n_nodata == n:
-        what = (f"all {n} tiles of {T} px have more than {opts.max_nodata:.0%} nodata on the SAR or the optical side "
-                "(the valid areas hardly overlap)")
-        fix = "check that both scenes cover the same area, use a smaller --tile or raise --max-nodata"
-    else:
-        what = f"none of {n} tiles of {T} px kept ({n_nodata} for nodata, {n_cloud} for cloud)"
-        fix = "raise --max-nodata/--max-cloud or use a smaller --tile"
-    return f"{sscene.path} and {oscene.path}: {what}; {fix}"
-
+def _tile_origins(sscene: Any, oscene: Any, grid: Any, win: Any, opts: PairsOptions,
+                  spacing: float) -> tuple[list[int], list[int]]:
+    """Tile origin rows and columns on the lattice of the SAR model grid (an error if no tile fits)."""
+    T, S = opts.tile_size, opts.tile_stride
+    rows = lattice(int(win.row_off), grid.height, T, S)
+    cols = lattice(int(win.col_off), grid.width, T, S)
+    if not rows or not cols:
+        raise NoValidDataError(f"{sscene.path} and {oscene.path}: their overlap is {grid.width} x {grid.height} px at "
+                               f"{spacing:g} m, smaller than one tile of {T} px; use a smaller --tile")
+    return rows, cols

@@ -15,7 +15,8 @@ Layouts (``layout=`` names):
   (uint16 reflectance x 10000, 13 bands; RGB = 4, 3, 2).
 * ``"bigearthnet"``: one folder per patch holding ``*_VV.tif``, ``*_VH.tif`` (dB) and
   ``*_B04.tif``, ``*_B03.tif``, ``*_B02.tif`` (reflectance x 10000).
-* ``"pairs"``: what ``sar2opt pairs`` builds (:mod:`sar2opt_geo.data.make_pairs`):
+* ``"pairs"``: what ``sar2opt pairs`` builds (:mod:`sar2opt_geo.data.make_pairs`; read by
+  :mod:`sar2opt_geo.data.built_pairs`):
   ``root/sar/<name>.tif`` <-> ``root/opt/<name>.tif``, the tiles listed in ``root/metadata.json``
   (``"format": "sar2opt-pairs"``) with their scene pair (the split group), the storage rule
   (uint8 in the scene-percentile domain, or float32 dB + uint16 reflectance x 10000) and the
@@ -31,16 +32,16 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
 from ..errors import DatasetError
+from .built_pairs import find_built_pairs, is_pairs_dataset
+from .pair_types import BandSource, Pair, Scaling
 
 __all__ = [
     "LAYOUTS",
-    "PAIRS_FORMAT",
-    "PAIRS_VERSION",
     "BandSource",
     "Layout",
     "Pair",
@@ -49,59 +50,21 @@ __all__ = [
     "detect_layout",
     "find_article_pairs",
     "find_bigearthnet_pairs",
-    "find_built_pairs",
     "find_images",
     "find_la_pairs",
     "find_pairs",
     "find_sen1_2_pairs",
     "find_sen12ms_cr_pairs",
-    "is_pairs_dataset",
-    "read_pairs_metadata",
 ]
 
 log = logging.getLogger(__name__)
 
 Layout = Literal["sen1-2", "article", "la", "sen12ms-cr", "bigearthnet", "pairs", "images"]
 LAYOUTS: tuple[str, ...] = ("sen1-2", "article", "la", "sen12ms-cr", "bigearthnet", "pairs", "images")
-#: ``metadata.json`` marker of the datasets ``sar2opt pairs`` writes, and its version.
-PAIRS_FORMAT = "sar2opt-pairs"
-PAIRS_VERSION = 1
-#: How raw values become [0, 1]; see :mod:`sar2opt_geo.normalize`.
-Scaling = Literal["uint8", "db_clip", "reflectance", "percentile", "db_percentile"]
 
 _SEN12_S1 = re.compile(r"^(?P<roi>ROIs\d+_[A-Za-z]+)_s1_(?P<scene>\d+)_p(?P<patch>\d+)\.png$")
 _SEN12_S2 = re.compile(r"^(?P<roi>ROIs\d+_[A-Za-z]+)_s2_(?P<scene>\d+)_p(?P<patch>\d+)\.png$")
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
-
-
-@dataclass(frozen=True)
-class BandSource:
-    """Where one side of a pair comes from: files, band indexes, and how to scale them to [0, 1].
-
-    ``files`` holds one multi-band file (``bands`` = 1-based indexes into it, None = all)
-    or one single-band file per band (``bands`` None).
-    """
-
-    files: tuple[Path, ...]
-    bands: tuple[int, ...] | None
-    scaling: Scaling
-    names: tuple[str, ...] = ()  # band names, e.g. ("VH",) or ("red", "green", "blue")
-
-
-@dataclass(frozen=True)
-class Pair:
-    """One co-registered training pair.
-
-    ``key`` is the name both sides were matched by; ``group`` the scene or area the pair
-    belongs to (splits keep groups whole: SEN1-2 patches of one scene overlap).
-    ``condition`` None means colourisation: the condition is the gray of ``target``.
-    """
-
-    key: str
-    group: str
-    condition: BandSource | None
-    target: BandSource
-    georeferenced: bool = False
 
 
 def _sorted_files(folder: Path, suffixes: Sequence[str]) -> list[Path]:
@@ -303,87 +266,6 @@ def find_bigearthnet_pairs(root: str | Path, sar_bands: Sequence[str] = ("VH",))
                 georeferenced=True,
             )
         )
-    return pairs
-
-
-def is_pairs_dataset(root: str | Path) -> bool:
-    """True if ``root/metadata.json`` is a ``sar2opt pairs`` dataset's."""
-    import json
-
-    meta = Path(root) / "metadata.json"
-    try:
-        return meta.is_file() and json.loads(meta.read_text()).get("format") == PAIRS_FORMAT
-    except (ValueError, AttributeError, OSError):
-        return False
-
-
-def read_pairs_metadata(root: str | Path) -> dict:
-    """The ``metadata.json`` of a ``sar2opt pairs`` dataset, checked; :class:`DatasetError` naming the file otherwise."""
-    import json
-
-    meta = Path(root) / "metadata.json"
-    try:
-        data = json.loads(meta.read_text())
-    except OSError:
-        raise DatasetError(f"{meta}: no pairs metadata; build the dataset with sar2opt pairs") from None
-    except ValueError as exc:
-        raise DatasetError(f"{meta}: not valid JSON ({exc}); restore it or rebuild the dataset") from None
-    if not isinstance(data, dict) or data.get("format") != PAIRS_FORMAT:
-        raise DatasetError(f"{meta}: not a sar2opt pairs dataset (no \"format\": \"{PAIRS_FORMAT}\")")
-    if int(data.get("version", 0)) > PAIRS_VERSION:
-        raise DatasetError(f"{meta}: pairs format version {data.get('version')} is newer than this library's "
-                           f"({PAIRS_VERSION}); upgrade sar2opt-geo")
-    missing = [k for k in ("storage", "input", "output", "tile_size", "scene_pairs", "tiles") if k not in data]
-    if missing:
-        raise DatasetError(f"{meta}: pairs metadata lacks {', '.join(missing)}; rebuild the dataset")
-    return data
-
-
-def find_built_pairs(root: str | Path, sar_bands: Sequence[str] | None = None) -> list[Pair]:
-    """The pairs of a ``sar2opt pairs`` dataset (layout ``"pairs"``), in the order ``metadata.json`` lists them.
-
-    ``sar_bands``: a subset of the stored SAR bands to use (default: all). Tiles missing on
-    disk are an error; files on disk that ``metadata.json`` does not list (left by an
-    interrupted ``--append``) are ignored with a warning.
-    """
-    root = Path(root)
-    meta = read_pairs_metadata(root)
-    stored = [str(b) for b in meta["input"]["bands"]]
-    if sar_bands:
-        upper = [b.upper() for b in stored]
-        try:
-            idx: tuple[int, ...] | None = tuple(upper.index(b.upper()) + 1 for b in sar_bands)
-        except ValueError:
-            raise DatasetError(f"{root}: SAR band(s) {', '.join(sar_bands)} not stored; the pairs hold "
-                               f"{', '.join(stored)}") from None
-        names = tuple(stored[i - 1] for i in idx)
-    else:
-        idx, names = None, tuple(stored)
-    rule = meta["storage"].get("rule")
-    if rule not in ("percentile", "db"):
-        raise DatasetError(f"{root}/metadata.json: unknown storage rule {rule!r}; rebuild the dataset")
-    sar_scaling: Scaling = "uint8" if rule == "percentile" else "db_clip"
-    opt_scaling: Scaling = "uint8" if rule == "percentile" else "reflectance"
-    pairs, missing = [], []
-    listed = set()
-    for t in meta["tiles"]:
-        s, o = root / "sar" / f"{t['name']}.tif", root / "opt" / f"{t['name']}.tif"
-        listed.add(t["name"])
-        if not (s.is_file() and o.is_file()):
-            missing.append(s if not s.is_file() else o)
-            continue
-        pairs.append(Pair(key=t["name"], group=t["pair"], condition=BandSource((s,), idx, sar_scaling, names),
-                          target=BandSource((o,), (1, 2, 3), opt_scaling, ("red", "green", "blue")),
-                          georeferenced=True))
-    if missing:
-        raise DatasetError(f"{root}: {len(missing)} tile file(s) listed in metadata.json are missing "
-                           f"({', '.join(str(p) for p in missing[:3])}); restore them or rebuild the dataset")
-    extra = [p for p in (root / "sar").glob("*.tif") if p.stem not in listed] if (root / "sar").is_dir() else []
-    if extra:
-        log.warning("%s: %d tile file(s) not listed in metadata.json are ignored (e.g. %s)", root, len(extra),
-                    extra[0].name)
-    if not pairs:
-        raise DatasetError(f"{root}: the pairs dataset lists no tiles")
     return pairs
 
 

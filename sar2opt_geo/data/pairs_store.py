@@ -6,25 +6,32 @@
   error, a cancel or Ctrl-C the dataset is as it was;
 * the storage rules (:func:`storage_doc`) and the tile files (:func:`write_tiles`): small
   DEFLATE GeoTIFFs on the pairs' grid, band descriptions (``VH``, ``red`` ...), RGB colour
-  interpretation, an internal mask where a tile has nodata, provenance tags.
+  interpretation, an internal mask where a tile has nodata, provenance tags;
+* the entries of ``metadata.json``: a new dataset's (:func:`new_metadata`) and one per scene
+  pair (:func:`scene_pair_entry`, :func:`sar_entry`, :func:`optical_entry`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import datetime as _dt
 import json
 import os
 import shutil
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from rasterio.windows import Window
 
 from ..errors import InputError, OutputExistsError
 from ..progress import CancelFn, ProgressFn
-from .pairs import read_pairs_metadata
+from .built_pairs import PAIRS_FORMAT, PAIRS_VERSION, read_pairs_metadata
+
+if TYPE_CHECKING:
+    from .pairs_options import PairsOptions
 
 __all__ = [
     "OPT_PERCENTILE",
@@ -32,7 +39,12 @@ __all__ = [
     "Storage",
     "check_cancel",
     "existing_dataset",
+    "new_metadata",
+    "optical_entry",
+    "output_spec",
     "publish",
+    "sar_entry",
+    "scene_pair_entry",
     "staging",
     "storage_doc",
     "write_tiles",
@@ -209,3 +221,68 @@ def write_tif(path: Path, data: np.ndarray, grid: Any, names: Sequence[str], val
         for i, n in enumerate(names, 1):
             dst.set_band_description(i, n)
         dst.update_tags(**tags)
+
+
+# -- metadata.json entries ---------------------------------------------------------------
+
+
+def sar_entry(sscene: Any, plan: Any, sar_src: Any, sar_when: dict) -> dict[str, Any]:
+    """The SAR side of a scene pair's metadata entry."""
+    return {
+        "path": str(Path(sscene.path).resolve()), "product_id": sscene.product_id, "sensor": sscene.sensor,
+        "frequency_band": sscene.frequency_band, "bands": list(plan.bands.bands),
+        "calibration": sscene.calibration, **sar_when,
+        "resampling": sar_src.description,
+        "normalisation": plan.normaliser.describe(), "statistics_area": plan.statistics_area,
+        "percentiles": dict(zip(plan.bands.bands, plan.normaliser.scales or ())),
+    }
+
+
+def optical_entry(oscene: Any, opt_src: Any, opt_when: dict, scales: list[float] | None) -> dict[str, Any]:
+    """The optical side of a scene pair's metadata entry."""
+    return {
+        "path": str(Path(oscene.path).resolve()), "product_id": oscene.product_id, "sensor": oscene.sensor,
+        "bands": list(oscene.bands), "calibration": oscene.calibration, **opt_when,
+        "resampling": opt_src.description,
+        "percentiles": dict(zip(oscene.bands, scales)) if scales else None,
+        "percentile": OPT_PERCENTILE if scales else None,
+        "statistics_area": "clear, valid pixels of the overlap on the pairs' grid" if scales else None,
+    }
+
+
+def scene_pair_entry(pair_id: str, sar: dict, optical: dict, days: float | None, crs_name: str, grid: Any,
+                     opts: PairsOptions, counts: dict[str, int], cloud_test: str, warnings: list[str],
+                     command: str | None) -> dict[str, Any]:
+    """One scene pair's entry of ``metadata.json``: scenes, grid, tiling, tile counts, provenance."""
+    from ..version import __version__
+
+    return {
+        "id": pair_id, "sar": sar, "optical": optical,
+        "days_apart": round(days, 3) if days is not None else None,
+        "crs": crs_name, "grid": {"transform": list(grid.transform)[:6], "width": grid.width, "height": grid.height},
+        "bounds": list(grid.bounds), "tile_size": opts.tile_size, "stride": opts.tile_stride, "cloud_test": cloud_test,
+        "max_nodata": opts.max_nodata, "max_cloud": opts.max_cloud,
+        "tiles": counts,
+        "warnings": warnings, "command": command or "", "library_version": __version__,
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+    }
+
+
+def new_metadata(storage: Storage, card: Any, meta_input: dict, oscene: Any, tile_size: int) -> dict[str, Any]:
+    """The ``metadata.json`` of a new dataset, before its first scene pair."""
+    return {
+        "format": PAIRS_FORMAT, "version": PAIRS_VERSION,
+        "layout": "sar/<name>.tif <-> opt/<name>.tif, matched by name; tiles listed below",
+        "storage": storage_doc(storage, card), "input": meta_input,
+        "output": json.loads(json.dumps(dataclasses.asdict(output_spec(storage, oscene)))),
+        "tile_size": tile_size, "scene_pairs": [], "tiles": [],
+    }
+
+
+def output_spec(storage: Storage, oscene: Any) -> Any:
+    """The output spec of the pairs' optical side: red, green, blue in the storage rule's scaling."""
+    from ..models.card import PERCENTILE_SCALING, REFLECTANCE_SCALING, OutputSpec
+
+    return OutputSpec(bands=("red", "green", "blue"),
+                      scaling=PERCENTILE_SCALING if storage == "percentile" else REFLECTANCE_SCALING,
+                      sensor=oscene.sensor)

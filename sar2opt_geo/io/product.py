@@ -112,7 +112,7 @@ class Product:
                 from rasterio.enums import Resampling
                 from rasterio.vrt import WarpedVRT
 
-                from ..preprocess.grid import warp_crs
+                from .crs import warp_crs
 
                 with WarpedVRT(staged, crs=warp_crs(final.crs, final.bounds), transform=final.transform, width=final.width,
                                height=final.height, resampling=Resampling[resampling],

@@ -38,7 +38,21 @@ from ..errors import ConfigError
 from ..normalize import DEFAULT_NODATA_FILL
 from ..radiometry import Quantity, Scale
 
-__all__ = ["PIXEL_SPACING_RANGE_M", "InputDomain", "ModelCard", "Normalisation", "OutputSpec"]
+__all__ = [
+    "PERCENTILE_SCALING",
+    "PIXEL_SPACING_RANGE_M",
+    "PNG_SCALING",
+    "REFLECTANCE_SCALING",
+    "InputDomain",
+    "ModelCard",
+    "Normalisation",
+    "OutputSpec",
+]
+
+#: ``OutputSpec.scaling`` of the training targets, by how the optical side was stored.
+PERCENTILE_SCALING = "(y+1)/2 = band / scene 99th percentile, clipped"
+REFLECTANCE_SCALING = "(y+1)/2 = reflectance / 0.3, clipped (Sentinel-2 DN 0..3000 of x10000)"
+PNG_SCALING = "(y+1)/2 = SEN1-2 8-bit RGB PNG value / 255"
 
 #: Ground pixel spacings a card may declare, metres (a smaller one makes grids without end).
 PIXEL_SPACING_RANGE_M: tuple[float, float] = (0.01, 100_000.0)

@@ -4,7 +4,8 @@ GDAL's warper gives last-bit (or, next to nodata, larger) differences for the sa
 is asked for different windows. Every translate therefore reads its calibrated, resampled source
 through :func:`aligned_reader`, in full-width blocks of :data:`READ_BLOCK_ROWS` rows starting at
 multiples of it, so a plain translate, a tiling of any size and a row band of the scene
-(:mod:`sar2opt_geo.translation.rowbands`) see identical input; :func:`source_rows` says which rows a band reads.
+(:mod:`sar2opt_geo.translation.rowbands`) see identical input;
+:func:`sar2opt_geo.translation.band_rows.source_rows` says which rows a band reads.
 """
 
 from __future__ import annotations
@@ -12,14 +13,13 @@ from __future__ import annotations
 import collections
 import math
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 from rasterio.windows import Window
 
 from ..errors import ConfigError
 
-__all__ = ["READ_BLOCK_ROWS", "aligned_reader", "row_axis", "source_rows", "touching_tile_rows"]
+__all__ = ["READ_BLOCK_ROWS", "aligned_reader"]
 
 #: Rows of the model grid per source read (blocks aligned to multiples of it). Fixed, so that a
 #: pixel is read and resampled the same way whatever tiling or band asks for it.
@@ -62,31 +62,3 @@ def aligned_reader(read: Callable[[Window], np.ndarray], height: int, width: int
         return np.array(a[:, r0 - off : r1 - off, c0:c1], dtype=np.float32, copy=True)
 
     return aligned
-
-
-def touching_tile_rows(axis: Any, r0: int, r1: int) -> list[int]:
-    """Indices of the tile rows of ``axis`` (an :class:`~sar2opt_geo.engine.AxisTiles`) whose
-    pixels meet scene rows ``[r0, r1)``: the ones ``run_tiled(rows=(r0, r1))`` runs."""
-    return [i for i in range(axis.count) if axis.origin(i) < r1 and axis.origin(i) + axis.tile > r0]
-
-
-def row_axis(plan: Any, downsampling: int) -> Any:
-    """The row axis of the whole-scene tile grid of ``plan``'s context grid."""
-    from ..engine import tile_grid
-
-    ctx = plan.context_grid
-    return tile_grid(ctx.height, ctx.width, plan.tiling, downsampling).rows
-
-
-def source_rows(plan: Any, downsampling: int, rows: tuple[int, int]) -> tuple[int, int]:
-    """Rows ``[lo, hi)`` of ``plan``'s context grid that a band ``rows`` reads: those of its tile
-    rows (reflected at the scene edges), widened to whole :data:`READ_BLOCK_ROWS` blocks."""
-    from ..engine import reflect_index
-
-    axis = row_axis(plan, downsampling)
-    lo, hi = axis.length, 0
-    for i in touching_tile_rows(axis, *rows):
-        r = reflect_index(axis.origin(i) + np.arange(axis.tile), axis.length)
-        lo, hi = min(lo, int(r.min())), max(hi, int(r.max()) + 1)
-    b = READ_BLOCK_ROWS
-    return lo // b * b, min(axis.length, -(-hi // b) * b)

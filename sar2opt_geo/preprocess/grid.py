@@ -38,6 +38,7 @@ from rasterio.crs import CRS
 from rasterio.windows import Window
 
 from ..errors import ConfigError, GeoreferencingError, NoValidDataError
+from ..io.crs import lon_wrapped, warp_crs
 
 __all__ = [
     "GDAL_MAX_SIDE",
@@ -200,23 +201,6 @@ UTM_SOUTH_LIMIT = -80.0
 def is_metric(crs: CRS | str) -> bool:
     """Whether ``crs`` is projected with linear units (metres, feet): a CRS the model grid can use."""
     return _metres_per_unit(CRS.from_user_input(crs)) is not None
-
-
-def warp_crs(crs: CRS | str, bounds: tuple[float, float, float, float]) -> CRS:
-    """The CRS to warp from or to for a grid of ``bounds`` in ``crs``: ``crs`` itself, or, for a
-    geographic grid whose longitudes leave [-180, 180] (a scene across the antimeridian, written
-    with longitudes up to 180.5), the same CRS with ``+lon_wrap=180``, so that PROJ returns
-    longitudes in [0, 360) and the pixels east of 180 degrees are found."""
-    crs = CRS.from_user_input(crs)
-    left, _, right, _ = bounds
-    if crs.is_geographic and (right > 180.0 or left < -180.0):
-        return _lon_wrapped(crs, 180 if right > 180.0 else -180)
-    return crs
-
-
-def _lon_wrapped(crs: CRS, centre: int) -> CRS:
-    """Geographic ``crs`` with PROJ's ``+lon_wrap=centre``: longitudes in [centre - 180, centre + 180)."""
-    return CRS.from_proj4(f"{crs.to_proj4()} +lon_wrap={centre}")
 
 
 def utm_crs_for(lon: float, lat: float) -> CRS:
@@ -427,7 +411,7 @@ def reprojected_grid(grid: Grid, dst_crs: CRS | str | None = None, dst_res: floa
         grid.crs, crs, grid.width, grid.height, left=left, bottom=bottom, right=right, top=top, **kw
     )
     if crs.is_geographic:  # across the antimeridian: continuous longitudes (up to 180.x) via +lon_wrap=180
-        wrapped = _lon_wrapped(crs, 180)
+        wrapped = lon_wrapped(crs, 180)
         t2, w2, h2 = calculate_default_transform(
             grid.crs, wrapped, grid.width, grid.height, left=left, bottom=bottom, right=right, top=top, **kw)
         if w2 > 0 and h2 > 0 and t2.c + w2 * t2.a > 180.0 and (

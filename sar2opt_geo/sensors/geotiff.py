@@ -35,7 +35,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from rasterio.windows import Window
@@ -153,41 +153,78 @@ def _hint_text(path: Path, ds) -> str:
     return "/".join(parts).lower()
 
 
-def _inspect(ds, path_str: str, forced: str | None, units: str | None, require_geo: bool) -> GeoTiffScene:
+def _inspect(ds: Any, path_str: str, forced: str | None, units: str | None, require_geo: bool) -> GeoTiffScene:
+    """The scene of an open raster: band names, sensor family, georeferencing, how values are read, metadata."""
     path = Path(path_str)
     name_text = f"{path.name}/{path.parent.name}/{path.parent.parent.name}".lower()
     hints = _hint_text(path, ds)
     tags = {k.lower(): v for k, v in ds.tags().items()}
     descriptions = [d or "" for d in ds.descriptions]
-    count = ds.count
 
     names, sources = _band_names(ds, path, name_text, tags, descriptions)
-    has_pol = any(n in ("HH", "HV", "VH", "VV") for n in names)
     complex_bands = [i for i, t in enumerate(ds.dtypes, 1) if str(t).startswith("complex")]
     if complex_bands:
         _check_complex(path_str, ds, complex_bands, forced, units)
+    sensor = _sensor_family(ds, path_str, forced, names, complex_bands, descriptions, name_text, hints, tags)
+    is_sar = sensor in SAR_SENSORS
+    crs, transform, gcps, has_transform = _georeferencing(ds, path_str, require_geo)
 
-    # -- sensor family ------------------------------------------------------------------
+    dtype_name = str(ds.dtypes[0])
+    dtype = np.dtype("complex64" if dtype_name == "complex_int16" else dtype_name)  # numpy has no complex int16
+    nodata: list[float | None] = [ds.nodata]
+    notes: dict[str, str] = {}
+    if is_sar:
+        specs, bands, notes, calibration = _sar_bands(ds, names, sources, complex_bands, units, tags, descriptions,
+                                                      name_text, hints, dtype)
+    else:
+        specs, bands, calibration = _optical_bands(ds, names, sources, sensor, units, name_text, dtype, nodata)
+
+    metadata = _scene_metadata(ds, dtype_name, crs, has_transform, gcps, names, notes, specs, is_sar, complex_bands)
+    scene = GeoTiffScene(
+        path=path_str if path_str.startswith("/vsi") else path,  # Path() folds /vsicurl/https:// to https:/
+        sensor=sensor,
+        product_id=path.stem,
+        width=ds.width,
+        height=ds.height,
+        bands=bands,
+        crs=crs if has_transform or gcps is None else None,
+        transform=transform if has_transform else None,
+        gcps=gcps if not has_transform else None,
+        frequency_band={"Sentinel-1": "C", "ALOS-2 PALSAR-2": "L"}.get(sensor, "unknown") if is_sar else None,
+        calibration=calibration,
+        metadata=metadata,
+        _specs=specs,
+        _nodata=tuple(nodata),
+        _source=LazyDataset(path_str),
+    )
+    log.debug("%s: %s, bands %s", path_str, sensor, ", ".join(bands))
+    return scene
+
+
+def _sensor_family(ds: Any, path_str: str, forced: str | None, names: list[str], complex_bands: list[int],
+                   descriptions: list[str], name_text: str, hints: str, tags: dict[str, str]) -> str:
+    """The sensor family: forced, else from complex samples, polarisation names, words in names and tags, values."""
     if forced is not None:
-        sensor = forced
-    elif complex_bands or has_pol or _SAR_WORDS.search(" ".join(descriptions).lower() + "/" + name_text) or tags.get("quantity", "").lower().startswith("sigma"):
-        sensor = "Sentinel-1" if _S1_WORDS.search(hints) else "ALOS-2 PALSAR-2" if _ALOS_WORDS.search(hints) else "SAR"
-    elif _S2_WORDS.search(name_text) or (("sen12ms" in name_text) and count == 13):
-        sensor = "Sentinel-2"
-    elif _L8_WORDS.search(hints):
-        sensor = "Landsat-8"
-    elif _L7_WORDS.search(hints):
-        sensor = "Landsat-7"
-    elif _looks_like_db(ds):  # reflectance, radiance and DN are not mostly negative: read as black before
-        sensor = "SAR"
+        return forced
+    has_pol = any(n in ("HH", "HV", "VH", "VV") for n in names)
+    if complex_bands or has_pol or _SAR_WORDS.search(" ".join(descriptions).lower() + "/" + name_text) or tags.get("quantity", "").lower().startswith("sigma"):
+        return "Sentinel-1" if _S1_WORDS.search(hints) else "ALOS-2 PALSAR-2" if _ALOS_WORDS.search(hints) else "SAR"
+    if _S2_WORDS.search(name_text) or (("sen12ms" in name_text) and ds.count == 13):
+        return "Sentinel-2"
+    if _L8_WORDS.search(hints):
+        return "Landsat-8"
+    if _L7_WORDS.search(hints):
+        return "Landsat-7"
+    if _looks_like_db(ds):  # reflectance, radiance and DN are not mostly negative: read as black before
         log.warning("%s: read as SAR backscatter in dB (float bands of mostly negative values; neither the name nor "
                     "the tags say what they hold); set --sensor and --input-units (sensor=, units=) if that is wrong",
                     path_str)
-    else:
-        sensor = "optical"
-    is_sar = sensor in SAR_SENSORS
+        return "SAR"
+    return "optical"
 
-    # -- georeferencing -----------------------------------------------------------------
+
+def _georeferencing(ds: Any, path_str: str, require_geo: bool) -> tuple[Any, Any, tuple[list, Any] | None, bool]:
+    """``(crs, transform, gcps or None, has a non-identity transform)``; an error if required and missing."""
     crs, transform = ds.crs, ds.transform
     gcps = None
     if ds.gcps and ds.gcps[0]:
@@ -198,58 +235,67 @@ def _inspect(ds, path_str: str, forced: str | None, units: str | None, require_g
         raise GeoreferencingError(
             f"{path_str}: {what}; assign one first (e.g. gdal_edit.py -a_srs EPSG:32631 or QGIS 'Assign projection')"
         )
+    return crs, transform, gcps, has_transform
 
-    # -- radiometry ---------------------------------------------------------------------
-    dtype_name = str(ds.dtypes[0])
-    dtype = np.dtype("complex64" if dtype_name == "complex_int16" else dtype_name)  # numpy has no complex int16
-    nodata: list[float | None] = [ds.nodata]
+
+def _sar_bands(ds: Any, names: list[str], sources: list[str], complex_bands: list[int], units: str | None,
+               tags: dict[str, str], descriptions: list[str], name_text: str, hints: str,
+               dtype: np.dtype) -> tuple[dict[str, _BandSpec], dict[str, BandInfo], dict[str, str], str]:
+    """Specs, band infos, units notes and the calibration text of the bands of a SAR raster."""
     specs: dict[str, _BandSpec] = {}
     bands: dict[str, BandInfo] = {}
     notes: dict[str, str] = {}
-    if is_sar:
-        quantity = Quantity.GAMMA0 if re.search(r"gamma0|gamma_0|gamma-0|gamma nought", hints) else Quantity.BETA0 if "beta0" in hints else Quantity.SIGMA0
-        for i, name in enumerate(names, 1):
-            if i in complex_bands:
-                band_type = str(ds.dtypes[i - 1])
-                u, how = "complex", f"{_COMPLEX_NAMES.get(band_type, band_type)} SLC samples, intensity |z|^2"
-                q = Quantity.DN if band_type == "complex_int16" and units is None else quantity
-                specs[name] = _BandSpec(i, u)
-                notes[name] = how
-                bands[name] = BandInfo(name, q, Scale.LINEAR, _sar_description(u, q, 1.0), sources[i - 1])
-                continue
-            u, how = _sar_units(ds, i, units, tags, descriptions[i - 1], name_text, dtype)
+    quantity = Quantity.GAMMA0 if re.search(r"gamma0|gamma_0|gamma-0|gamma nought", hints) else Quantity.BETA0 if "beta0" in hints else Quantity.SIGMA0
+    for i, name in enumerate(names, 1):
+        if i in complex_bands:
+            band_type = str(ds.dtypes[i - 1])
+            u, how = "complex", f"{_COMPLEX_NAMES.get(band_type, band_type)} SLC samples, intensity |z|^2"
+            q = Quantity.DN if band_type == "complex_int16" and units is None else quantity
+            specs[name] = _BandSpec(i, u)
             notes[name] = how
-            divisor = float(np.iinfo(dtype).max) if u == "scaled" and dtype.kind in "ui" else 1.0
-            specs[name] = _BandSpec(i, u, scale_divisor=divisor)
-            q = Quantity.DN if (u == "amplitude" and dtype.kind in "ui" and units is None) else quantity
-            bands[name] = BandInfo(name, q, Scale.LINEAR, _sar_description(u, q, divisor), sources[i - 1])
-        calibration = "; ".join(sorted({f"{specs[n].units} ({notes[n]})" for n in names}))
-        calibration = f"stored as {calibration}; read as linear power"
-    else:
-        offset, quant = 0.0, 10000.0
-        if sensor == "Sentinel-2":
-            baseline = re.search(r"_n(\d{4})_", name_text)
-            if baseline and int(baseline.group(1)) >= 400:
-                offset = -1000.0
-        refl = units == "reflectance" or (units is None and sensor == "Sentinel-2" and dtype.kind in "ui")
-        if refl and dtype.kind == "f":
-            quant = 1.0
-        if sensor in ("Sentinel-2", "Landsat-8", "Landsat-7") and dtype.kind in "ui" and ds.nodata is None:
-            nodata.append(0)
-        for i, name in enumerate(names, 1):
-            if refl:
-                specs[name] = _BandSpec(i, "reflectance", scale_divisor=quant, offset=offset)
-                desc = f"reflectance = (DN {offset:+g}) / {quant:g}" if offset else f"reflectance = DN / {quant:g}"
-                bands[name] = BandInfo(name, Quantity.REFLECTANCE, Scale.LINEAR, desc, sources[i - 1])
-            else:
-                specs[name] = _BandSpec(i, "dn")
-                bands[name] = BandInfo(name, Quantity.RADIANCE_DN, Scale.LINEAR, "digital numbers as stored (float)", sources[i - 1])
-        calibration = bands[names[0]].description if names else ""
+            bands[name] = BandInfo(name, q, Scale.LINEAR, _sar_description(u, q, 1.0), sources[i - 1])
+            continue
+        u, how = _sar_units(ds, i, units, tags, descriptions[i - 1], name_text, dtype)
+        notes[name] = how
+        divisor = float(np.iinfo(dtype).max) if u == "scaled" and dtype.kind in "ui" else 1.0
+        specs[name] = _BandSpec(i, u, scale_divisor=divisor)
+        q = Quantity.DN if (u == "amplitude" and dtype.kind in "ui" and units is None) else quantity
+        bands[name] = BandInfo(name, q, Scale.LINEAR, _sar_description(u, q, divisor), sources[i - 1])
+    calibration = "; ".join(sorted({f"{specs[n].units} ({notes[n]})" for n in names}))
+    return specs, bands, notes, f"stored as {calibration}; read as linear power"
 
-    frequency = None
-    if is_sar:
-        frequency = {"Sentinel-1": "C", "ALOS-2 PALSAR-2": "L"}.get(sensor, "unknown")
-    metadata = {
+
+def _optical_bands(ds: Any, names: list[str], sources: list[str], sensor: str, units: str | None, name_text: str,
+                   dtype: np.dtype, nodata: list[float | None]) -> tuple[dict[str, _BandSpec], dict[str, BandInfo], str]:
+    """Specs, band infos and the calibration text of an optical raster (appends 0 to ``nodata`` where it means none)."""
+    specs: dict[str, _BandSpec] = {}
+    bands: dict[str, BandInfo] = {}
+    offset, quant = 0.0, 10000.0
+    if sensor == "Sentinel-2":
+        baseline = re.search(r"_n(\d{4})_", name_text)
+        if baseline and int(baseline.group(1)) >= 400:
+            offset = -1000.0
+    refl = units == "reflectance" or (units is None and sensor == "Sentinel-2" and dtype.kind in "ui")
+    if refl and dtype.kind == "f":
+        quant = 1.0
+    if sensor in ("Sentinel-2", "Landsat-8", "Landsat-7") and dtype.kind in "ui" and ds.nodata is None:
+        nodata.append(0)
+    for i, name in enumerate(names, 1):
+        if refl:
+            specs[name] = _BandSpec(i, "reflectance", scale_divisor=quant, offset=offset)
+            desc = f"reflectance = (DN {offset:+g}) / {quant:g}" if offset else f"reflectance = DN / {quant:g}"
+            bands[name] = BandInfo(name, Quantity.REFLECTANCE, Scale.LINEAR, desc, sources[i - 1])
+        else:
+            specs[name] = _BandSpec(i, "dn")
+            bands[name] = BandInfo(name, Quantity.RADIANCE_DN, Scale.LINEAR, "digital numbers as stored (float)", sources[i - 1])
+    return specs, bands, bands[names[0]].description if names else ""
+
+
+def _scene_metadata(ds: Any, dtype_name: str, crs: Any, has_transform: bool, gcps: Any, names: list[str],
+                    notes: dict[str, str], specs: dict[str, _BandSpec], is_sar: bool,
+                    complex_bands: list[int]) -> dict[str, Any]:
+    """The scene's ``metadata``: format, dtype, nodata, georeferencing and how values are read."""
+    metadata: dict[str, Any] = {
         "format": ds.driver,
         "dtype": dtype_name,
         "nodata": ds.nodata,
@@ -262,25 +308,7 @@ def _inspect(ds, path_str: str, forced: str | None, units: str | None, require_g
                                "the phase is discarded")
     if any(s.units == "scaled" for s in specs.values()):
         metadata["relative_radiometry"] = "linear intensity / scene 99th percentile (clipped to 1), not absolute sigma0"
-    scene = GeoTiffScene(
-        path=path_str if path_str.startswith("/vsi") else path,  # Path() folds /vsicurl/https:// to https:/
-        sensor=sensor,
-        product_id=path.stem,
-        width=ds.width,
-        height=ds.height,
-        bands=bands,
-        crs=crs if has_transform or gcps is None else None,
-        transform=transform if has_transform else None,
-        gcps=gcps if not has_transform else None,
-        frequency_band=frequency,
-        calibration=calibration,
-        metadata=metadata,
-        _specs=specs,
-        _nodata=tuple(nodata),
-        _source=LazyDataset(path_str),
-    )
-    log.debug("%s: %s, bands %s", path_str, sensor, ", ".join(bands))
-    return scene
+    return metadata
 
 
 def _looks_like_db(ds) -> bool:

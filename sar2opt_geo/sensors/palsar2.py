@@ -157,50 +157,16 @@ def open_palsar2(path: str | Path, *, calibration_factor_db: float | None = None
     """Open a PALSAR-2 product folder (all polarisations) or one ``IMG-<pol>-...tif`` (that polarisation)."""
     path = Path(path)
     folder = path if path.is_dir() else path.parent
-    if path.is_file() and IMG_NAME.match(path.name):
-        candidates = [path]
-    else:
-        candidates = sorted(p for p in folder.iterdir() if IMG_NAME.match(p.name))
-    tifs = [p for p in candidates if p.suffix.lower() in (".tif", ".tiff")]
-    if not tifs:
-        if candidates:
-            raise UnsupportedFormatError(
-                f"{folder}: PALSAR-2 CEOS image files ({candidates[0].name}) are not supported; "
-                "order or export the Level 2.1 GeoTIFF product (IMG-<pol>-...tif)"
-            )
-        raise InputError(f"{folder}: no IMG-<pol>-ALOS2...tif image files here; point to the Level 2.1 product folder")
-
+    tifs = _image_files(path, folder)
     summary_path = folder / "summary.txt"
     summary = read_summary(summary_path) if summary_path.is_file() else {}
-    led = sorted(folder.glob("LED-ALOS2*"))
+    cf, cf_source = _calibration_factor(folder, calibration_factor_db)
 
-    if calibration_factor_db is not None:
-        cf, cf_source = float(calibration_factor_db), "calibration_factor_db argument"
-    else:
-        led_cf = read_led_calibration_factor(led[0]) if led else None
-        if led_cf is not None:
-            cf, cf_source = led_cf, f"{led[0].name} radiometric record"
-        else:
-            cf, cf_source = DEFAULT_CALIBRATION_FACTOR_DB, "default (no LED radiometric record)"
-            log.info("%s: no LED calibration factor found; using %.1f dB", folder, cf)
-
-    files: dict[str, LazyDataset] = {}
-    bands: dict[str, BandInfo] = {}
     first = tifs[0]
     m0 = IMG_NAME.match(first.name)
     product_code = m0.group(4)
     product_id_code = summary.get("Pds_ProductID", product_code)
-    parsed = PRODUCT_ID.match(product_id_code) or PRODUCT_ID.match(product_code)
-    level = parsed.group("level") if parsed else (m.group(1) if (m := re.search(r"(\d\.\d)", product_code)) else "")
-    if level == "1.1":
-        raise UnsupportedFormatError(f"{first}: PALSAR-2 Level 1.1 (slant-range complex) is not supported; use Level 2.1")
-    if level == "3.1":
-        raise UnsupportedFormatError(
-            f"{first}: PALSAR-2 Level 3.1 DN are noise-reduced and dynamic-range-compressed, so JAXA's "
-            "sigma0 = 10*log10(DN^2) + CF (given for Level 1.5/2.1) does not calibrate them; use the Level 2.1 product"
-        )
-    letter = parsed.group("projection") if parsed else "_"
-    projection = MAP_PROJECTIONS.get(letter) or ("UTM" if summary.get("Pds_UTM_ZoneNo", "").strip() else "unknown")
+    level, projection = _level_and_projection(first, summary, product_code, product_id_code)
     ds = open_raster(str(first))
     try:
         width, height, crs, transform, nodata = ds.width, ds.height, ds.crs, ds.transform, ds.nodata
@@ -208,28 +174,10 @@ def open_palsar2(path: str | Path, *, calibration_factor_db: float | None = None
             log.warning("%s: unexpected data type %s for PALSAR-2 amplitude DN", first, ds.dtypes[0])
     finally:
         ds.close()
-    for tif in tifs:
-        with open_raster(str(tif)) as img:  # a truncated IMG file fails here, not mid-translation
-            check_readable(img, str(tif))
-        pol = IMG_NAME.match(tif.name).group(1).upper()
-        files[pol] = LazyDataset(str(tif))
-        bands[pol] = BandInfo(
-            pol, Quantity.SIGMA0, Scale.LINEAR, f"sigma0 = DN^2 * 10^({cf:g}/10), DN 0 = nodata", str(tif)
-        )
-
-    georef = "GeoTIFF"
-    if transform is None or transform.is_identity:
-        transform = _transform_from_summary(summary, first, projection, product_id_code)
-        crs = crs or _crs_from_summary(summary, first, projection, product_id_code)
-        georef = "summary.txt frame corner and pixel spacing (approximate)"
-        log.warning("%s has no geotransform; using an approximate one from summary.txt", first)
-    elif crs is None:
-        crs = _crs_from_summary(summary, first, projection, product_id_code)
-        georef = "GeoTIFF transform, CRS from summary.txt UTM zone"
-        log.info("%s has no CRS; using %s from summary.txt", first, crs)
+    files, bands = _open_images(tifs, cf)
+    crs, transform, georef = _georeferencing(first, summary, projection, product_id_code, crs, transform)
 
     scene_id = summary.get("Scs_SceneID") or f"{m0.group(2)}-{m0.group(3)}"
-    product_id = f"{scene_id}-{product_id_code}"
     metadata = {
         "scene_id": scene_id,
         "product_code": product_id_code,
@@ -247,7 +195,7 @@ def open_palsar2(path: str | Path, *, calibration_factor_db: float | None = None
     return Palsar2Scene(
         path=path,
         sensor="ALOS-2 PALSAR-2",
-        product_id=product_id,
+        product_id=f"{scene_id}-{product_id_code}",
         width=width,
         height=height,
         bands=bands,
@@ -260,6 +208,84 @@ def open_palsar2(path: str | Path, *, calibration_factor_db: float | None = None
         _files=files,
         _nodata=nodata,
     )
+
+
+def _image_files(path: Path, folder: Path) -> list[Path]:
+    """The ``IMG-<pol>-...tif`` files of the product (just ``path`` if it is one); errors for CEOS or none."""
+    if path.is_file() and IMG_NAME.match(path.name):
+        candidates = [path]
+    else:
+        candidates = sorted(p for p in folder.iterdir() if IMG_NAME.match(p.name))
+    tifs = [p for p in candidates if p.suffix.lower() in (".tif", ".tiff")]
+    if not tifs:
+        if candidates:
+            raise UnsupportedFormatError(
+                f"{folder}: PALSAR-2 CEOS image files ({candidates[0].name}) are not supported; "
+                "order or export the Level 2.1 GeoTIFF product (IMG-<pol>-...tif)"
+            )
+        raise InputError(f"{folder}: no IMG-<pol>-ALOS2...tif image files here; point to the Level 2.1 product folder")
+    return tifs
+
+
+def _open_images(tifs: list[Path], cf: float) -> tuple[dict[str, LazyDataset], dict[str, BandInfo]]:
+    """Lazy datasets and band infos by polarisation, each image checked readable now."""
+    files: dict[str, LazyDataset] = {}
+    bands: dict[str, BandInfo] = {}
+    for tif in tifs:
+        with open_raster(str(tif)) as img:  # a truncated IMG file fails here, not mid-translation
+            check_readable(img, str(tif))
+        pol = IMG_NAME.match(tif.name).group(1).upper()
+        files[pol] = LazyDataset(str(tif))
+        bands[pol] = BandInfo(
+            pol, Quantity.SIGMA0, Scale.LINEAR, f"sigma0 = DN^2 * 10^({cf:g}/10), DN 0 = nodata", str(tif)
+        )
+    return files, bands
+
+
+def _calibration_factor(folder: Path, calibration_factor_db: float | None) -> tuple[float, str]:
+    """``(CF in dB, where it came from)``: the argument, else the LED radiometric record, else the default."""
+    if calibration_factor_db is not None:
+        return float(calibration_factor_db), "calibration_factor_db argument"
+    led = sorted(folder.glob("LED-ALOS2*"))
+    led_cf = read_led_calibration_factor(led[0]) if led else None
+    if led_cf is not None:
+        return led_cf, f"{led[0].name} radiometric record"
+    cf = DEFAULT_CALIBRATION_FACTOR_DB
+    log.info("%s: no LED calibration factor found; using %.1f dB", folder, cf)
+    return cf, "default (no LED radiometric record)"
+
+
+def _level_and_projection(first: Path, summary: dict[str, str], product_code: str,
+                          product_id_code: str) -> tuple[str, str]:
+    """Processing level and map projection from the product id; errors for Level 1.1 and 3.1."""
+    parsed = PRODUCT_ID.match(product_id_code) or PRODUCT_ID.match(product_code)
+    level = parsed.group("level") if parsed else (m.group(1) if (m := re.search(r"(\d\.\d)", product_code)) else "")
+    if level == "1.1":
+        raise UnsupportedFormatError(f"{first}: PALSAR-2 Level 1.1 (slant-range complex) is not supported; use Level 2.1")
+    if level == "3.1":
+        raise UnsupportedFormatError(
+            f"{first}: PALSAR-2 Level 3.1 DN are noise-reduced and dynamic-range-compressed, so JAXA's "
+            "sigma0 = 10*log10(DN^2) + CF (given for Level 1.5/2.1) does not calibrate them; use the Level 2.1 product"
+        )
+    letter = parsed.group("projection") if parsed else "_"
+    projection = MAP_PROJECTIONS.get(letter) or ("UTM" if summary.get("Pds_UTM_ZoneNo", "").strip() else "unknown")
+    return level, projection
+
+
+def _georeferencing(first: Path, summary: dict[str, str], projection: str, product_id_code: str, crs: CRS | None,
+                    transform: Affine | None) -> tuple[CRS, Affine, str]:
+    """``(crs, transform, how)``: the GeoTIFF's, completed from summary.txt where it lacks them."""
+    georef = "GeoTIFF"
+    if transform is None or transform.is_identity:
+        transform = _transform_from_summary(summary, first, projection, product_id_code)
+        crs = crs or _crs_from_summary(summary, first, projection, product_id_code)
+        georef = "summary.txt frame corner and pixel spacing (approximate)"
+        log.warning("%s has no geotransform; using an approximate one from summary.txt", first)
+    elif crs is None:
+        crs = _crs_from_summary(summary, first, projection, product_id_code)
+        georef = "GeoTIFF transform, CRS from summary.txt UTM zone"
+        log.info("%s has no CRS; using %s from summary.txt", first, crs)
+    return crs, transform, georef
 
 
 def _utm_zone(summary: dict[str, str], where: Path, projection: str, product_id: str) -> tuple[int, bool]:

@@ -216,7 +216,55 @@ def open_sentinel1_safe(path: str | Path, *, thermal_noise_removal: bool = True)
     names = files.names()
     manifest = files.read("manifest.safe")
     ipf = ipf_version(manifest)
+    pols, annotations = _polarisations(files, names)
 
+    order = [p for p in ("VV", "VH", "HH", "HV") if p in pols] + [p for p in pols if p not in ("VV", "VH", "HH", "HV")]
+    first = annotations[order[0]]
+    first_name = files.display(f"annotation/{pols[order[0]].measurement.split('/')[-1].rsplit('.', 1)[0]}.xml")
+    width = _value(first, "imageAnnotation/imageInformation/numberOfSamples", int, first_name)
+    height = _value(first, "imageAnnotation/imageInformation/numberOfLines", int, first_name)
+    if width <= 0 or height <= 0:
+        raise InputError(f"{first_name}: image size {width} x {height} is not positive; the annotation is damaged: "
+                         "download or unpack the SAFE product again")
+    noise_done = _text(first, "imageAnnotation/processingInformation/thermalNoiseCorrectionPerformed").lower() == "true"
+    remove_noise = thermal_noise_removal and not noise_done
+    gcps = _geolocation_gcps(first, first_name)
+    noise_kind = ""
+    if remove_noise:
+        old = ipf is not None and float(ipf) < 2.90
+        noise_kind = "range LUT (IPF < 2.90)" if old else "range x azimuth LUTs"
+        missing = [p for p in order if pols[p].noise is None]
+        if missing:
+            log.warning("%s: no noise annotation for %s; thermal noise not removed there", files.location, ", ".join(missing))
+    luts = _parse_luts(files, pols, order, remove_noise)
+    bands, datasets = _open_measurements(files, pols, order, remove_noise, noise_kind)
+
+    calibration = "sigma0 from the annotation sigmaNought LUT (bilinear), sigma0 = DN^2/A^2"
+    if remove_noise:
+        calibration += f"; thermal noise removed ({noise_kind}, IPF {ipf}), negatives clipped to 0"
+    elif noise_done:
+        calibration += "; thermal noise already removed by the IPF"
+    return Sentinel1SafeScene(
+        path=path,
+        sensor="Sentinel-1",
+        product_id=files.name,
+        width=width,
+        height=height,
+        bands=bands,
+        gcps=(gcps, CRS.from_epsg(4326)),
+        frequency_band="C",
+        calibration=calibration,
+        metadata=_scene_metadata(first, files, ipf, remove_noise, noise_done),
+        thermal_noise_removal=remove_noise,
+        _files=files,
+        _pols=pols,
+        _datasets=datasets,
+        _luts=luts,
+    )
+
+
+def _polarisations(files: SafeFiles, names: list[str]) -> tuple[dict[str, _Pol], dict[str, ET.Element]]:
+    """The measurement, calibration and noise files of each polarisation, and its product annotation."""
     pols: dict[str, _Pol] = {}
     annotations: dict[str, ET.Element] = {}
     for rel in names:
@@ -243,17 +291,11 @@ def open_sentinel1_safe(path: str | Path, *, thermal_noise_removal: bool = True)
         raise InputError(
             f"{files.location}: no measurement/*.tiff with its annotation and calibration files; the SAFE is incomplete"
         )
+    return pols, annotations
 
-    order = [p for p in ("VV", "VH", "HH", "HV") if p in pols] + [p for p in pols if p not in ("VV", "VH", "HH", "HV")]
-    first = annotations[order[0]]
-    first_name = files.display(f"annotation/{pols[order[0]].measurement.split('/')[-1].rsplit('.', 1)[0]}.xml")
-    width = _value(first, "imageAnnotation/imageInformation/numberOfSamples", int, first_name)
-    height = _value(first, "imageAnnotation/imageInformation/numberOfLines", int, first_name)
-    if width <= 0 or height <= 0:
-        raise InputError(f"{first_name}: image size {width} x {height} is not positive; the annotation is damaged: "
-                         "download or unpack the SAFE product again")
-    noise_done = _text(first, "imageAnnotation/processingInformation/thermalNoiseCorrectionPerformed").lower() == "true"
-    remove_noise = thermal_noise_removal and not noise_done
+
+def _geolocation_gcps(first: ET.Element, first_name: str) -> list[GroundControlPoint]:
+    """The annotation's geolocation grid as GCPs (lon/lat, at least 3)."""
     gcps = [
         GroundControlPoint(
             row=_value(g, "line", float, first_name), col=_value(g, "pixel", float, first_name),
@@ -266,23 +308,25 @@ def open_sentinel1_safe(path: str | Path, *, thermal_noise_removal: bool = True)
     if len(gcps) < 3:
         raise InputError(f"{first_name}: {len(gcps)} <geolocationGridPoint> (at least 3 are needed to georeference "
                          "the scene); the annotation is incomplete or damaged: download or unpack the SAFE product again")
-    noise_kind = ""
-    if remove_noise:
-        old = ipf is not None and float(ipf) < 2.90
-        noise_kind = "range LUT (IPF < 2.90)" if old else "range x azimuth LUTs"
-        missing = [p for p in order if pols[p].noise is None]
-        if missing:
-            log.warning("%s: no noise annotation for %s; thermal noise not removed there", files.location, ", ".join(missing))
+    return gcps
 
-    # every LUT file is parsed now (a few ms each): a truncated or junk one fails at open with its name
-    luts: dict[tuple[str, str], object] = {}
+
+def _parse_luts(files: SafeFiles, pols: dict[str, _Pol], order: list[str],
+                remove_noise: bool) -> dict[tuple[str, str], object]:
+    """Every calibration (and, removing noise, noise) LUT, parsed now: a truncated or junk one fails at open."""
+    luts: dict[tuple[str, str], object] = {}  # a few ms each
     for pol in order:
         cal = pols[pol].calibration
         luts[("calibration", pol)] = parse_calibration(files.read(cal), source=files.display(cal))[0]
         noi = pols[pol].noise
         if remove_noise and noi:
             luts[("noise", pol)] = parse_noise(files.read(noi), source=files.display(noi))
+    return luts
 
+
+def _open_measurements(files: SafeFiles, pols: dict[str, _Pol], order: list[str], remove_noise: bool,
+                       noise_kind: str) -> tuple[dict[str, BandInfo], dict[str, LazyDataset]]:
+    """Band infos and lazy datasets of the measurement rasters, each checked readable now."""
     bands: dict[str, BandInfo] = {}
     datasets: dict[str, LazyDataset] = {}
     for pol in order:
@@ -294,9 +338,14 @@ def open_sentinel1_safe(path: str | Path, *, thermal_noise_removal: bool = True)
         with open_raster(gdal_path) as ds:  # a truncated measurement fails here, not mid-translation
             check_readable(ds, gdal_path)
         datasets[pol] = LazyDataset(gdal_path)
+    return bands, datasets
 
+
+def _scene_metadata(first: ET.Element, files: SafeFiles, ipf: str | None, remove_noise: bool,
+                    noise_done: bool) -> dict[str, object]:
+    """Mission, mode, times, orbit, pixel spacings and noise handling, from the first annotation."""
     info = "imageAnnotation/imageInformation/"
-    metadata = {
+    return {
         "mission": _text(first, "adsHeader/missionId"),
         "mode": _text(first, "adsHeader/mode"),
         "product_type": _text(first, "adsHeader/productType"),
@@ -313,25 +362,3 @@ def open_sentinel1_safe(path: str | Path, *, thermal_noise_removal: bool = True)
         "georeferencing": "gcps (annotation geolocation grid)",
         "container": "zip" if files.zip_prefix is not None else "folder",
     }
-    calibration = "sigma0 from the annotation sigmaNought LUT (bilinear), sigma0 = DN^2/A^2"
-    if remove_noise:
-        calibration += f"; thermal noise removed ({noise_kind}, IPF {ipf}), negatives clipped to 0"
-    elif noise_done:
-        calibration += "; thermal noise already removed by the IPF"
-    return Sentinel1SafeScene(
-        path=path,
-        sensor="Sentinel-1",
-        product_id=files.name,
-        width=width,
-        height=height,
-        bands=bands,
-        gcps=(gcps, CRS.from_epsg(4326)),
-        frequency_band="C",
-        calibration=calibration,
-        metadata=metadata,
-        thermal_noise_removal=remove_noise,
-        _files=files,
-        _pols=pols,
-        _datasets=datasets,
-        _luts=luts,
-    )

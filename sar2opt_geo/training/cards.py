@@ -5,14 +5,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..errors import ConfigError
-from ..models.card import InputDomain, ModelCard, OutputSpec
+from ..models.card import (
+    PERCENTILE_SCALING,
+    PNG_SCALING,
+    REFLECTANCE_SCALING,
+    InputDomain,
+    ModelCard,
+    OutputSpec,
+)
 from ..normalize import GRAY_WEIGHTS, SEN1_2_DB_RANGE
 
 __all__ = ["PERCENTILE_SCALING", "PNG_SCALING", "REFLECTANCE_SCALING", "card_for_dataset"]
 
-PERCENTILE_SCALING = "(y+1)/2 = band / scene 99th percentile, clipped"
-REFLECTANCE_SCALING = "(y+1)/2 = reflectance / 0.3, clipped (Sentinel-2 DN 0..3000 of x10000)"
-PNG_SCALING = "(y+1)/2 = SEN1-2 8-bit RGB PNG value / 255"
 
 
 def card_for_dataset(

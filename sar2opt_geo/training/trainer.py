@@ -31,12 +31,9 @@ validate and write files.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import datetime as _dt
-import json
 import logging
-import math
 import os
 import shlex
 import sys
@@ -46,6 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
@@ -54,40 +52,35 @@ from ..data.augment import SpeckleAugment
 from ..data.datasets import PairDataset
 from ..engine.devices import resolve_device
 from ..errors import CheckpointError, ConfigError
-from ..io.atomic import atomic_file
 from ..models import GENERATORS, PatchDiscriminator
 from ..models.card import ModelCard
 from ..models.checkpoint import save_generator
 from ..version import __version__
 from . import plots
-from .evaluate import (
-    METRIC_NOTES,
-    METRICS,
-    MULTISCALE,
-    constant_baseline,
-    evaluate_generator,
+from .evaluate import METRIC_NOTES
+from .losses import GeneratorLoss, discriminator_loss, generator_loss
+from .state import (
+    STATE_FILE,
+    Clock,
+    RunProgress,
+    load_state,
+    restore_rng,
+    save_state,
+    unwrap,
+    write_logs,
 )
-from .losses import discriminator_loss, generator_loss
+from .validation import better, log_epoch, validate_epoch, write_baseline
 
 __all__ = ["STATE_FILE", "TrainConfig", "TrainResult", "resolve_device", "train"]
 
 log = logging.getLogger(__name__)
 
-STATE_FILE = "state_last.pt"
-#: The multi-scale validation metrics logged beside METRICS (see evaluate.MULTISCALE).
-LOG_MULTISCALE = tuple(k for k in MULTISCALE if k != "input_db_grad_r2")
-LOG_FIELDS = ("epoch", "steps", "g_total", "g_adv", "g_l1", "g_ssim", "g_grad", "d", "val_psnr", "val_ssim", "val_l1",
-              "val_grad_r", *(f"val_{k}" for k in LOG_MULTISCALE), "seconds", "cpu_seconds", "lr")
 #: Loss parts summed per epoch (None for terms the recipe leaves out).
 _LOSS_KEYS = ("g_total", "g_adv", "g_l1", "g_ssim", "g_grad", "d")
 #: Architecture arguments the trainer passes, by architecture.
 _ARCH_ARGS = {"unet_article": ("width", "norm", "dropout"), "resnet_lite": ("width", "norm")}
 #: Generator architectures this trainer builds (and ``--init`` can fine-tune).
 TRAINABLE_ARCHITECTURES: tuple[str, ...] = tuple(_ARCH_ARGS)
-
-
-def _or_na(v: float | None) -> str:
-    return "n/a" if v is None else f"{v:.3f}"
 
 
 @dataclass(frozen=True)
@@ -160,8 +153,6 @@ def _autocast(device: torch.device, amp: str) -> tuple[torch.dtype | None, bool]
         return None, False
     if device.type == "cpu":
         if amp == "fp16":
-            from ..errors import ConfigError
-
             raise ConfigError("amp='fp16' (--amp fp16) runs on CUDA only; on the CPU use bf16 or none")
         return (torch.bfloat16 if amp == "bf16" else None), False
     if device.type != "cuda":
@@ -171,33 +162,62 @@ def _autocast(device: torch.device, amp: str) -> tuple[torch.dtype | None, bool]
     return torch.float16, True
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    with atomic_file(path) as tmp:
-        tmp.write_text(text)
+
+@dataclass(frozen=True)
+class _Env:
+    """Where this process trains: DDP world size and rank, its device, and whether it started the process group."""
+
+    world: int
+    rank: int
+    device: torch.device
+    own_group: bool
+
+    @property
+    def distributed(self) -> bool:
+        """True under torchrun with more than one rank."""
+        return self.world > 1
+
+    @property
+    def is_main(self) -> bool:
+        """True on rank 0, which validates and writes files."""
+        return self.rank == 0
 
 
-def _atomic_torch_save(obj: Any, path: Path) -> None:
-    with atomic_file(path) as tmp:
-        torch.save(obj, tmp)
+@dataclass
+class _Nets:
+    """The generator, its EMA (or None), the discriminator, their optimisers and the mixed-precision settings."""
+
+    gen: nn.Module
+    ema: torch.optim.swa_utils.AveragedModel | None
+    disc: nn.Module
+    use_gan: bool
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    amp_dtype: torch.dtype | None
+    scaler: torch.amp.GradScaler
 
 
-def _unwrap(m: nn.Module) -> nn.Module:
-    return m.module if isinstance(m, nn.parallel.DistributedDataParallel) else m
+@dataclass
+class _Training:
+    """Everything the epoch loop of one :func:`train` call reads and updates."""
 
-
-def _better(metric: str, new: float, old: float | None) -> bool:
-    if old is None or (isinstance(old, float) and math.isnan(old)):
-        return True
-    return new < old if metric == "l1" else new > old
-
-
-def _write_logs(out: Path, history: list[dict[str, Any]]) -> None:
-    _atomic_write_text(out / "log.json", json.dumps(history, indent=1))
-    with atomic_file(out / "log.csv") as tmp, open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=LOG_FIELDS, extrasaction="ignore")
-        w.writeheader()
-        for row in history:
-            w.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in LOG_FIELDS})
+    config: TrainConfig
+    env: _Env
+    nets: _Nets
+    train_data: PairDataset
+    val_data: PairDataset | None
+    out: Path
+    sampler: DistributedSampler
+    loader: DataLoader
+    run: RunProgress
+    clock: Clock
+    card: ModelCard
+    arch_args: dict[str, Any]
+    command: str
+    data_description: dict[str, Any] | None
+    mean_colour: np.ndarray
+    baseline: dict[str, float] | None
+    progress: Callable[[float, str], None] | None
 
 
 def train(
@@ -229,23 +249,63 @@ def train(
             ``card.training["parent"]``. Ignored with ``resume`` (the state holds the weights).
     """
     out = Path(out_dir)
+    env = _setup(config)
+    ckpt_dir = out / "checkpoints"
+    if env.is_main:
+        (out / "samples").mkdir(parents=True, exist_ok=True)
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+    arch_args = _check_config(config, train_data, card)
+    torch.manual_seed(config.seed)
+    nets = _build_networks(config, arch_args, env.device, init, resume)
+    run = (load_state(ckpt_dir / STATE_FILE, nets.gen, nets.disc, nets.opt_g, nets.opt_d, nets.scaler, nets.ema)
+           if resume else RunProgress())
+    if env.distributed:
+        ids = [env.device.index] if env.device.type == "cuda" else None
+        nets.gen = nn.parallel.DistributedDataParallel(nets.gen, device_ids=ids)
+        nets.disc = nn.parallel.DistributedDataParallel(nets.disc, device_ids=ids)
+
+    per_rank_batch = max(1, config.batch_size // env.world)
+    sampler = DistributedSampler(train_data, num_replicas=env.world, rank=env.rank, shuffle=True, seed=config.seed)
+    loader = DataLoader(train_data, batch_size=per_rank_batch, sampler=sampler, num_workers=config.workers,
+                        drop_last=False, pin_memory=env.device.type == "cuda")
+    mean_colour = train_data.mean_target()
+    baseline = write_baseline(out, mean_colour, val_data) if env.is_main and val_data is not None else None
+    command = command or " ".join(shlex.quote(a) for a in sys.argv)
+    clock = Clock.start(config.max_minutes, config.max_cpu_minutes, run.history)
+    run.steps_total = int(run.history[-1].get("steps_total", 0)) if run.history else 0
+    t = _Training(config, env, nets, train_data, val_data, out, sampler, loader, run, clock, card, arch_args, command,
+                  data_description, mean_colour, baseline, progress)
+    if run.resumed is not None:  # restore the random streams last, so that nothing above draws from them
+        restore_rng(run.resumed, env.device)
+    epoch = _epoch_loop(t)
+    if env.is_main and run.history:
+        plots.plot_curves(run.history, out / "curves.png", baseline)
+    if env.own_group:
+        # every rank leaves together and tears the group down: a rank that exits with Gloo's threads
+        # still alive can die of SIGABRT in static destructors (seen as a flaky failure in CI)
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+    return TrainResult(out, (ckpt_dir / "best.safetensors") if run.best_epoch else None, ckpt_dir / "last.safetensors",
+                       epoch, run.best_epoch, run.best_metrics, baseline, run.history)
+
+
+def _setup(config: TrainConfig) -> _Env:
+    """Read the torchrun environment, choose the device, start the process group if needed, set the threads."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
-    distributed = world > 1
     device = resolve_device(config.device)
-    own_group = distributed and not torch.distributed.is_initialized()
+    own_group = world > 1 and not torch.distributed.is_initialized()
     if own_group:
         torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
     if device.type == "cuda" and device.index is not None:  # torchrun: this rank's GPU
         torch.cuda.set_device(device)
     if config.threads:
         torch.set_num_threads(config.threads)
-    is_main = rank == 0
-    ckpt_dir = out / "checkpoints"
-    if is_main:
-        (out / "samples").mkdir(parents=True, exist_ok=True)
-        ckpt_dir.mkdir(parents=True, exist_ok=True)
+    return _Env(world, rank, device, own_group)
 
+
+def _check_config(config: TrainConfig, train_data: PairDataset, card: ModelCard) -> dict[str, Any]:
+    """Refuse options that cannot train; the generator's arguments. Sets the speckle augmentation if asked."""
     in_ch, out_ch = train_data.in_channels, train_data.out_channels
     if config.arch not in _ARCH_ARGS or config.arch not in GENERATORS:
         raise ConfigError(f"unknown or untrainable generator architecture {config.arch!r}; "
@@ -261,7 +321,12 @@ def train(
             raise ConfigError("speckle augmentation is for SAR inputs; drop --speckle-aug for colourisation")
         train_data.speckle = SpeckleAugment.for_input(card.input, gain_db=config.aug_gain_db,
                                                         db_gamma=tuple(config.aug_db_gamma))
-    torch.manual_seed(config.seed)
+    return arch_args
+
+
+def _build_networks(config: TrainConfig, arch_args: dict[str, Any], device: torch.device, init: nn.Module | None,
+                    resume: bool) -> _Nets:
+    """Generator (from ``init`` when fine-tuning), its EMA, the discriminator, their optimisers, the AMP settings."""
     gen = GENERATORS[config.arch](**arch_args)
     if init is not None and not resume:
         try:
@@ -273,236 +338,162 @@ def train(
     gen = gen.to(device)
     ema = (torch.optim.swa_utils.AveragedModel(gen, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(config.ema),
                                                use_buffers=True) if config.ema else None)
-    disc = PatchDiscriminator(in_ch + out_ch, width=config.disc_width or config.width, norm=config.norm).to(device)
-    use_gan = config.lambda_gan > 0
+    disc = PatchDiscriminator(arch_args["in_channels"] + arch_args["out_channels"],
+                              width=config.disc_width or config.width, norm=config.norm).to(device)
     opt_g = torch.optim.Adam(gen.parameters(), lr=config.lr, betas=(config.beta1, config.beta2))
     opt_d = torch.optim.Adam(disc.parameters(), lr=config.lr, betas=(config.beta1, config.beta2))
     amp_dtype, use_scaler = _autocast(device, config.amp)
     scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
+    return _Nets(gen, ema, disc, config.lambda_gan > 0, opt_g, opt_d, amp_dtype, scaler)
 
-    history: list[dict[str, Any]] = []
-    start_epoch, best_value, best_epoch, best_metrics = 1, None, None, None
-    state_path = ckpt_dir / STATE_FILE
-    if resume:
-        if not state_path.exists():
-            raise CheckpointError(f"{state_path}: no training state to resume from; start without --resume")
-        try:
-            state = torch.load(state_path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad or unsafe pickle
-            raise CheckpointError(f"{state_path}: unreadable training state ({exc}); start without --resume") from None
-        gen.load_state_dict(state["generator"])
-        disc.load_state_dict(state["discriminator"])
-        opt_g.load_state_dict(state["opt_g"])
-        opt_d.load_state_dict(state["opt_d"])
-        scaler.load_state_dict(state["scaler"])
-        if ema is not None:
-            if state.get("ema") is None:
-                raise CheckpointError(f"{state_path}: the run was trained without --ema; resume without it")
-            ema.load_state_dict(state["ema"])
-        history = list(state["history"])
-        start_epoch = int(state["epoch"]) + 1
-        best_value, best_epoch = state.get("best_value"), state.get("best_epoch")
-        best_metrics = state.get("best_metrics")
-        log.info("resuming from %s at epoch %d", state_path, start_epoch)
 
-    if distributed:
-        ids = [device.index] if device.type == "cuda" else None
-        gen = nn.parallel.DistributedDataParallel(gen, device_ids=ids)
-        disc = nn.parallel.DistributedDataParallel(disc, device_ids=ids)
+def _any_rank(flag: bool, env: _Env) -> bool:
+    """``flag`` on any rank (every rank takes part under DDP); ``flag`` itself in one process."""
+    if not env.distributed:
+        return flag
+    t = torch.tensor([float(flag)], device=env.device)
+    torch.distributed.all_reduce(t)
+    return bool(t.item())
 
-    per_rank_batch = max(1, config.batch_size // world)
-    sampler = DistributedSampler(train_data, num_replicas=world, rank=rank, shuffle=True, seed=config.seed)
-    loader = DataLoader(train_data, batch_size=per_rank_batch, sampler=sampler, num_workers=config.workers,
-                        drop_last=False, pin_memory=device.type == "cuda")
 
-    mean_colour = train_data.mean_target()
-    baseline = None
-    if is_main and val_data is not None:
-        baseline = constant_baseline(mean_colour, val_data)
-        _atomic_write_text(out / "baseline.json", json.dumps({"mean_colour": mean_colour.tolist(), **baseline,
-                                                               "notes": METRIC_NOTES}, indent=1))
-        log.info("constant-colour baseline on validation: PSNR %.2f dB, SSIM %.3f, L1 %.4f, grad r %.3f",
-                 baseline["psnr"], baseline["ssim"], baseline["l1"], baseline["grad_r"])
-    command = command or " ".join(shlex.quote(a) for a in sys.argv)
-    t_start, cpu_start = time.monotonic(), time.process_time()
-    seconds_before = float(history[-1].get("seconds_total", 0.0)) if history else 0.0
-    cpu_before = float(history[-1].get("cpu_seconds_total", 0.0) or 0.0) if history else 0.0
-
-    def over_budget() -> bool:
-        wall = config.max_minutes is not None and (time.monotonic() - t_start) / 60 >= config.max_minutes
-        cpu = config.max_cpu_minutes is not None and (time.process_time() - cpu_start) / 60 >= config.max_cpu_minutes
-        return wall or cpu
-    steps_total = int(history[-1].get("steps_total", 0)) if history else 0
-
-    def make_card(metrics: dict[str, Any] | None, epoch: int) -> ModelCard:
-        training = dict(card.training)
-        training.update({
-            "data": data_description or {"train": train_data.describe(),
-                                         "validation": val_data.describe() if val_data else None},
-            "recipe": config.to_dict(),
-            "command": command,
-            "epochs_trained": epoch,
-            "steps": steps_total,
-            "seconds": round(seconds_before + time.monotonic() - t_start, 1),
-            "cpu_seconds": round(cpu_before + time.process_time() - cpu_start, 1),
-            "augmentation": {"flips_rot90": config.augment,
-                             "speckle": train_data.speckle.to_dict() if getattr(train_data, "speckle", None) else None},
-            "mean_colour": [round(float(v), 6) for v in mean_colour],
-            "distributed_world_size": world,
-            "device": str(device),
-        })
-        m = dict(card.metrics)
-        if metrics is not None:
-            m.update({"validation": metrics, "epoch": epoch, "baseline_constant_colour": baseline, "notes": METRIC_NOTES})
-        return card.replace(architecture=config.arch, architecture_args=arch_args, training=training, metrics=m,
-                            library_version=__version__,
-                            created=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"))
-
-    if resume:  # restore the random streams last, so that nothing above draws from them
-        torch.set_rng_state(state["rng_cpu"])
-        if device.type == "cuda" and state.get("rng_cuda") is not None:
-            torch.cuda.set_rng_state(state["rng_cuda"], device)
-    epoch = start_epoch - 1
-    for epoch in range(start_epoch, config.epochs + 1):
+def _epoch_loop(t: _Training) -> int:
+    """Train, validate and save epoch after epoch until the last or the budget; the last epoch trained."""
+    config = t.config
+    epoch = t.run.start_epoch - 1
+    for epoch in range(t.run.start_epoch, config.epochs + 1):
         t0, cpu_epoch0 = time.monotonic(), time.process_time()
-        train_data.set_epoch(epoch)
-        sampler.set_epoch(epoch)
-        lr = lr_at_epoch(config, epoch)
-        for group in opt_g.param_groups + opt_d.param_groups:
-            group["lr"] = lr
-        gen.train()
-        disc.train()
-        sums: dict[str, float | None] = dict.fromkeys(_LOSS_KEYS, 0.0)
-        n = 0
-        for i, batch in enumerate(loader):
-            x = batch["condition"].to(device, non_blocking=True)
-            y = batch["target"].to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                fake = gen(x)
-            # generator step: D judges the fake as if real; D's weights are not updated here
-            d_plain = _unwrap(disc)
-            d_plain.requires_grad_(False)
-            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                gl = generator_loss(d_plain(x, fake) if use_gan else None, fake, y, config.lambda_l1,
-                                    config.lambda_gan, config.lambda_ssim, config.lambda_grad)
-            opt_g.zero_grad(set_to_none=True)
-            scaler.scale(gl.total).backward()
-            scaler.step(opt_g)
-            d_plain.requires_grad_(True)
-            d_loss = None
-            if use_gan:  # discriminator step on the detached fake
-                with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                    if distributed:  # one DDP forward per backward
-                        logits = disc(torch.cat([x, x]), torch.cat([y, fake.detach()]))
-                        real_logits, fake_logits = logits.chunk(2)
-                    else:
-                        real_logits, fake_logits = disc(x, y), disc(x, fake.detach())
-                    d_loss = discriminator_loss(real_logits, fake_logits)
-                opt_d.zero_grad(set_to_none=True)
-                scaler.scale(d_loss).backward()
-                scaler.step(opt_d)
-            scaler.update()
-            if ema is not None:
-                ema.update_parameters(_unwrap(gen))
-            for k, v in zip(_LOSS_KEYS, (gl.total, gl.adv, gl.l1, gl.ssim, gl.grad, d_loss)):
-                sums[k] = None if v is None else sums[k] + float(v.detach())  # type: ignore[operator]
-            n += 1
-            steps_total += 1
-            out_of_time = over_budget()
-            if distributed:  # every rank stops at the same step
-                flag = torch.tensor([float(out_of_time)], device=device)
-                torch.distributed.all_reduce(flag)
-                out_of_time = bool(flag.item())
-            if out_of_time and i + 1 < len(loader):
-                log.info("budget reached after step %d of epoch %d; validating and stopping", i + 1, epoch)
-                break
-            if progress and is_main:
-                d_text = f" D {float(d_loss.detach()):.3f}" if d_loss is not None else ""
-                progress(((epoch - 1) + (i + 1) / len(loader)) / config.epochs,
-                         f"epoch {epoch}/{config.epochs} step {i + 1}/{len(loader)} G {float(gl.total.detach()):.3f}{d_text}")
-        row: dict[str, Any] = {"epoch": epoch, "steps": n,
-                               **{k: (None if v is None else v / max(n, 1)) for k, v in sums.items()},
-                               "lr": lr, "partial": n < len(loader)}
-        if distributed:
-            keys = [k for k in _LOSS_KEYS if row[k] is not None]
-            vals = torch.tensor([row[k] for k in keys], device=device)
-            torch.distributed.all_reduce(vals)
-            row.update({k: float(v) / world for k, v in zip(keys, vals)})
-        if is_main:
-            g = ema.module if ema is not None else _unwrap(gen)  # what is validated and saved
-            if val_data is not None:
-                metrics = evaluate_generator(g, val_data, device, autocast_dtype=amp_dtype)
-                row.update({f"val_{k}": metrics.get(k) for k in (*METRICS, *LOG_MULTISCALE)})
-                _sample_grid(g, val_data, out / "samples" / f"epoch_{epoch:04d}.png", device)
-            else:
-                metrics = None
-                _sample_grid(g, train_data, out / "samples" / f"epoch_{epoch:04d}.png", device)
-            row["seconds"] = round(time.monotonic() - t0, 2)
-            row["seconds_total"] = round(seconds_before + time.monotonic() - t_start, 2)
-            row["cpu_seconds"] = round(time.process_time() - cpu_epoch0, 2)
-            row["cpu_seconds_total"] = round(cpu_before + time.process_time() - cpu_start, 2)
-            row["steps_total"] = steps_total
-            history.append(row)
-            _write_logs(out, history)
-            parts = ", ".join(f"{k[2:]} {row[k]:.4f}" for k in ("g_adv", "g_l1", "g_ssim", "g_grad") if row[k] is not None)
-            log.info(
-                "epoch %d/%d: G %.4f (%s)%s%s [%.1f s, %.1f CPU s]", epoch, config.epochs, row["g_total"], parts,
-                f" D {row['d']:.4f}" if row["d"] is not None else "",
-                f"; val PSNR {metrics['psnr']:.2f} dB SSIM {metrics['ssim']:.3f} L1 {metrics['l1']:.4f} "
-                f"grad r {metrics['grad_r']:.3f}; 160 m SSIM {_or_na(metrics.get('ssim_160m'))}, grad r 2x2 "
-                f"{_or_na(metrics.get('grad_r2'))} (input {_or_na(metrics.get('input_grad_r2'))}), contrast "
-                f"{_or_na(metrics.get('contrast'))}" if metrics else "", row["seconds"], row["cpu_seconds"],
-            )
-            if metrics is not None and _better(config.best_metric, metrics[config.best_metric], best_value):
-                best_value, best_epoch, best_metrics = metrics[config.best_metric], epoch, metrics
-                save_generator(g, make_card(metrics, epoch), ckpt_dir / "best.safetensors")
-            save_generator(g, make_card(metrics, epoch), ckpt_dir / "last.safetensors")
-            if config.checkpoint_every and epoch % config.checkpoint_every == 0:
-                save_generator(g, make_card(metrics, epoch), ckpt_dir / f"epoch_{epoch:04d}.safetensors")
-            _atomic_torch_save({
-                "generator": _unwrap(gen).state_dict(), "ema": ema.state_dict() if ema is not None else None,
-                "discriminator": _unwrap(disc).state_dict(),
-                "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "scaler": scaler.state_dict(),
-                "epoch": epoch, "rng_cpu": torch.get_rng_state(),
-                "rng_cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-                "history": history, "best_value": best_value, "best_epoch": best_epoch, "best_metrics": best_metrics,
-                "config": {k: v for k, v in config.to_dict().items() if v is not None},
-            }, state_path)
-        if distributed:
+        row = _train_epoch(t, epoch)
+        if t.env.is_main:
+            _end_epoch(t, epoch, row, t0, cpu_epoch0)
+        if t.env.distributed:
             torch.distributed.barrier()
-        stop = over_budget()
-        if distributed:  # every rank stops after the same epoch (rank 0 spent extra CPU time validating)
-            flag = torch.tensor([float(stop)], device=device)
-            torch.distributed.all_reduce(flag)
-            stop = bool(flag.item())
-        if stop:
+        # every rank stops after the same epoch (rank 0 spent extra CPU time validating)
+        if _any_rank(t.clock.over_budget(), t.env):
             log.info("stopping after epoch %d: budget reached (wall-clock %s min, CPU %s min)", epoch,
                      config.max_minutes, config.max_cpu_minutes)
             break
-    if is_main and history:
-        plots.plot_curves(history, out / "curves.png", baseline)
-    if own_group:
-        # every rank leaves together and tears the group down: a rank that exits with Gloo's threads
-        # still alive can die of SIGABRT in static destructors (seen as a flaky failure in CI)
-        torch.distributed.barrier()
-        torch.distributed.destroy_process_group()
-    return TrainResult(out, (ckpt_dir / "best.safetensors") if best_epoch else None, ckpt_dir / "last.safetensors",
-                       epoch, best_epoch, best_metrics, baseline, history)
+    return epoch
 
 
-@torch.no_grad()
-def _sample_grid(gen: nn.Module, data: PairDataset, path: Path, device: torch.device, n: int = 4, size: int = 256) -> None:
-    """Input | generated | real for the first ``n`` samples of ``data``, centre crops of ``size`` px."""
-    items = [data[i] for i in range(min(n, len(data)))]
-    h, w = items[0]["condition"].shape[1:]
-    s = min(size, h - h % 16, w - w % 16)
-    r, c = (h - s) // 2, (w - s) // 2
-    x = torch.stack([it["condition"][:, r:r + s, c:c + s] for it in items])
-    y = torch.stack([it["target"][:, r:r + s, c:c + s] for it in items])
-    was = gen.training
-    gen.eval()
-    try:
-        fake = gen(x.to(device)).float().cpu()
-    finally:
-        gen.train(was)
-    plots.save_sample_grid(x, fake, y, path)
+def _train_epoch(t: _Training, epoch: int) -> dict[str, Any]:
+    """One epoch of training steps (fewer once the budget is spent); its log row of mean losses (all ranks)."""
+    config, env, nets, loader = t.config, t.env, t.nets, t.loader
+    t.train_data.set_epoch(epoch)
+    t.sampler.set_epoch(epoch)
+    lr = lr_at_epoch(config, epoch)
+    for group in nets.opt_g.param_groups + nets.opt_d.param_groups:
+        group["lr"] = lr
+    nets.gen.train()
+    nets.disc.train()
+    sums: dict[str, float | None] = dict.fromkeys(_LOSS_KEYS, 0.0)
+    n = 0
+    for i, batch in enumerate(loader):
+        x = batch["condition"].to(env.device, non_blocking=True)
+        y = batch["target"].to(env.device, non_blocking=True)
+        gl, d_loss = _train_step(t, x, y)
+        for k, v in zip(_LOSS_KEYS, (gl.total, gl.adv, gl.l1, gl.ssim, gl.grad, d_loss)):
+            sums[k] = None if v is None else sums[k] + float(v.detach())  # type: ignore[operator]
+        n += 1
+        t.run.steps_total += 1
+        if _any_rank(t.clock.over_budget(), env) and i + 1 < len(loader):  # every rank stops at the same step
+            log.info("budget reached after step %d of epoch %d; validating and stopping", i + 1, epoch)
+            break
+        if t.progress and env.is_main:
+            d_text = f" D {float(d_loss.detach()):.3f}" if d_loss is not None else ""
+            t.progress(((epoch - 1) + (i + 1) / len(loader)) / config.epochs,
+                       f"epoch {epoch}/{config.epochs} step {i + 1}/{len(loader)} G {float(gl.total.detach()):.3f}{d_text}")
+    row: dict[str, Any] = {"epoch": epoch, "steps": n,
+                           **{k: (None if v is None else v / max(n, 1)) for k, v in sums.items()},
+                           "lr": lr, "partial": n < len(loader)}
+    if env.distributed:
+        keys = [k for k in _LOSS_KEYS if row[k] is not None]
+        vals = torch.tensor([row[k] for k in keys], device=env.device)
+        torch.distributed.all_reduce(vals)
+        row.update({k: float(v) / env.world for k, v in zip(keys, vals)})
+    return row
+
+
+def _train_step(t: _Training, x: torch.Tensor, y: torch.Tensor) -> tuple[GeneratorLoss, torch.Tensor | None]:
+    """A generator step, then a discriminator step on the detached fake; the losses."""
+    config, nets, device = t.config, t.nets, t.env.device
+    amp_dtype = nets.amp_dtype
+    with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+        fake = nets.gen(x)
+    # generator step: D judges the fake as if real; D's weights are not updated here
+    d_plain = unwrap(nets.disc)
+    d_plain.requires_grad_(False)
+    with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+        gl = generator_loss(d_plain(x, fake) if nets.use_gan else None, fake, y, config.lambda_l1,
+                            config.lambda_gan, config.lambda_ssim, config.lambda_grad)
+    nets.opt_g.zero_grad(set_to_none=True)
+    nets.scaler.scale(gl.total).backward()
+    nets.scaler.step(nets.opt_g)
+    d_plain.requires_grad_(True)
+    d_loss = None
+    if nets.use_gan:  # discriminator step on the detached fake
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            if t.env.distributed:  # one DDP forward per backward
+                logits = nets.disc(torch.cat([x, x]), torch.cat([y, fake.detach()]))
+                real_logits, fake_logits = logits.chunk(2)
+            else:
+                real_logits, fake_logits = nets.disc(x, y), nets.disc(x, fake.detach())
+            d_loss = discriminator_loss(real_logits, fake_logits)
+        nets.opt_d.zero_grad(set_to_none=True)
+        nets.scaler.scale(d_loss).backward()
+        nets.scaler.step(nets.opt_d)
+    nets.scaler.update()
+    if nets.ema is not None:
+        nets.ema.update_parameters(unwrap(nets.gen))
+    return gl, d_loss
+
+
+def _end_epoch(t: _Training, epoch: int, row: dict[str, Any], t0: float, cpu_epoch0: float) -> None:
+    """Rank 0 after an epoch: validate, log, save the best, last and periodic generators and the training state."""
+    config, nets, run = t.config, t.nets, t.run
+    ckpt_dir = t.out / "checkpoints"
+    g = nets.ema.module if nets.ema is not None else unwrap(nets.gen)  # what is validated and saved
+    metrics = validate_epoch(g, t.val_data, t.train_data, row, t.out / "samples" / f"epoch_{epoch:04d}.png",
+                             t.env.device, nets.amp_dtype)
+    row["seconds"] = round(time.monotonic() - t0, 2)
+    row["seconds_total"] = round(t.clock.seconds_total(), 2)
+    row["cpu_seconds"] = round(time.process_time() - cpu_epoch0, 2)
+    row["cpu_seconds_total"] = round(t.clock.cpu_seconds_total(), 2)
+    row["steps_total"] = run.steps_total
+    run.history.append(row)
+    write_logs(t.out, run.history)
+    log_epoch(row, metrics, config.epochs)
+    if metrics is not None and better(config.best_metric, metrics[config.best_metric], run.best_value):
+        run.best_value, run.best_epoch, run.best_metrics = metrics[config.best_metric], epoch, metrics
+        save_generator(g, _card(t, metrics, epoch), ckpt_dir / "best.safetensors")
+    save_generator(g, _card(t, metrics, epoch), ckpt_dir / "last.safetensors")
+    if config.checkpoint_every and epoch % config.checkpoint_every == 0:
+        save_generator(g, _card(t, metrics, epoch), ckpt_dir / f"epoch_{epoch:04d}.safetensors")
+    save_state(ckpt_dir / STATE_FILE, nets.gen, nets.disc, nets.ema, nets.opt_g, nets.opt_d, nets.scaler, epoch,
+               t.env.device, run, config.to_dict())
+
+
+def _card(t: _Training, metrics: dict[str, Any] | None, epoch: int) -> ModelCard:
+    """The run's template card filled in: architecture, recipe, data, timing and the metrics of ``epoch``."""
+    config, train_data = t.config, t.train_data
+    training = dict(t.card.training)
+    training.update({
+        "data": t.data_description or {"train": train_data.describe(),
+                                       "validation": t.val_data.describe() if t.val_data else None},
+        "recipe": config.to_dict(),
+        "command": t.command,
+        "epochs_trained": epoch,
+        "steps": t.run.steps_total,
+        "seconds": round(t.clock.seconds_total(), 1),
+        "cpu_seconds": round(t.clock.cpu_seconds_total(), 1),
+        "augmentation": {"flips_rot90": config.augment,
+                         "speckle": train_data.speckle.to_dict() if getattr(train_data, "speckle", None) else None},
+        "mean_colour": [round(float(v), 6) for v in t.mean_colour],
+        "distributed_world_size": t.env.world,
+        "device": str(t.env.device),
+    })
+    m = dict(t.card.metrics)
+    if metrics is not None:
+        m.update({"validation": metrics, "epoch": epoch, "baseline_constant_colour": t.baseline, "notes": METRIC_NOTES})
+    return t.card.replace(architecture=config.arch, architecture_args=t.arch_args, training=training, metrics=m,
+                          library_version=__version__,
+                          created=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"))

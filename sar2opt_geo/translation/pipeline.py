@@ -115,6 +115,7 @@ def run_inference(scene: Scene, loaded: LoadedModel, plan: Plan, opts: Translate
     from ..engine.structure import RADIUS_PX as STRUCTURE_RADIUS_PX
     from ..engine.structure import structure_step
     from ..preprocess import aligned, open_linear_source
+    from .band_rows import source_rows
     from .plan import crop_block
     from .sampling import sample_seeds
 
@@ -123,7 +124,7 @@ def run_inference(scene: Scene, loaded: LoadedModel, plan: Plan, opts: Translate
         scene, plan.bands.bands, ctx, work_dir=product.work, resampling=opts.resampling,
         speckle_window=opts.speckle_window if opts.speckle_filter == "lee" else None,
         cancel=cancel, progress=_sub(progress, 0.05, 0.15),
-        rows=None if rows is None else aligned.source_rows(plan, loaded.downsampling, rows),
+        rows=None if rows is None else source_rows(plan, loaded.downsampling, rows),
     )
     sink = product if samples is None else samples
     seeds = sample_seeds(opts.seed, opts.samples if samples is not None else 1)

@@ -54,14 +54,9 @@ from rasterio.windows import Window
 from ..errors import ConfigError, InputError
 from ..io.stamps import file_fingerprint
 from ..options import TranslateOptions
-from ..preprocess.aligned import (
-    READ_BLOCK_ROWS,
-    aligned_reader,
-    row_axis,
-    source_rows,
-    touching_tile_rows,
-)
+from ..preprocess.aligned import READ_BLOCK_ROWS, aligned_reader
 from ..progress import CancelFn, ProgressFn
+from .band_rows import row_axis, source_rows, touching_tile_rows
 
 __all__ = [
     "READ_BLOCK_ROWS",
