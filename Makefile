@@ -37,7 +37,7 @@ qgis:
 	bash scripts/install_qgis.sh
 
 test: $(STAMP) qgis
-	$(VENV)/bin/ruff check sar2opt_geo plugin tests benchmarks scripts
+	$(MAKE) --no-print-directory lint
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 plugin-zip:  # standard library only: no venv needed; the backend wheel goes inside the zip
@@ -46,8 +46,13 @@ plugin-zip:  # standard library only: no venv needed; the backend wheel goes ins
 bench: $(STAMP)
 	$(PY) benchmarks/bench_tiling.py
 
+# ruff (rules and limits in pyproject.toml), mypy on the package, and the structure rules:
+# no import cycle, no module over 500 lines, no function over 100 lines or 8 positional
+# parameters, no import of another module's private name (scripts/check_structure.py)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check sar2opt_geo plugin tests benchmarks scripts
+	$(VENV)/bin/mypy
+	$(PY) scripts/check_structure.py
 
 clean:
 	rm -rf $(VENV) out build dist *.egg-info

@@ -9,7 +9,12 @@ carries its user-facing description in ``dataclasses.field(metadata=...)``:
 * ``group``: the ``--help`` section;
 * ``qgis``: the QGIS Processing parameter name, where the plugin exposes the option;
 * ``kind``: how the CLI parses it (``"value"``, ``"flag"`` for ``store_true``,
-  ``"switch"`` for ``--x/--no-x``, ``"bands"`` for a comma list, ``"bounds"`` for four numbers).
+  ``"switch"`` for ``--x/--no-x``, ``"bands"`` for a comma list, ``"bounds"`` for four numbers);
+* ``effect``: what the option can change, for the hashes that decide whether an earlier output
+  is still valid (:func:`options_with_effect`): ``"pixels"`` (the default), ``"nothing"`` (where
+  and how fast it runs, whether an existing file may be replaced), ``"encoding"`` (only the
+  final file: data type, quicklook), ``"window"`` (which part of the scene: batches hash the
+  prepared polygon instead).
 
 This module imports only the standard library, so QGIS's own Python (which has neither
 torch nor pip's rasterio) can read the defaults and names from it.
@@ -33,6 +38,7 @@ __all__ = [
     "TranslateOptions",
     "check_seed",
     "option_fields",
+    "options_with_effect",
     "parse_bands",
 ]
 
@@ -87,12 +93,15 @@ def parse_bands(value: Any) -> tuple[str, ...] | None:
     return names or None
 
 
+Effect = Literal["pixels", "nothing", "encoding", "window"]
+
+
 def _opt(default: Any, help: str, *, flag: str | tuple[str, ...] | None = None, group: str = "",
          qgis: str | None = None, kind: str = "value", metavar: str | None = None,
-         choices: tuple[str, ...] | None = None, cli: bool = True) -> Any:
+         choices: tuple[str, ...] | None = None, cli: bool = True, effect: Effect = "pixels") -> Any:
     """A dataclass field with its user-facing description (see the module docstring)."""
     meta = {"help": help, "flag": (flag,) if isinstance(flag, str) else flag, "group": group, "qgis": qgis,
-            "kind": kind, "metavar": metavar, "choices": choices, "cli": cli}
+            "kind": kind, "metavar": metavar, "choices": choices, "cli": cli, "effect": effect}
     return field(default=default, metadata=meta)
 
 
@@ -118,7 +127,7 @@ class TranslateOptions:
         flag="--overlap", group="tiling", qgis="OVERLAP", metavar="PX")
     batch_size: int | None = _opt(
         None, "tiles per forward pass (default: 1 on CPU, as many as fit on a GPU)",
-        flag="--batch", group="tiling", metavar="N")
+        flag="--batch", group="tiling", metavar="N", effect="nothing")
     max_memory_mb: float = _opt(
         DEFAULT_MAX_MEMORY_MB, f"memory the engine may allocate, MB (tiles, activations, row buffers; what the calling process "
         f"already holds is not counted); tile size and batch are chosen to stay under it and under the memory the "
@@ -136,7 +145,7 @@ class TranslateOptions:
         "(torch backend) (default auto)", flag="--precision", group="tiling", qgis="PRECISION", choices=PRECISIONS)
     device: str = _opt(
         "auto", "torch device: auto (CUDA if available, else CPU), cpu, cuda, cuda:1 ... (default: auto)",
-        flag="--device", group="", qgis="DEVICE", metavar="DEVICE")
+        flag="--device", group="", qgis="DEVICE", metavar="DEVICE", effect="nothing")
     dst_crs: str | None = _opt(
         None, "reproject the result to this CRS, e.g. EPSG:4326 (default: model grid)",
         flag="--t-srs", group="output grid", qgis="TARGET_CRS", metavar="CRS")
@@ -155,10 +164,10 @@ class TranslateOptions:
         choices=RESAMPLING_METHODS)
     bounds: tuple[float, float, float, float] | None = _opt(
         None, "write only this rectangle (data around it is read as context)", flag="--bounds",
-        group="output grid", kind="bounds")
+        group="output grid", kind="bounds", effect="window")
     bounds_crs: str | None = _opt(
         None, "CRS of --bounds (default: --t-srs if given, else the input's)", flag="--bounds-crs",
-        group="output grid", metavar="CRS")
+        group="output grid", metavar="CRS", effect="window")
     speckle_filter: Literal["none", "lee"] = _opt(
         "none", "speckle filter on linear power before translation (default none)", flag="--speckle",
         group="radiometry", choices=("none", "lee"))
@@ -182,13 +191,13 @@ class TranslateOptions:
         False, "refuse a sensor/band mismatch with the model card", flag="--strict", group="radiometry", kind="flag")
     dtype: Literal["uint8", "float32"] = _opt(
         "uint8", "uint8 RGB with nodata mask (default) or float32 in [0, 1] with NaN nodata", flag="--dtype",
-        group="output", choices=("uint8", "float32"))
+        group="output", choices=("uint8", "float32"), effect="encoding")
     quicklook: bool = _opt(
         False, "also write <OUTPUT stem>.png (<= 1024 px, transparent nodata)", flag="--quicklook", group="output",
-        kind="flag")
+        kind="flag", effect="encoding")
     overwrite: bool = _opt(
         True, "replace an existing OUTPUT (default: yes; --no-overwrite refuses)", flag="--overwrite",
-        group="output", kind="switch")
+        group="output", kind="switch", effect="nothing")
     stochastic: bool = _opt(
         False, "keep dropout on at inference (the article's mode)", flag="--stochastic", group="output", kind="flag")
     seed: int = _opt(
@@ -210,9 +219,9 @@ class TranslateOptions:
         "percentile above its 80 m neighbourhood (default 1)", flag="--structure-strength", group="output",
         metavar="K")
     aoi: object | None = _opt(None, "a shapely geometry: pixels outside it become nodata (unless keep_rectangle)",
-                              cli=False)
-    aoi_crs: str | None = _opt(None, "CRS of aoi (default: dst_crs if set, else the input's)", cli=False)
-    keep_rectangle: bool = _opt(False, "with aoi: keep the whole bounding rectangle, no polygon mask", cli=False)
+                              cli=False, effect="window")
+    aoi_crs: str | None = _opt(None, "CRS of aoi (default: dst_crs if set, else the input's)", cli=False, effect="window")
+    keep_rectangle: bool = _opt(False, "with aoi: keep the whole bounding rectangle, no polygon mask", cli=False, effect="window")
 
     def __post_init__(self) -> None:
         from .errors import ConfigError
@@ -286,6 +295,11 @@ class TranslateOptions:
             raise OptionTypeError(
                 f"unknown translate option(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
         return dataclasses.replace(self, **changes)
+
+
+def options_with_effect(*effects: Effect) -> frozenset[str]:
+    """Names of the :class:`TranslateOptions` fields whose ``effect`` is one of ``effects``."""
+    return frozenset(f.name for f in dataclasses.fields(TranslateOptions) if f.metadata["effect"] in effects)
 
 
 def option_fields(cli_only: bool = False) -> list[dataclasses.Field]:

@@ -6,7 +6,8 @@ Rules (issue 23):
 - no import cycle between modules, counting imports inside functions too (they are how a
   cycle hides), nor between the package's subpackages (imports run one way: sensors ->
   preprocess -> engine -> models, ...);
-- no module over 500 lines, no function over 100 lines;
+- no module over 500 lines, no function over 100 lines, none with more than 8 positional
+  parameters (``self``/``cls`` not counted; the rest keyword-only);
 - no import of another module's private name (``from x import _y``, or ``x._y`` on an
   imported module ``x``).
 """
@@ -19,6 +20,7 @@ from pathlib import Path
 
 MAX_MODULE_LINES = 500
 MAX_FUNCTION_LINES = 100
+MAX_POSITIONAL = 8
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -122,6 +124,10 @@ def check(top: Path) -> list[str]:
                 length = (node.end_lineno or node.lineno) - node.lineno + 1
                 if length > MAX_FUNCTION_LINES:
                     problems.append(f"{rel}:{node.lineno}: function {node.name} is {length} lines (limit {MAX_FUNCTION_LINES})")
+                positional = [a.arg for a in node.args.posonlyargs + node.args.args if a.arg not in ("self", "cls")]
+                if len(positional) > MAX_POSITIONAL:
+                    problems.append(f"{rel}:{node.lineno}: function {node.name} takes {len(positional)} positional "
+                                    f"parameters (limit {MAX_POSITIONAL}; make the rest keyword-only)")
         graph[name], private = _imports(tree, name, path.name == "__init__.py", modules)
         problems += [f"{rel}: private name imported, {p}" for p in private]
     for component in _cycles(graph):

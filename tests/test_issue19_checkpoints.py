@@ -53,16 +53,16 @@ def saved(tmp_path: Path) -> Path:
 @pytest.fixture
 def builds(monkeypatch):
     """Record the default torch device of every generator built while loading."""
-    from sar2opt_geo import models
+    from sar2opt_geo.models import checkpoint
 
     devices: list[str] = []
-    real = models.build_generator
+    real = checkpoint.build_generator
 
     def spy(architecture, **kwargs):
         devices.append(str(torch.get_default_device()))
         return real(architecture, **kwargs)
 
-    monkeypatch.setattr(models, "build_generator", spy)
+    monkeypatch.setattr(checkpoint, "build_generator", spy)  # where load_model looks it up
     return devices
 
 

@@ -14,15 +14,16 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from ..models.loading import file_stamp
+from ..options import options_with_effect
 from .records import NO_VALID_DATA, NO_VALID_DATA_SCENE, Record, utc_now
 from .scenes import SceneInfo
 
 log = logging.getLogger(__name__)
 
 
-#: TranslateOptions fields that do not change the pixels of a crop (left out of the input hash);
-#: the crop fields are hashed through the prepared polygon instead.
-_UNHASHED_OPTIONS = {"device", "batch_size", "overwrite", "bounds", "bounds_crs", "aoi", "aoi_crs", "keep_rectangle"}
+#: TranslateOptions fields left out of the input hash: those that cannot change the pixels, and the
+#: crop fields, hashed through the prepared polygon instead.
+_UNHASHED_OPTIONS = options_with_effect("nothing", "window")
 
 def _card_hash(path: str) -> str:
     """SHA-256 prefix of a checkpoint (``models.checkpoint.card_hash``), cached by path, size and mtime."""

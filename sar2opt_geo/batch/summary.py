@@ -147,15 +147,10 @@ def write_summary(records: Sequence[Record], path: str | os.PathLike, crs: Any) 
     new = _frame(records, crs)
     with summary_lock(path):
         gdf = _merged(new, path)
-        from ..io.atomic import temp_path_for
+        from ..io.atomic import atomic_file
 
-        tmp = temp_path_for(path)  # .summary.tmp-<host>-<pid>.gpkg: swept by the next writer if this one is killed
-        try:
+        with atomic_file(path) as tmp:  # .summary.tmp-<host>-<pid>.gpkg: swept by the next writer if this one is killed
             gdf.to_file(tmp, layer=SUMMARY_LAYER, driver="GPKG", engine="pyogrio", dataset_options={"VERSION": "1.3"})
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
     return path
 
 def storage_trouble(text: str) -> bool:

@@ -113,6 +113,7 @@ class PairDataset(Dataset):
         pairs: Sequence[Pair],
         crop_size: int | None = 256,
         crops_per_image: int = 1,
+        *,
         random_crops: bool = True,
         augment: bool = False,
         seed: int = 0,

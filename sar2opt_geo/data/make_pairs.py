@@ -264,7 +264,8 @@ def make_pairs(
         if oscene.is_sar:
             raise InputError(f"{oscene.path}: is a {oscene.sensor} SAR scene; the second scene must be optical")
         select_bands(oscene, list(opts.optical_bands))
-        return _build(sscene, oscene, out_dir, opts, existing, base, storage, spacing, t0, progress, cancel, command)
+        return _build(sscene, oscene, out_dir, opts, existing, base, storage, spacing, t0=t0, progress=progress,
+                      cancel=cancel, command=command)
 
 
 def _dates(sscene: Any, oscene: Any, opts: PairsOptions) -> tuple[dict, dict, float | None]:
@@ -306,7 +307,7 @@ def _compatible(existing: dict, meta_input: dict, storage: str, tile: int, sscen
 
 
 def _build(sscene: Any, oscene: Any, out_dir: Path, opts: PairsOptions, existing: dict | None, base: Any,
-           storage: Storage, spacing: float, t0: float, progress: ProgressFn | None, cancel: CancelFn | None,
+           storage: Storage, spacing: float, *, t0: float, progress: ProgressFn | None, cancel: CancelFn | None,
            command: str | None) -> PairsResult:
     """Check, plan, survey, write and publish the pairs of two opened scenes (see the module docstring)."""
     from ..io.atomic import work_dir
@@ -343,7 +344,7 @@ def _build(sscene: Any, oscene: Any, out_dir: Path, opts: PairsOptions, existing
                 warnings.append(f"{oscene.path}: no SCL and no reflectance: clouds are not tested ({cloud_test})")
             read = row_reader(sar_src, opt_src, scl, cols, T, reflectance, saturation)
             decisions, hists = survey_tiles(read, rows, cols, T, opts.tile_stride, opts, storage,
-                                            _sub(progress, 0.35, 0.6), cancel)
+                                            progress=_sub(progress, 0.35, 0.6), cancel=cancel)
             kept = [d for d in decisions if d["keep"]]
             n_nodata = sum(1 for d in decisions if d["reason"] == "nodata")
             n_cloud = sum(1 for d in decisions if d["reason"] == "cloud")
@@ -351,14 +352,15 @@ def _build(sscene: Any, oscene: Any, out_dir: Path, opts: PairsOptions, existing
                 raise NoValidDataError(nothing_kept_message(sscene, oscene, len(decisions), n_nodata, n_cloud, opts,
                                                             T, cloud_test))
             scales = optical_scales(oscene, hists) if storage == "percentile" else None
-            tiles = write_tiles(read, kept, cols, T, grid, win, stage, pair_id, plan, card, storage, scales,
-                                 sscene, oscene, _sub(progress, 0.6, 0.97), cancel)
+            tiles = write_tiles(read, kept, cols, T, grid, win, stage, pair_id, plan=plan, card=card, storage=storage,
+                                scales=scales, sscene=sscene, oscene=oscene, progress=_sub(progress, 0.6, 0.97),
+                                cancel=cancel)
             check_cancel(cancel, str(out_dir))
             counts = {"candidates": len(decisions), "kept": len(kept), "rejected_nodata": n_nodata,
                       "rejected_cloud": n_cloud}
             pair = scene_pair_entry(pair_id, sar_entry(sscene, plan, sar_src, sar_when),
                                     optical_entry(oscene, opt_src, opt_when, scales), days, crs_name, grid, opts,
-                                    counts, cloud_test, warnings, command)
+                                    counts=counts, cloud_test=cloud_test, warnings=warnings, command=command)
             metadata = existing or new_metadata(storage, card, meta_input, oscene, T)
             metadata["scene_pairs"].append(pair)
             metadata["tiles"].extend(tiles)

@@ -27,6 +27,7 @@ import numpy as np
 from rasterio.windows import Window
 
 from ..errors import InputError, OutputExistsError
+from ..io.atomic import atomic_file
 from ..progress import CancelFn, ProgressFn
 from .built_pairs import PAIRS_FORMAT, PAIRS_VERSION, read_pairs_metadata
 
@@ -120,12 +121,8 @@ def publish(stage: Path, out_dir: Path, metadata: dict, appending: bool) -> None
         (out_dir / side).mkdir(exist_ok=True)
         for f in sorted((stage / side).iterdir()):
             os.replace(f, out_dir / side / f.name)
-    tmp = out_dir / f".metadata.json.tmp-{os.getpid()}"
-    try:
+    with atomic_file(out_dir / "metadata.json") as tmp:
         tmp.write_text(text)
-        os.replace(tmp, out_dir / "metadata.json")
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 # -- storage rules and tile files --------------------------------------------------------
@@ -147,7 +144,7 @@ def storage_doc(storage: Storage, card: Any) -> dict[str, str]:
 
 
 def write_tiles(read: Callable, kept: list[dict], cols: list[int], T: int, grid: Any, win: Window, stage: Path,
-                 pair_id: str, plan: Any, card: Any, storage: Storage, scales: list[float] | None, sscene: Any,
+                 pair_id: str, *, plan: Any, card: Any, storage: Storage, scales: list[float] | None, sscene: Any,
                  oscene: Any, progress: ProgressFn | None, cancel: CancelFn | None) -> list[dict]:
     """Pass 2: encode and write the kept tiles into ``stage``; their metadata entries."""
     from ..normalize import percentile_to_unit
@@ -251,7 +248,7 @@ def optical_entry(oscene: Any, opt_src: Any, opt_when: dict, scales: list[float]
 
 
 def scene_pair_entry(pair_id: str, sar: dict, optical: dict, days: float | None, crs_name: str, grid: Any,
-                     opts: PairsOptions, counts: dict[str, int], cloud_test: str, warnings: list[str],
+                     opts: PairsOptions, *, counts: dict[str, int], cloud_test: str, warnings: list[str],
                      command: str | None) -> dict[str, Any]:
     """One scene pair's entry of ``metadata.json``: scenes, grid, tiling, tile counts, provenance."""
     from ..version import __version__

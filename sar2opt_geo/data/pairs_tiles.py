@@ -85,7 +85,7 @@ def row_reader(sar_src: Any, opt_src: Any, scl: Any, cols: list[int], T: int, re
 
 
 def survey_tiles(read: Callable, rows: list[int], cols: list[int], T: int, S: int, opts: PairsOptions,
-                 storage: Storage, progress: ProgressFn | None, cancel: CancelFn | None) -> tuple[list[dict], list[Any]]:
+                 storage: Storage, *, progress: ProgressFn | None, cancel: CancelFn | None) -> tuple[list[dict], list[Any]]:
     """Pass 1: nodata and cloud fractions of every tile (keep or not), and the optical histograms of the
     clear, valid pixels of the tiled area (each pixel counted once)."""
     from ..preprocess.domain import HIST_BINS, HIST_LOG10_RANGE

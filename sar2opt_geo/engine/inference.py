@@ -147,7 +147,7 @@ def _seeded_dropout(model: nn.Module, generator: torch.Generator) -> list[Any]:
     return [m.register_forward_hook(hook) for m in dropouts]
 
 
-def run_tiled(
+def run_tiled(  # noqa: PLR0913 - the engine's keyword-only options (public API)
     model: nn.Module,
     read: ReadFn,
     height: int,
@@ -155,11 +155,11 @@ def run_tiled(
     write: WriteFn,
     config: TilingConfig | None = None,
     device: torch.device | str = "cpu",
+    *,
     progress: Callable[[float, str], None] | None = None,
     cancel: Callable[[], bool] | None = None,
     stochastic: bool = False,
     seed: int = 0,
-    *,
     autocast: bool = False,
     fill_value: float = 0.0,
     backend: str = "torch",
@@ -240,7 +240,8 @@ def run_tiled(
     with _inference_modes(model, dev, stochastic, generator, seed):
         runner = make_runner(model, backend=backend, device=dev, stochastic=stochastic, autocast=autocast,
                              quantize=quantize, optimise=optimise, precision=precision)
-        sweep = TileSweep(runner, read, write, grid, config, progress, cancel, fill_value, rows, postprocess)
+        sweep = TileSweep(runner, read, write, grid, config, progress=progress, cancel=cancel, fill_value=fill_value,
+                          rows=rows, postprocess=postprocess)
         sweep.run()
     return _finish(sweep, height, width, grid, runner.name, t_start)
 

@@ -123,6 +123,7 @@ class TileSweep:
         write: WriteFn,
         grid: TileGrid,
         config: TilingConfig,
+        *,
         progress: Callable[[float, str], None] | None,
         cancel: Callable[[], bool] | None,
         fill_value: float,

@@ -56,6 +56,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..io.atomic import atomic_file
 from .card import ModelCard
 from .checkpoint import FORMAT
 
@@ -228,9 +229,7 @@ def export_onnx(
         dynamic = {"input": {0: "batch", 2: "height", 3: "width"}, "output": {0: "batch", 2: "height", 3: "width"}}
     example = torch.zeros(1, card.in_channels, side, side)
     dst = Path(dst)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_file(dst) as tmp:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", category=DeprecationWarning)  # legacy exporter notice
             warnings.filterwarnings("ignore", message="Constant folding", category=UserWarning)  # reflection pads
@@ -253,10 +252,6 @@ def export_onnx(
         proto.producer_name = "sar2opt_geo"
         onnx.checker.check_model(proto)
         onnx.save(proto, str(tmp))
-        os.replace(tmp, dst)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     log.info("wrote %s (%s, target %s, io_range=%s, opset %d)", dst, card.name, target, io_range, opset)
     return dst
 

@@ -148,7 +148,7 @@ def source_window(scene: Any, grid: Grid, pad: int) -> Window:
 
 def _write_temp(
     scene: Any, bands: Sequence[str], win: Window, path: Path, readers: list[Callable[[Window], np.ndarray]],
-    cancel: Callable[[], bool] | None, progress: Callable[[float, str], None] | None, dst_crs: Any,
+    *, cancel: Callable[[], bool] | None, progress: Callable[[float, str], None] | None, dst_crs: Any,
     fill_rows: tuple[int, int] | None = None,
 ) -> None:
     """Calibrate ``win`` of the scene into a float32 GeoTIFF with its georeferencing (transform or GCPs).
@@ -238,7 +238,7 @@ def open_linear_source(
                                                             height=int(rows[1]) - int(rows[0]))), pad=4 + math.ceil(ratio))
         lo = int(band.row_off) - int(win.row_off)
         fill = (lo - TEMP_BLOCK, lo + int(band.height) + TEMP_BLOCK)
-    _write_temp(scene, bands, win, path, readers, cancel, progress, grid.crs, fill)
+    _write_temp(scene, bands, win, path, readers, cancel=cancel, progress=progress, dst_crs=grid.crs, fill_rows=fill)
     ds = rasterio.open(path)
     description = f"{method.name} resampling of linear values from {src_res or 0:.3g} m to {dst_res:.3g} m"
     if own is not None:

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io.atomic import atomic_file
+
 __all__ = ["ATTRIBUTION", "SAMPLE_DIR", "SamplePair", "bundled_pair", "side_by_side"]
 
 SAMPLE_DIR = Path(__file__).with_name("data")
@@ -110,11 +112,6 @@ def side_by_side(
         draw.text((x + 4, y0 + 5), label, fill="black", font=font)
     if attribution:
         draw.text((4, y0 + head + h + 4), attribution, fill="black", font=small)
-    dst_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst_path.with_name(f".{dst_path.stem}.tmp-{os.getpid()}.png")
-    try:
+    with atomic_file(dst_path) as tmp:
         canvas.save(tmp, format="PNG")
-        os.replace(tmp, dst_path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return dst_path

@@ -165,7 +165,8 @@ def _inspect(ds: Any, path_str: str, forced: str | None, units: str | None, requ
     complex_bands = [i for i, t in enumerate(ds.dtypes, 1) if str(t).startswith("complex")]
     if complex_bands:
         _check_complex(path_str, ds, complex_bands, forced, units)
-    sensor = _sensor_family(ds, path_str, forced, names, complex_bands, descriptions, name_text, hints, tags)
+    sensor = _sensor_family(ds, path_str, forced, names, complex_bands, descriptions=descriptions,
+                            name_text=name_text, hints=hints, tags=tags)
     is_sar = sensor in SAR_SENSORS
     crs, transform, gcps, has_transform = _georeferencing(ds, path_str, require_geo)
 
@@ -174,12 +175,14 @@ def _inspect(ds: Any, path_str: str, forced: str | None, units: str | None, requ
     nodata: list[float | None] = [ds.nodata]
     notes: dict[str, str] = {}
     if is_sar:
-        specs, bands, notes, calibration = _sar_bands(ds, names, sources, complex_bands, units, tags, descriptions,
-                                                      name_text, hints, dtype)
+        specs, bands, notes, calibration = _sar_bands(ds, names, sources, complex_bands, units, tags=tags,
+                                                      descriptions=descriptions, name_text=name_text, hints=hints,
+                                                      dtype=dtype)
     else:
         specs, bands, calibration = _optical_bands(ds, names, sources, sensor, units, name_text, dtype, nodata)
 
-    metadata = _scene_metadata(ds, dtype_name, crs, has_transform, gcps, names, notes, specs, is_sar, complex_bands)
+    metadata = _scene_metadata(ds, dtype_name, crs, has_transform, gcps, names, notes=notes, specs=specs,
+                               is_sar=is_sar, complex_bands=complex_bands)
     scene = GeoTiffScene(
         path=path_str if path_str.startswith("/vsi") else path,  # Path() folds /vsicurl/https:// to https:/
         sensor=sensor,
@@ -201,7 +204,7 @@ def _inspect(ds: Any, path_str: str, forced: str | None, units: str | None, requ
     return scene
 
 
-def _sensor_family(ds: Any, path_str: str, forced: str | None, names: list[str], complex_bands: list[int],
+def _sensor_family(ds: Any, path_str: str, forced: str | None, names: list[str], complex_bands: list[int], *,
                    descriptions: list[str], name_text: str, hints: str, tags: dict[str, str]) -> str:
     """The sensor family: forced, else from complex samples, polarisation names, words in names and tags, values."""
     if forced is not None:
@@ -238,7 +241,7 @@ def _georeferencing(ds: Any, path_str: str, require_geo: bool) -> tuple[Any, Any
     return crs, transform, gcps, has_transform
 
 
-def _sar_bands(ds: Any, names: list[str], sources: list[str], complex_bands: list[int], units: str | None,
+def _sar_bands(ds: Any, names: list[str], sources: list[str], complex_bands: list[int], units: str | None, *,
                tags: dict[str, str], descriptions: list[str], name_text: str, hints: str,
                dtype: np.dtype) -> tuple[dict[str, _BandSpec], dict[str, BandInfo], dict[str, str], str]:
     """Specs, band infos, units notes and the calibration text of the bands of a SAR raster."""
@@ -291,7 +294,7 @@ def _optical_bands(ds: Any, names: list[str], sources: list[str], sensor: str, u
     return specs, bands, bands[names[0]].description if names else ""
 
 
-def _scene_metadata(ds: Any, dtype_name: str, crs: Any, has_transform: bool, gcps: Any, names: list[str],
+def _scene_metadata(ds: Any, dtype_name: str, crs: Any, has_transform: bool, gcps: Any, names: list[str], *,
                     notes: dict[str, str], specs: dict[str, _BandSpec], is_sar: bool,
                     complex_bands: list[int]) -> dict[str, Any]:
     """The scene's ``metadata``: format, dtype, nodata, georeferencing and how values are read."""
@@ -347,6 +350,24 @@ def _vrt_band_sources(ds, path: Path) -> list[str]:
     return names
 
 
+def _single_band_name(path: Path, name_text: str, tags: dict[str, str], file_pol: str | None) -> str | None:
+    """The name of a one-band file without a band description: polarisation tag, polarisation in the
+    file name, or a Sentinel-2 / Landsat band code (``_B04``) in a file name of that mission."""
+    band_code = re.search(r"_b(\d{1,2}|8a)(?:_\d+m)?\.[a-z0-9]+$", path.name.lower())
+    pol_tag = tags.get("polarisation") or tags.get("polarization")
+    if pol_tag and find_polarisation(pol_tag.lower()):
+        return find_polarisation(pol_tag.lower())
+    if file_pol:
+        return file_pol
+    if band_code and _S2_WORDS.search(name_text):
+        return S2_BANDS.get(f"B{band_code.group(1).upper().zfill(2)}")
+    if band_code and _L8_WORDS.search(name_text):
+        return LANDSAT8_BANDS.get(int(band_code.group(1)))
+    if band_code and _L7_WORDS.search(name_text):
+        return LANDSAT7_BANDS.get(int(band_code.group(1)))
+    return None
+
+
 def _band_names(ds, path: Path, name_text: str, tags: dict[str, str], descriptions: list[str]) -> tuple[list[str], list[str]]:
     """Names for each band (unique), and a short 'source' note per band."""
     count = ds.count
@@ -373,18 +394,7 @@ def _band_names(ds, path: Path, name_text: str, tags: dict[str, str], descriptio
         if names[i] is None and c in ("red", "green", "blue", "alpha"):
             names[i] = c
     if count == 1 and names[0] is None:
-        band_code = re.search(r"_b(\d{1,2}|8a)(?:_\d+m)?\.[a-z0-9]+$", path.name.lower())
-        pol_tag = tags.get("polarisation") or tags.get("polarization")
-        if pol_tag and find_polarisation(pol_tag.lower()):
-            names[0] = find_polarisation(pol_tag.lower())
-        elif file_pol:
-            names[0] = file_pol
-        elif band_code and _S2_WORDS.search(name_text):
-            names[0] = S2_BANDS.get(f"B{band_code.group(1).upper().zfill(2)}")
-        elif band_code and _L8_WORDS.search(name_text):
-            names[0] = LANDSAT8_BANDS.get(int(band_code.group(1)))
-        elif band_code and _L7_WORDS.search(name_text):
-            names[0] = LANDSAT7_BANDS.get(int(band_code.group(1)))
+        names[0] = _single_band_name(path, name_text, tags, file_pol)
     if all(n is None for n in names):
         if "sen12ms" in name_text and count == 2:
             names = ["VV", "VH"]

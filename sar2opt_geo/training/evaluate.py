@@ -113,6 +113,7 @@ def evaluate_generator(
     dataset: Dataset,
     device: torch.device | str = "cpu",
     batch_size: int = 1,
+    *,
     autocast_dtype: torch.dtype | None = None,
     progress: Callable[[float, str], None] | None = None,
     pixel_m: float = 10.0,

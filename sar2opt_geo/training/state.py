@@ -114,7 +114,7 @@ def restore_rng(state: dict[str, Any], device: torch.device) -> None:
 
 
 def save_state(path: Path, gen: nn.Module, disc: nn.Module, ema: nn.Module | None, opt_g: torch.optim.Optimizer,
-               opt_d: torch.optim.Optimizer, scaler: torch.amp.GradScaler, epoch: int, device: torch.device,
+               opt_d: torch.optim.Optimizer, scaler: torch.amp.GradScaler, *, epoch: int, device: torch.device,
                progress: RunProgress, config: dict[str, Any]) -> None:
     """Write the training state after ``epoch`` to ``path`` (atomically), for ``--resume``."""
     state = {

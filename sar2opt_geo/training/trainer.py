@@ -226,6 +226,7 @@ def train(
     out_dir: str | os.PathLike,
     card: ModelCard,
     config: TrainConfig = TrainConfig(),
+    *,
     resume: bool = False,
     command: str | None = None,
     data_description: dict[str, Any] | None = None,
@@ -468,8 +469,8 @@ def _end_epoch(t: _Training, epoch: int, row: dict[str, Any], t0: float, cpu_epo
     save_generator(g, _card(t, metrics, epoch), ckpt_dir / "last.safetensors")
     if config.checkpoint_every and epoch % config.checkpoint_every == 0:
         save_generator(g, _card(t, metrics, epoch), ckpt_dir / f"epoch_{epoch:04d}.safetensors")
-    save_state(ckpt_dir / STATE_FILE, nets.gen, nets.disc, nets.ema, nets.opt_g, nets.opt_d, nets.scaler, epoch,
-               t.env.device, run, config.to_dict())
+    save_state(ckpt_dir / STATE_FILE, nets.gen, nets.disc, nets.ema, nets.opt_g, nets.opt_d, nets.scaler,
+               epoch=epoch, device=t.env.device, progress=run, config=config.to_dict())
 
 
 def _card(t: _Training, metrics: dict[str, Any] | None, epoch: int) -> ModelCard:

@@ -97,8 +97,8 @@ def translate(
                           overwrite=opts.overwrite) as product, \
                 open_samples(dst, plan.out_grid, loaded.card.out_channels, opts.samples, clip=plan.aoi,
                              overwrite=opts.overwrite) as samples:
-            stats, resampling_note = run_inference(scene, loaded, plan, opts, product, device, progress, cancel,
-                                          samples=samples)
-            encode_product(scene, loaded, plan, opts, product, product.valid_pixels, resampling_note, progress, cancel,
-                    samples=samples)
+            stats, resampling_note = run_inference(scene, loaded, plan, opts, product, device, progress=progress,
+                                                   cancel=cancel, samples=samples)
+            encode_product(scene, loaded, plan, opts, product, product.valid_pixels, resampling_note, progress=progress,
+                           cancel=cancel, samples=samples)
     return make_result(dst, product, plan, loaded, stats.tiles, stats.tiles_skipped, t0, spread=spread_dst)

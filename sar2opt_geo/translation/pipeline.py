@@ -58,7 +58,7 @@ class Result:
 
 
 def encode_product(scene: Scene, loaded: LoadedModel, plan: Plan, opts: TranslateOptions, product: Product,
-                   valid_pixels: int, resampling_note: str, progress: ProgressFn | None, cancel: CancelFn | None,
+                   valid_pixels: int, resampling_note: str, *, progress: ProgressFn | None, cancel: CancelFn | None,
                    samples: SampleProduct | None = None) -> None:
     """Check that something valid was translated, then encode ``product`` (COG, tags, quicklook)
     and, with ``samples``, the spread product.
@@ -98,7 +98,7 @@ def make_result(dst: Path, product: Product, plan: Plan, loaded: LoadedModel, ti
 
 
 def run_inference(scene: Scene, loaded: LoadedModel, plan: Plan, opts: TranslateOptions, product: Product, device: str,
-                  progress: ProgressFn | None, cancel: CancelFn | None, rows: tuple[int, int] | None = None,
+                  *, progress: ProgressFn | None, cancel: CancelFn | None, rows: tuple[int, int] | None = None,
                   samples: SampleProduct | None = None) -> tuple[TilingStats, str]:
     """Tiled inference of ``plan``'s context window, the written window streamed into ``product``.
 

@@ -53,7 +53,7 @@ from rasterio.windows import Window
 
 from ..errors import ConfigError, InputError
 from ..io.stamps import file_fingerprint
-from ..options import TranslateOptions
+from ..options import TranslateOptions, options_with_effect
 from ..preprocess.aligned import READ_BLOCK_ROWS, aligned_reader
 from ..progress import CancelFn, ProgressFn
 from .band_rows import row_axis, source_rows, touching_tile_rows
@@ -77,8 +77,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-#: Option fields that cannot change a band's pixels (they act on the final encoding only).
-_BAND_UNHASHED = {"overwrite", "quicklook", "dtype"}
+#: Option fields that cannot change a band's pixels (nothing at all, or the final encoding only).
+_BAND_UNHASHED = options_with_effect("nothing", "encoding")
 
 
 # -- cutting the rows ------------------------------------------------------------------
@@ -260,15 +260,10 @@ class _BandSink:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    from ..io.atomic import temp_path_for
+    from ..io.atomic import atomic_file
 
-    tmp = temp_path_for(path)
-    try:
+    with atomic_file(path) as tmp:
         tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def run_band(sp: ScenePlan, k: int, dst: str | os.PathLike, *, progress: ProgressFn | None = None,
@@ -298,7 +293,8 @@ def run_band(sp: ScenePlan, k: int, dst: str | os.PathLike, *, progress: Progres
         with atomic_outputs(path) as (tmp,), work_dir(path) as work:
             sink = _BandSink(tmp, work, band_grid, loaded.card.out_channels, r0)
             try:
-                stats, note = run_inference(scene, loaded, plan, sp.options, sink, sp.device, progress, cancel, rows=(r0, r1))
+                stats, note = run_inference(scene, loaded, plan, sp.options, sink, sp.device, progress=progress, cancel=cancel,
+                                            rows=(r0, r1))
             finally:
                 sink.raster.close()
     st = path.stat()
@@ -333,11 +329,10 @@ def _write_vrt(path: Path, grid: Any, count: int, bands: Sequence[tuple[Path, tu
             ET.SubElement(s, "SourceBand").text = str(b)
             ET.SubElement(s, "SrcRect", xOff="0", yOff="0", xSize=str(grid.width), ySize=str(r1 - r0))
             ET.SubElement(s, "DstRect", xOff="0", yOff=str(r0), xSize=str(grid.width), ySize=str(r1 - r0))
-    from ..io.atomic import temp_path_for
+    from ..io.atomic import atomic_file
 
-    tmp = temp_path_for(path)
-    ET.ElementTree(root).write(tmp, encoding="unicode")
-    os.replace(tmp, path)
+    with atomic_file(path) as tmp:
+        ET.ElementTree(root).write(tmp, encoding="unicode")
 
 
 def assemble(sp: ScenePlan, dst: str | os.PathLike, *, progress: ProgressFn | None = None,
@@ -368,7 +363,7 @@ def assemble(sp: ScenePlan, dst: str | os.PathLike, *, progress: ProgressFn | No
         with open_product(dst, sp.plan.out_grid, count, quicklook=opts.quicklook, overwrite=opts.overwrite,
                           staged=vrt) as product:
             encode_product(scene, loaded, sp.plan, opts, product, sum(int(r["valid_pixels"]) for r in records),
-                    str(records[0]["resampling"]), progress, cancel)
+                           str(records[0]["resampling"]), progress=progress, cancel=cancel)
     shutil.rmtree(folder, ignore_errors=True)
     return make_result(dst, product, sp.plan, loaded, sum(int(r["tiles"]) for r in records),
                    sum(int(r["tiles_skipped"]) for r in records), t0)
