@@ -12,7 +12,7 @@ Outputs in ``out_dir``:
   as in the article, the SAR itself. Metrics are H1's (:mod:`sar2opt_geo.training.evaluate`).
 * ``composites/``: for each scene the plain composite (fixed dB stretch), the plain
   composite with the percentile stretch, and the generator composites through the SAR->RGB
-  and the gray->RGB generators (:mod:`sar2opt_geo.composite`), GeoTIFF + PNG.
+  and the gray->RGB generators (:mod:`sar2opt_geo.experiment.composite`), GeoTIFF + PNG.
 * ``scene_structure.csv``: SSIM and Pearson r per band of each generator composite against
   the plain composite with the *same* stretch rule (percentile 2-98 %) - how much of the
   plain composite's structure each generator keeps, the article's qualitative claim made
