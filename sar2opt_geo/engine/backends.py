@@ -50,6 +50,7 @@ from torch import nn
 from ..errors import ConfigError
 from ..options import BACKENDS  # the choices, defined once with the translate options
 from .fast_unet import optimise_for_inference
+from .memory import model_in_channels
 
 __all__ = ["BACKENDS", "PRECISIONS", "Backend", "Runner", "check_backend_packages", "cpu_has_fast_bf16", "make_runner",
            "model_digest", "prepare_module", "resolve_precision"]
@@ -243,16 +244,6 @@ def _onnx_bytes(module: nn.Module, in_channels: int) -> bytes:
     return buf.getvalue()
 
 
-def _in_channels(module: nn.Module) -> int:
-    value = getattr(module, "in_channels", None)
-    if value:
-        return int(value)
-    for m in module.modules():
-        if isinstance(m, nn.Conv2d):
-            return int(m.in_channels)
-    raise ConfigError(f"cannot tell the input channels of {type(module).__name__} for the ONNX export; use backend='torch'")
-
-
 def _quantize_int8(model_bytes: bytes, calibration: np.ndarray) -> bytes:
     """Static QDQ int8 quantisation (per-channel weights, symmetric int8 activations), in memory."""
     import tempfile
@@ -308,7 +299,11 @@ def _onnx_runner(module: nn.Module, backend: str, quantize: str, threads: int) -
 
     def fp32_bytes() -> bytes:
         if "bytes" not in state:
-            state["bytes"] = _onnx_bytes(module, _in_channels(module))
+            channels = model_in_channels(module)
+            if channels is None:
+                raise ConfigError(f"cannot tell the input channels of {type(module).__name__} for the ONNX export; "
+                                  "use backend='torch'")
+            state["bytes"] = _onnx_bytes(module, channels)
         return state["bytes"]  # type: ignore[return-value]
 
     def build(batch: np.ndarray):

@@ -96,14 +96,15 @@ def _probe_key(model: nn.Module, device: torch.device, extra: tuple) -> tuple:
     return (type(model).__qualname__, shapes, device.type, *extra)
 
 
-def model_in_channels(model: nn.Module) -> int:
+def model_in_channels(model: nn.Module) -> int | None:
+    """The model's input channels: its ``in_channels``, else its first convolution's; None if neither."""
     value = getattr(model, "in_channels", None)
     if value:
         return int(value)
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
             return int(m.in_channels)
-    return 1
+    return None
 
 
 def activation_bytes_per_pixel(model: nn.Module, device: torch.device | str = "cpu", *, autocast: bool = False) -> float:
@@ -129,7 +130,7 @@ def activation_bytes_per_pixel(model: nn.Module, device: torch.device | str = "c
             return _PROBES[key]
     d = model_downsampling(model)
     side = max(512, 2 * d)
-    x = torch.zeros((1, model_in_channels(model), side, side))
+    x = torch.zeros((1, model_in_channels(model) or 1, side, side))
     saved = {m: m.training for m in model.modules()}
     model.eval()
     try:

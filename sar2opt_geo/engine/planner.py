@@ -334,7 +334,7 @@ def plan_tiling(
     dev = torch.device(device)
     d = math.lcm(model_downsampling(model), 16)  # TilingConfig sizes are multiples of 16 as well
     _check_scene(height, width, max_memory_mb)
-    cin = in_channels or model_in_channels(model)
+    cin = in_channels or model_in_channels(model) or 1
     act = activation if activation is not None else activation_bytes_per_pixel(model, dev, autocast=autocast)
     base = baseline_mb if baseline_mb is not None else (process_status_mb("VmRSS") or 0.0)
     avail = available_mb if available_mb is not None else available_memory_mb()
