@@ -69,11 +69,12 @@ def find_built_pairs(root: str | Path, sar_bands: Sequence[str] | None = None) -
     if sar_bands:
         upper = [b.upper() for b in stored]
         try:
-            idx: tuple[int, ...] | None = tuple(upper.index(b.upper()) + 1 for b in sar_bands)
+            picked = tuple(upper.index(b.upper()) + 1 for b in sar_bands)
         except ValueError:
             raise DatasetError(f"{root}: SAR band(s) {', '.join(sar_bands)} not stored; the pairs hold "
                                f"{', '.join(stored)}") from None
-        names = tuple(stored[i - 1] for i in idx)
+        idx: tuple[int, ...] | None = picked
+        names = tuple(stored[i - 1] for i in picked)
     else:
         idx, names = None, tuple(stored)
     rule = meta["storage"].get("rule")
