@@ -27,6 +27,7 @@ Rules (all float32, NaN in -> NaN out):
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal, overload
 
 import numpy as np
 
@@ -74,10 +75,19 @@ def db_clip_to_unit(db: np.ndarray, lo: float = SEN1_2_DB_RANGE[0], hi: float = 
     return ((np.clip(db, lo, hi) - np.float32(lo)) / np.float32(hi - lo)).astype(np.float32)
 
 
-def percentile_scale(x: np.ndarray, percentile: float = 99.0, per_band: bool = False) -> np.ndarray:
+@overload
+def percentile_scale(x: np.ndarray, percentile: float = ..., per_band: Literal[False] = ...) -> np.float32: ...
+@overload
+def percentile_scale(x: np.ndarray, percentile: float = ..., *, per_band: Literal[True]) -> np.ndarray: ...
+@overload
+def percentile_scale(x: np.ndarray, percentile: float, per_band: Literal[True]) -> np.ndarray: ...
+@overload
+def percentile_scale(x: np.ndarray, percentile: float = ..., per_band: bool = ...) -> np.ndarray | np.float32: ...
+def percentile_scale(x: np.ndarray, percentile: float = 99.0, per_band: bool = False) -> np.ndarray | np.float32:
     """The ``percentile``-th percentile of the finite, positive values of ``x``.
 
-    With ``per_band=True`` ``x`` is ``(C, ...)`` and one value per band is returned.
+    With ``per_band=True`` ``x`` is ``(C, ...)`` and one value per band is returned (an array), else one
+    ``np.float32``.
     Non-positive values are left out (nodata or padding in linear power and DN data); a
     band without any valid value gets scale 1.0 so that division stays defined.
     """
@@ -98,7 +108,7 @@ def quantize_unit(x01: np.ndarray, levels: int | None) -> np.ndarray:
 
 def percentile_to_unit(
     x: np.ndarray,
-    scale: float | np.ndarray | None = None,
+    scale: float | np.floating | np.ndarray | None = None,
     percentile: float = 99.0,
     quantize_levels: int | None = None,
 ) -> np.ndarray:

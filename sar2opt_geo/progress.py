@@ -23,4 +23,8 @@ def sub_range(progress: ProgressFn | None, lo: float, hi: float) -> ProgressFn |
     fraction is clipped to [0, 1]."""
     if progress is None:
         return None
-    return lambda f, msg="": progress(lo + (hi - lo) * min(max(float(f), 0.0), 1.0), msg)
+
+    def step(f: float, msg: str = "") -> None:
+        progress(lo + (hi - lo) * min(max(float(f), 0.0), 1.0), msg)
+
+    return step

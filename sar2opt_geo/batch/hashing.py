@@ -15,7 +15,7 @@ from shapely.geometry.base import BaseGeometry
 
 from ..models.loading import file_stamp
 from ..options import options_with_effect
-from .records import NO_VALID_DATA, NO_VALID_DATA_SCENE, Record, utc_now
+from .records import NO_VALID_DATA, NO_VALID_DATA_SCENE, Record, RecordBase, utc_now
 from .scenes import SceneInfo
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,10 @@ def _card_hash_stamped(path: str, stamp: tuple[int, int] | None) -> str:
 def _options_dict(options: Any) -> dict[str, Any]:
     if options is None:
         return {}
-    d = dataclasses.asdict(options) if dataclasses.is_dataclass(options) else dict(vars(options))
+    if dataclasses.is_dataclass(options) and not isinstance(options, type):  # an instance, not a dataclass class
+        d = dataclasses.asdict(options)
+    else:
+        d = dict(vars(options))
     return {k: v for k, v in d.items() if k not in _UNHASHED_OPTIONS}
 
 def input_hash(scene: SceneInfo, geometry: BaseGeometry | None, model: str, options: Any, keep_rectangle: bool) -> str:
@@ -66,7 +69,7 @@ def _output_matches(prev: dict[str, Any], output: Path) -> bool:
         return False
     return int(prev.get("output_size") or 0) == st.st_size and int(prev.get("output_mtime_ns") or 0) == st.st_mtime_ns
 
-def up_to_date(prev: dict[str, Any] | None, h: str, out: Path, redo: bool, base: dict[str, Any]) -> Record | None:
+def up_to_date(prev: dict[str, Any] | None, h: str, out: Path, redo: bool, base: RecordBase) -> Record | None:
     """The 'skipped' row for an output an earlier run already made with the same inputs, else None."""
     if redo or prev is None or prev.get("input_hash") != h:
         return None

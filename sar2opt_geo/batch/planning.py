@@ -17,7 +17,7 @@ from ..errors import (
 )
 from . import aoi as aoi_mod
 from .hashing import input_hash, up_to_date
-from .records import CropTask, Record, Status, utc_now
+from .records import CropTask, Record, RecordBase, Status, utc_now
 from .scenes import SceneInfo, expand_scenes, scene_info, scene_keys
 from .summary import SUMMARY_CRS
 
@@ -87,7 +87,7 @@ def plan_batch(
             claim(out, f"scene {scene_path}")
             info, scene_error = _open_scene_info(scene_path)
             footprint = _lonlat_footprint(info) if info is not None else None
-            base = {"order": order, "name": key, "fid": -1, "scene": os.path.abspath(scene_path), "output": str(out),
+            base: RecordBase = {"order": order, "name": key, "fid": -1, "scene": os.path.abspath(scene_path), "output": str(out),
                     "geometry": footprint}
             if info is None:
                 decided.append(Record(**base, status="failed", reason=scene_error, finished=utc_now()))

@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NotRequired, TypedDict
 
 from shapely.geometry.base import BaseGeometry
 
@@ -20,6 +20,18 @@ Split = int | Literal["auto"]
 NO_VALID_DATA = "no valid data in the polygon"
 
 NO_VALID_DATA_SCENE = "no valid data in the scene"
+
+class RecordBase(TypedDict):
+    """The fields of a :class:`Record` fixed at planning, before its status is known (``Record(**base, status=...)``)."""
+
+    order: int
+    name: str
+    fid: int
+    scene: str
+    output: str
+    geometry: BaseGeometry | None
+    aoi: NotRequired[str]
+    aoi_layer: NotRequired[str]
 
 @dataclass(frozen=True)
 class CropTask:

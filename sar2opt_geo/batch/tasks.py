@@ -49,7 +49,9 @@ def run_task(task: CropTask, translate: Callable[..., Any] | None = None) -> Rec
     from ..translation.api import resolve_device
 
     if translate is None:
-        from ..translation.api import translate
+        from ..translation.api import translate as api_translate
+
+        translate = api_translate
     t0 = time.perf_counter()
     try:
         device = resolve_device(getattr(task.options, "device", "auto") or "auto")

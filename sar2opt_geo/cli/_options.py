@@ -45,7 +45,7 @@ def _add(target: Any, f: dataclasses.Field) -> None:
 
 
 def add_translate_options(
-    parser: argparse.ArgumentParser,
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
     *,
     only: Iterable[str] | None = None,
     exclude: Iterable[str] = (),

@@ -210,7 +210,7 @@ def run(args: argparse.Namespace) -> int:
         for i, (_folder, pairs, desc) in enumerate(folders):
             def part(f: float, msg: str, i: int = i) -> None:
                 progress((i + f) / len(folders), msg)
-            results.append(_score_folder(args, pairs, desc, loaded, device, part if progress else None))
+            results.append(_score_folder(args, pairs, desc, loaded, device, part))
     finally:
         close()
     # one folder: its result at the top level (the schema before several folders); several: a list

@@ -44,17 +44,19 @@ def _export(args: argparse.Namespace) -> int:
 def _import(args: argparse.Namespace) -> int:
     from ..models.card import InputDomain
     from ..models.reference_import import import_reference_checkpoint
+    from ..radiometry import Quantity, Scale
 
     if args.normalisation == "db_clip" and not args.db_range:
         args.import_parser.error("--normalisation db_clip needs --db-range LO HI, the dB range the net was trained on "
                                  "(e.g. --db-range -25 0 for SEN1-2)")
-    quantity = args.quantity or ("gray" if args.bands == ["gray"] else "sigma0")
+    # --quantity stays a string here: InputDomain checks it (one ConfigError line for an unknown name)
+    quantity = args.quantity or (Quantity.GRAY if args.bands == ["gray"] else Quantity.SIGMA0)
     domain = InputDomain(
         sensor=args.sensor,
         bands=tuple(args.bands),
         quantity=quantity,
         normalisation=args.normalisation,
-        units="db" if args.normalisation == "db_clip" else "linear",
+        units=Scale.DB if args.normalisation == "db_clip" else Scale.LINEAR,
         db_range=tuple(args.db_range) if args.db_range else None,
         percentile=args.percentile if args.normalisation == "percentile" else None,
         quantize_levels=args.quantize_levels,

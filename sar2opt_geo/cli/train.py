@@ -61,7 +61,7 @@ def _rgb_bands(text: str) -> tuple[int, int, int]:
         bands = ()
     if len(bands) != 3 or min(bands) < 1:
         raise argparse.ArgumentTypeError(f"--rgb-bands wants three 1-based band indexes like 3,2,1, got {text!r}")
-    return bands  # type: ignore[return-value]
+    return bands
 
 
 def add_data_options(p: argparse.ArgumentParser) -> None:

@@ -8,6 +8,7 @@ domain (written by :mod:`sar2opt_geo.data.make_pairs` and :mod:`sar2opt_geo.data
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -34,7 +35,7 @@ def is_pairs_dataset(root: str | Path) -> bool:
         return False
 
 
-def read_pairs_metadata(root: str | Path) -> dict:
+def read_pairs_metadata(root: str | os.PathLike) -> dict:
     """The ``metadata.json`` of a ``sar2opt pairs`` dataset, checked; :class:`DatasetError` naming the file otherwise."""
     import json
 
@@ -69,11 +70,12 @@ def find_built_pairs(root: str | Path, sar_bands: Sequence[str] | None = None) -
     if sar_bands:
         upper = [b.upper() for b in stored]
         try:
-            idx: tuple[int, ...] | None = tuple(upper.index(b.upper()) + 1 for b in sar_bands)
+            picked = tuple(upper.index(b.upper()) + 1 for b in sar_bands)
         except ValueError:
             raise DatasetError(f"{root}: SAR band(s) {', '.join(sar_bands)} not stored; the pairs hold "
                                f"{', '.join(stored)}") from None
-        names = tuple(stored[i - 1] for i in idx)
+        idx: tuple[int, ...] | None = picked
+        names = tuple(stored[i - 1] for i in picked)
     else:
         idx, names = None, tuple(stored)
     rule = meta["storage"].get("rule")

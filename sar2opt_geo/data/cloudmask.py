@@ -29,7 +29,7 @@ import contextlib
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from rasterio.windows import Window
@@ -101,7 +101,8 @@ def rgb_test(rgb: np.ndarray, reflectance: bool, dn_max: float | None = None) ->
             return cloud | (rgb >= SATURATED_REFLECTANCE).any(axis=0)
         if dn_max is None:
             return np.zeros(rgb.shape[1:], dtype=bool)
-        return (rgb >= np.float32(dn_max)).any(axis=0)
+        # numpy's stubs type any(axis=...) as "bool or array"; of a (3, h, w) array it is an array
+        return cast(np.ndarray, (rgb >= np.float32(dn_max)).any(axis=0))
 
 
 class SclSource:

@@ -174,12 +174,15 @@ class PairDataset(Dataset):
 
     def mean_target(self) -> np.ndarray:
         """Mean of every target band over all pairs, in [0, 1] (the constant-colour baseline)."""
-        sums, n = None, 0
+        sums: np.ndarray | None = None
+        n = 0
         for i in range(len(self.pairs)):
             _, t = self.load(i)
             s = t.reshape(t.shape[0], -1).sum(1, dtype=np.float64)
             sums = s if sums is None else sums + s
             n += t.shape[1] * t.shape[2]
+        if sums is None:
+            raise DatasetError("no pairs: no mean colour")
         return (sums / n).astype(np.float32)
 
     def _window(self, h: int, w: int, rng: np.random.Generator | None) -> tuple[int, int, int, int]:

@@ -159,14 +159,16 @@ def pairs_card(root: str | os.PathLike, name: str, description: str = "", mode: 
                sar_bands: Sequence[str] | None = None) -> Any:
     """The template :class:`~sar2opt_geo.models.ModelCard` for training on the pairs dataset ``root``:
     the input domain recorded in its ``metadata.json`` (``mode="colorize"``: gray from its optical side)."""
-    from ..models.card import InputDomain, ModelCard, OutputSpec
+    from ..models.card import InputDomain, ModelCard, Normalisation, OutputSpec
     from ..normalize import GRAY_WEIGHTS
+    from ..radiometry import Quantity, Scale
 
     meta = read_pairs_metadata(root)
-    out = OutputSpec(**{k: tuple(v) if k == "bands" else v for k, v in meta["output"].items()})
+    output = meta["output"]
+    out = OutputSpec(bands=tuple(output["bands"]), scaling=output["scaling"], sensor=output["sensor"])
     if mode == "colorize":
-        inp = InputDomain(sensor="optical", bands=("gray",), quantity="gray", normalisation="percentile",
-                          units="linear", percentile=99.0, quantize_levels=255,
+        inp = InputDomain(sensor="optical", bands=("gray",), quantity=Quantity.GRAY,
+                          normalisation=Normalisation.PERCENTILE, units=Scale.LINEAR, percentile=99.0, quantize_levels=255,
                           pixel_spacing_m=meta["input"]["pixel_spacing_m"], gray_from=("red", "green", "blue"),
                           gray_weights=GRAY_WEIGHTS)
     else:
@@ -193,7 +195,7 @@ def _footprint(scene: Any, crs: Any) -> tuple[float, float, float, float]:
 
     own = native_grid(scene)
     if own is not None:
-        return tuple(transform_bounds(own.crs, crs, *own.bounds, densify_pts=21))  # type: ignore[return-value]
+        return tuple(transform_bounds(own.crs, crs, *own.bounds, densify_pts=21))
     if scene.gcps and scene.gcps[0]:
         from rasterio.crs import CRS
 
@@ -279,6 +281,7 @@ def _dates(sscene: Any, oscene: Any, opts: PairsOptions) -> tuple[dict, dict, fl
             if t is None:
                 raise InputError(f"{scene.path}: acquisition date unknown (not in its metadata, tags or name), so "
                                  f"--max-days cannot be checked; give it with {flag} YYYY-MM-DD")
+        assert ts is not None and to is not None and days is not None  # both dates known (checked above)
         if days > opts.max_days:
             raise InputError(f"{sscene.path} and {oscene.path}: acquired {days:.1f} days apart "
                              f"({ts.date()} and {to.date()}), more than --max-days {opts.max_days:g}; "

@@ -55,7 +55,7 @@ def dn_max(scene: Any) -> float | None:
         dt = np.dtype(dtype)
     except TypeError:
         return None
-    return float(np.iinfo(dt).max) if dt.kind in "ui" else None
+    return float(np.iinfo(dt).max) if dt.kind in "ui" else None  # type: ignore[type-var]  # numpy stubs: iinfo of a runtime dtype
 
 
 def cloud_test_description(scl: Any, reflectance: bool, saturation: float | None) -> str:

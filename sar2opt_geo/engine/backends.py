@@ -41,7 +41,8 @@ import os
 import threading
 import warnings
 from collections.abc import Callable
-from typing import Literal
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -233,8 +234,10 @@ def _onnx_bytes(module: nn.Module, in_channels: int) -> bytes:
     try:
         with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
             warnings.simplefilter("ignore")
+            # torch annotates f as a path; the TorchScript exporter (dynamo=False) also writes to a file object
             torch.onnx.export(
-                module.cpu(), (example,), buf, dynamo=False, input_names=["input"], output_names=["output"],
+                module.cpu(), (example,), buf,  # type: ignore[arg-type]
+                dynamo=False, input_names=["input"], output_names=["output"],
                 dynamic_axes={"input": {0: "batch", 2: "height", 3: "width"}, "output": {0: "batch", 2: "height", 3: "width"}},
                 opset_version=17, do_constant_folding=True,
             )
@@ -291,20 +294,28 @@ def _ort_session(data: bytes, threads: int):
     return ort.InferenceSession(data, sess_options=opts, providers=["CPUExecutionProvider"])
 
 
+@dataclass
+class _OnnxState:
+    """What an ONNX runner keeps between batches."""
+
+    fp32: bytes | None = None  # the fp32 ONNX graph, exported once
+    session: Any = None  # an onnxruntime InferenceSession or an OpenVINO CompiledModel (no type stubs)
+
+
 def _onnx_runner(module: nn.Module, backend: str, quantize: str, threads: int) -> Runner:
     """ONNX Runtime / OpenVINO runner; int8 sessions are built on the first batch (calibration)."""
     digest = model_digest(module)
     key_fp32 = (digest, backend, "none", threads)
-    state: dict[str, object] = {}
+    state = _OnnxState()
 
     def fp32_bytes() -> bytes:
-        if "bytes" not in state:
+        if state.fp32 is None:
             channels = model_in_channels(module)
             if channels is None:
                 raise ConfigError(f"cannot tell the input channels of {type(module).__name__} for the ONNX export; "
                                   "use backend='torch'")
-            state["bytes"] = _onnx_bytes(module, channels)
-        return state["bytes"]  # type: ignore[return-value]
+            state.fp32 = _onnx_bytes(module, channels)
+        return state.fp32
 
     def build(batch: np.ndarray):
         key = key_fp32 if quantize == "none" else (digest, backend, quantize, threads)
@@ -326,11 +337,11 @@ def _onnx_runner(module: nn.Module, backend: str, quantize: str, threads: int) -
 
     def run(batch: np.ndarray) -> np.ndarray:
         batch = np.ascontiguousarray(batch, dtype=np.float32)
-        sess = state.get("session") or build(batch)
-        state["session"] = sess
+        sess = state.session or build(batch)
+        state.session = sess
         if backend == "openvino":
-            return np.asarray(sess(batch)[0], dtype=np.float32)  # type: ignore[operator]
-        return sess.run(["output"], {"input": batch})[0]  # type: ignore[attr-defined]
+            return np.asarray(sess(batch)[0], dtype=np.float32)
+        return sess.run(["output"], {"input": batch})[0]
 
     name = f"{backend} {type(module).__name__}" + (f" {quantize}" if quantize != "none" else "")
     return Runner(name, run, module)

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import logging
 import math
+from typing import TYPE_CHECKING, TypeVar, cast
 
 import torch
 import torch.nn.functional as F
@@ -49,9 +50,14 @@ from torch import nn
 
 from ..errors import ConfigError
 
+if TYPE_CHECKING:
+    from ..models.generator import UNetGenerator
+
 __all__ = ["FastUNet", "UpsampleConv", "fold_batchnorm", "optimise_for_inference"]
 
 logger = logging.getLogger(__name__)
+
+_M = TypeVar("_M", bound=nn.Module)
 
 
 def fold_batchnorm(conv: nn.Conv2d, norm: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
@@ -61,6 +67,7 @@ def fold_batchnorm(conv: nn.Conv2d, norm: nn.Module) -> tuple[torch.Tensor, torc
     if isinstance(norm, nn.Identity):
         return w, b
     assert isinstance(norm, nn.BatchNorm2d)
+    assert norm.running_var is not None and norm.running_mean is not None
     scale = torch.rsqrt(norm.running_var.detach().double() + norm.eps)
     shift = -norm.running_mean.detach().double() * scale
     if norm.affine:
@@ -94,6 +101,8 @@ class UpsampleConv(nn.Module):
     ReLU (``negative_slope=0``) or LeakyReLU, applied to the small outputs before they are
     interleaved.
     """
+
+    bias: torch.Tensor  # registered buffer
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor, scale: int, relu: bool = True) -> None:
         super().__init__()
@@ -220,13 +229,26 @@ class PhaseConv(nn.Module):
 
     def forward(self, maps: list[torch.Tensor]) -> torch.Tensor:
         _, _, h, w = maps[0].shape
-        z = None
+        z: torch.Tensor | None = None
         for k, m in enumerate(maps):
             y = F.conv2d(m, getattr(self, f"weight{k}"), padding=self.paddings[k])
             r0, c0 = self.offsets[k][0] + self.paddings[k][0], self.offsets[k][1] + self.paddings[k][1]
             y = y[:, :, r0 : r0 + h, c0 : c0 + w]
             z = y if z is None else z + y
+        assert z is not None
         return F.pixel_shuffle(z, self.scale)
+
+
+def _layer(seq: nn.Sequential, index: int, kind: type[_M]) -> _M:
+    """Layer ``index`` of ``seq``, known (checked by :func:`_is_article_unet`) to be a ``kind``."""
+    layer = seq[index]
+    assert isinstance(layer, kind)
+    return layer
+
+
+def _fold(seq: nn.Sequential, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`fold_batchnorm` of the convolution at ``index`` of ``seq`` and the norm after it."""
+    return fold_batchnorm(_layer(seq, index, nn.Conv2d), seq[index + 1])
 
 
 def _conv(weight: torch.Tensor, bias: torch.Tensor | None, padding: int) -> nn.Conv2d:
@@ -251,19 +273,21 @@ class FastUNet(nn.Module):
     downsampling = 16
     receptive_margin = 47
 
-    def __init__(self, src: nn.Module) -> None:
+    def __init__(self, src: UNetGenerator) -> None:
         super().__init__()
-        e1w, e1b = fold_batchnorm(src.enc1[0], src.enc1[1])
+        e1w, e1b = _fold(src.enc1, 0)
         self.enc1 = _conv(e1w, e1b, 2)
-        self.slopes = tuple(float(src_enc[-1].negative_slope) for src_enc in (src.enc1, src.enc2, src.enc3, src.enc4))
-        self.enc2 = _conv(*fold_batchnorm(src.enc2[1], src.enc2[2]), 1)
-        self.enc3 = _conv(*fold_batchnorm(src.enc3[1], src.enc3[2]), 1)
-        self.enc4 = _conv(*fold_batchnorm(src.enc4[1], src.enc4[2]), 1)
-        self.dec1 = UpsampleConv(*fold_batchnorm(src.dec1[1], src.dec1[2]), scale=2)
-        self.dec2 = UpsampleConv(*fold_batchnorm(src.dec2[1], src.dec2[2]), scale=2)
-        self.dec3 = UpsampleConv(*fold_batchnorm(src.dec3[1], src.dec3[2]), scale=4)
-        last = src.dec4[0]
-        c1 = src.dec3[1].out_channels
+        self.slopes = tuple(
+            float(_layer(src_enc, -1, nn.LeakyReLU).negative_slope) for src_enc in (src.enc1, src.enc2, src.enc3, src.enc4)
+        )
+        self.enc2 = _conv(*_fold(src.enc2, 1), 1)
+        self.enc3 = _conv(*_fold(src.enc3, 1), 1)
+        self.enc4 = _conv(*_fold(src.enc4, 1), 1)
+        self.dec1 = UpsampleConv(*_fold(src.dec1, 1), scale=2)
+        self.dec2 = UpsampleConv(*_fold(src.dec2, 1), scale=2)
+        self.dec3 = UpsampleConv(*_fold(src.dec3, 1), scale=4)
+        last = _layer(src.dec4, 0, nn.Conv2d)
+        c1 = _layer(src.dec3, 1, nn.Conv2d).out_channels
         w = last.weight.detach()
         b = last.bias.detach() if last.bias is not None else None
         self.out_d3 = PhaseConv(w[:, :c1], self.dec3.combo, 4)  # dec4 over the dec3 half, on dec3's phase maps
@@ -293,7 +317,8 @@ class FastUNet(nn.Module):
         64-output-channel convolutions are far better served in NHWC); output stays NCHW.
         """
         self.channels_last = bool(enabled)
-        return self.to(memory_format=torch.channels_last if enabled else torch.contiguous_format)
+        # torch's stubs for Module.to list no memory_format overload, though Module.to accepts it
+        return self.to(memory_format=torch.channels_last if enabled else torch.contiguous_format)  # type: ignore[call-overload]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, in, H, W)`` in [-1, 1] -> ``(N, out, H, W)``; H, W multiples of 16 (as the original)."""
@@ -340,7 +365,8 @@ def _is_article_unet(module: nn.Module) -> str | None:
     for name, up in (("dec1", 2), ("dec2", 2), ("dec3", 4)):
         seq = list(getattr(module, name, []))
         if len(seq) < 4 or type(seq[0]) is not nn.Upsample or seq[0].mode != "nearest" or seq[0].size is not None \
-                or float(seq[0].scale_factor) != up or not conv_ok(seq[1], 3) or not norm_ok(seq[2]):
+                or not isinstance(seq[0].scale_factor, float) or seq[0].scale_factor != up \
+                or not conv_ok(seq[1], 3) or not norm_ok(seq[2]):
             return f"{name} is not nearest upsample x{up} + conv3 + BatchNorm/Identity"
         rest = seq[3:]
         if rest and isinstance(rest[0], nn.Dropout2d):
@@ -350,7 +376,7 @@ def _is_article_unet(module: nn.Module) -> str | None:
     seq = list(getattr(module, "dec4", []))
     if len(seq) != 2 or not conv_ok(seq[0], 5) or type(seq[1]) is not nn.Tanh:
         return "dec4 is not conv5 + Tanh"
-    if seq[0].in_channels != 2 * module.dec3[1].out_channels:
+    if seq[0].in_channels != 2 * _layer(module.dec3, 1, nn.Conv2d).out_channels:
         return "dec4 does not take cat(dec3, enc1)"
     return None
 
@@ -363,11 +389,11 @@ def optimise_for_inference(module: nn.Module, *, channels_last: bool = True) -> 
     unless ``channels_last=False``; anything else is returned unchanged. Dropout is not part
     of the rewrite: for stochastic inference use the original.
     """
-    reason = _is_article_unet(module)
+    reason = _is_article_unet(module)  # None: module is exactly a UNetGenerator
     if reason is not None:
         logger.debug("no inference rewrite: %s", reason)
         return module
     p = next(module.parameters())
     with torch.no_grad():
-        fast = FastUNet(module).to(device=p.device, dtype=p.dtype).set_channels_last(channels_last)
+        fast = FastUNet(cast("UNetGenerator", module)).to(device=p.device, dtype=p.dtype).set_channels_last(channels_last)
     return fast.requires_grad_(False)

@@ -44,7 +44,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -131,7 +131,7 @@ def _seeded_dropout(model: nn.Module, generator: torch.Generator) -> list[Any]:
     channel_masks: dict[nn.Module, torch.Tensor] = {}
 
     def hook(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> torch.Tensor:
-        x, p = inputs[0], float(module.p)
+        x, p = inputs[0], float(cast("float", module.p))  # a Dropout module (checked above)
         if p <= 0.0:
             return output
         if isinstance(module, _CHANNEL_DROPOUT):

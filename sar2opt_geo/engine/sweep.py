@@ -93,6 +93,7 @@ class Accumulator:
         if r0 >= r1 or c0 >= c1:
             return
         self._ensure(r1, out.shape[0])
+        assert self.sums is not None  # allocated by _ensure
         w = weight[r0 - row : r1 - row, c0 - col : c1 - col]
         rs = slice(r0 - self.base, r1 - self.base)
         self.sums[:, rs, c0:c1] += w * out[:, r0 - row : r1 - row, c0 - col : c1 - col]
@@ -105,6 +106,7 @@ class Accumulator:
             return
         n = stop - self.base
         self._ensure(stop, self.sums.shape[0] if self.sums is not None else bands())
+        assert self.sums is not None  # allocated by _ensure
         w = self.weights[:n]
         out = np.full(self.sums[:, :n].shape, np.nan, dtype=np.float32)
         np.divide(self.sums[:, :n], w, out=out, where=w > 0)

@@ -270,7 +270,7 @@ def plain_composite(
         def read3(w: Window) -> np.ndarray:
             return plain_composite_bands(to_db(scene.read(co_b, w)), to_db(scene.read(cross_b, w)))
 
-        fixed = tuple(tuple(map(float, r)) for r in db_ranges) if stretch_mode == "fixed" else None
+        fixed = tuple((float(lo), float(hi)) for lo, hi in db_ranges) if stretch_mode == "fixed" else None
         if stretch_mode not in ("fixed", "percentile"):
             raise ConfigError(f"stretch must be 'fixed' or 'percentile', got {stretch_mode!r}")
         names = (f"{co_b} dB", f"{cross_b} dB", f"{co_b}-{cross_b} dB")
@@ -367,7 +367,9 @@ def generator_composite(
         for k, band in enumerate((co_b, cross_b)):
             out = (dst.with_name(f"{dst.stem}_{band.lower()}_rgb.tif") if keep_translations
                    else tmp_dir / f"{band.lower()}_rgb.tif")
-            sub = (lambda f, m, k=k, band=band: progress(0.3 * k + 0.3 * f, f"translate {band}: {m}")) if progress else None
+            sub: ProgressFn | None = (
+                (lambda f, m, k=k, band=band: progress(0.3 * k + 0.3 * f, f"translate {band}: {m}")) if progress else None
+            )
             res = translate(src_arg, out, model, progress=sub, bands=(band,), **opts)
             warnings += [w for w in res.warnings if w not in warnings]
             outs.append(out)

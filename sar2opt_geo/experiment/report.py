@@ -164,7 +164,7 @@ def scene_panels(
             sar_db = to_db(scene.read(co, w))
             sar = stretch(sar_db[None], DEFAULT_DB_RANGES[:1])
             optical = _read_optical(part["optical"], w) if part.get("optical") else None
-            rows = [
+            rows: list[list[tuple[str, np.ndarray | None]]] = [
                 [
                     (f"SAR input {co} (-25..0 dB)", sar),
                     (f"SAR->RGB of {co}", _read_unit(part["sar2rgb"]["translations"][0], w)),

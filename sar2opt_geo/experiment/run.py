@@ -35,13 +35,17 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from ..errors import DatasetError, InputError
 from ..options import DEFAULT_MAX_MEMORY_MB
 from ..progress import ProgressFn
+
+if TYPE_CHECKING:
+    from ..models.loading import Kind
+    from .composite import Stretch
 
 __all__ = [
     "OUTPUT_NAMES",
@@ -83,7 +87,7 @@ class ExperimentConfig:
     panel_pairs: int = 4
     scene_crop: int = 256  # side of the scene crops shown in panels, pixels
     scene_crops: int = 2  # crops per scene in the panels
-    stretch: str = "fixed"  # plain composite stretch shown as "the" plain composite
+    stretch: Stretch = "fixed"  # plain composite stretch shown as "the" plain composite
     tile_size: int | None = None  # pixels; None: chosen within max_memory_mb (sar2opt_geo.options)
     overlap: int | None = None
     max_memory_mb: float = DEFAULT_MAX_MEMORY_MB
@@ -156,7 +160,7 @@ def optical_partner(scene_path: Path) -> Path | None:
 # -- models ----------------------------------------------------------------------------------------
 
 
-def _load(path: Path | None, kind: str, device: str) -> dict[str, Any]:
+def _load(path: Path | None, kind: Kind, device: str) -> dict[str, Any]:
     from ..models.loading import load, resolve_model_path
 
     if path is not None and not resolve_model_path(path).exists():
@@ -245,14 +249,14 @@ def _scene_part(cfg: ExperimentConfig, spec: SceneSpec, sar: dict, gray: dict, c
     from . import composite
 
     stem = spec.label
-    topts = {"tile_size": cfg.tile_size, "overlap": cfg.overlap, "max_memory_mb": cfg.max_memory_mb,
-             "device": cfg.device, "seed": cfg.seed}
     plain = composite.plain_composite(spec.path, comp_dir / f"{stem}_plain.tif", stretch_mode=cfg.stretch)
     plain_pct = composite.plain_composite(spec.path, comp_dir / f"{stem}_plain_percentile.tif", stretch_mode="percentile")
     gens = {}
     for kind, m in (("sar2rgb", sar), ("gray2rgb", gray)):
         gens[kind] = composite.generator_composite(
-            spec.path, comp_dir / f"{stem}_{kind}.tif", (m["module"], m["card"]), keep_translations=True, **topts
+            spec.path, comp_dir / f"{stem}_{kind}.tif", (m["module"], m["card"]), keep_translations=True,
+            tile_size=cfg.tile_size, overlap=cfg.overlap, max_memory_mb=cfg.max_memory_mb, device=cfg.device,
+            seed=cfg.seed,
         )
     structure = {
         "SAR->RGB composite vs plain (percentile)": composite.compare_composites(gens["sar2rgb"].path, plain_pct.path),

@@ -135,6 +135,7 @@ def open_product(dst: str | os.PathLike, grid: Any, count: int, *, clip: Any = N
     if staged is not None and clip is not None:
         raise ConfigError("open_product: a staged raster is encoded as it is; mask it before (clip must be None)")
     with atomic_outputs(dst, png, overwrite=overwrite) as (tmp, tmp_png), work_dir(dst) as work:
+        assert tmp is not None  # the temporary of dst, which is not None
         product = Product(dst, tmp, tmp_png, work, grid, count, clip, Path(staged) if staged is not None else None)
         try:
             yield product

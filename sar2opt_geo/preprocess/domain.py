@@ -220,8 +220,12 @@ def make_normaliser(
             log.debug("%s: scene p%g of %s from cache", source, q, band)
             continue
         assert read_band is not None, "percentile normalisation needs read_band"
+
+        def read(w: Window, b: str = band) -> np.ndarray:
+            return read_band(b, w)
+
         try:
-            value, n = scene_percentile(lambda w, b=band: read_band(b, w), height, width, q,
+            value, n = scene_percentile(read, height, width, q,
                                         max_pixels=max_pixels, cancel=cancel, progress=sub, min_sample=min_sample)
         except NoValidDataError:
             raise NoValidDataError(f"{source}: band {band} holds only nodata (no finite, positive value); "

@@ -317,7 +317,8 @@ def model_grid(scene: Any, spacing_m: float, dst_crs: CRS | str | None = None,
         kw: dict[str, Any] = dict(zip(("left", "bottom", "right", "top"), own.bounds))  # all four corners
         src_crs = warp_crs(own.crs, own.bounds)
     else:  # thin-plate spline through the GCPs, as the warp in resample uses
-        gcps, src_crs = warp_gcps(*scene.gcps, crs)
+        gcp_list, gcp_crs = scene.gcps
+        gcps, src_crs = warp_gcps(gcp_list, gcp_crs, crs)
         kw = {"gcps": gcps, **gcp_transformer_options(gcps)}
     transform, width, height = calculate_default_transform(
         src_crs, crs, scene.width, scene.height, resolution=res, **kw

@@ -127,7 +127,8 @@ def source_window(scene: Any, grid: Grid, pad: int) -> Window:
         inv = ~own.transform
         cols, rows = zip(*(inv @ (x, y) for x, y in zip(sx, sy)))
     else:
-        gcps, gcp_crs = warp_gcps(*scene.gcps, grid.crs)
+        assert scene.gcps is not None  # no native grid: georeferenced by GCPs (checked when planning)
+        gcps, gcp_crs = warp_gcps(scene.gcps[0], scene.gcps[1], grid.crs)
         sx, sy = warp_transform(grid.crs, gcp_crs, px, py)
         from rasterio.transform import GCPTransformer
 
@@ -167,7 +168,8 @@ def _write_temp(
     if own is not None:
         profile.update(crs=own.crs, transform=own.transform @ Affine.translation(c0, r0))
     else:  # GCPs shifted into the written window; their CRS goes in as the dataset's
-        gcps, gcp_crs = warp_gcps(*scene.gcps, dst_crs)
+        assert scene.gcps is not None  # no native grid: georeferenced by GCPs (checked when planning)
+        gcps, gcp_crs = warp_gcps(scene.gcps[0], scene.gcps[1], dst_crs)
         profile.update(
             gcps=[GroundControlPoint(row=g.row - r0, col=g.col - c0, x=g.x, y=g.y, z=g.z, id=g.id, info=g.info)
                   for g in gcps],

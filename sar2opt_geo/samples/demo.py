@@ -40,7 +40,7 @@ def bundled_pair() -> SamplePair:
     )
 
 
-def _sar_gray(path: Path) -> tuple[np.ndarray, object]:
+def _sar_gray(path: Path) -> tuple[np.ndarray, tuple]:
     """SAR band 1 as 8-bit gray: uint8 files as stored (linear / p99); float dB (or linear) over -25..0 dB."""
     import rasterio
 

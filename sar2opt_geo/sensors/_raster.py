@@ -129,7 +129,7 @@ class LazyDataset:
         return {"path": self.path}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(state["path"])
+        LazyDataset.__init__(self, state["path"])
 
     @property
     def dataset(self):

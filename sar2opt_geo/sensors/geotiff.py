@@ -40,7 +40,7 @@ from typing import Any, Literal
 import numpy as np
 from rasterio.windows import Window
 
-from ..errors import GeoreferencingError, UnsupportedFormatError
+from ..errors import GeoreferencingError, InputError, UnsupportedFormatError
 from ..radiometry import Quantity, Scale, amplitude_to_power, from_db
 from ._names import (
     LANDSAT7_BANDS,
@@ -100,6 +100,8 @@ class GeoTiffScene(Scene):
     def read(self, band: str, window: Window | None = None) -> np.ndarray:
         info = self.band(band)
         spec = self._specs[info.name]
+        if self._source is None:
+            raise InputError(f"{self.path}: the scene is closed; open it again to read {band}")
         raw, mask = self._source.read(spec.index, window)
         values = to_float(raw, self._nodata, mask)
         return _convert(values, spec)

@@ -18,6 +18,7 @@ import re
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 from ..errors import BandError, ConfigError, InputError, UnsupportedFormatError
 from ._names import normalise_sensor
@@ -55,7 +56,7 @@ def check_exists(path: str | os.PathLike) -> bool:
 
 
 def open_scene(
-    path: str | Path | Sequence[str | Path],
+    path: str | os.PathLike | Sequence[str | os.PathLike],
     bands: Sequence[str | int] | None = None,
     *,
     sensor: str | None = None,
@@ -84,7 +85,8 @@ def open_scene(
             if calibration_factor_db is not None:
                 raise ConfigError("--calibration-factor (calibration_factor_db) applies to PALSAR-2 products only; "
                                   "leave it out for polarisation files")
-            scene = open_polarisation_files([gdal_name(p) for p in path], sensor=normalise_sensor(sensor), units=units)
+            scene: Scene = open_polarisation_files([gdal_name(p) for p in path], sensor=normalise_sensor(sensor),
+                                                   units=units)
             return select_bands(scene, bands) if bands is not None else scene
         path = path[0]
     from .stac import is_stac_item, stac_polarisation_assets
@@ -93,7 +95,7 @@ def open_scene(
         hrefs = stac_polarisation_assets(str(path))
         return open_scene(hrefs if len(hrefs) > 1 else hrefs[0], bands, sensor=sensor, units=units,
                           calibration_factor_db=calibration_factor_db)
-    raw = gdal_name(path)
+    raw = gdal_name(cast("str | os.PathLike", path))  # lists and tuples were taken apart above
     if any(c in raw for c in "*?[") and not Path(raw).exists():  # a glob pattern
         files = find_polarisation_files(raw)
         if not files:

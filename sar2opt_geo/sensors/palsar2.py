@@ -163,7 +163,7 @@ def open_palsar2(path: str | Path, *, calibration_factor_db: float | None = None
     cf, cf_source = _calibration_factor(folder, calibration_factor_db)
 
     first = tifs[0]
-    m0 = IMG_NAME.match(first.name)
+    m0 = _img_name(first)
     product_code = m0.group(4)
     product_id_code = summary.get("Pds_ProductID", product_code)
     level, projection = _level_and_projection(first, summary, product_code, product_id_code)
@@ -210,6 +210,13 @@ def open_palsar2(path: str | Path, *, calibration_factor_db: float | None = None
     )
 
 
+def _img_name(tif: Path) -> re.Match[str]:
+    """The :data:`IMG_NAME` match of a file :func:`_image_files` returned (they all match)."""
+    m = IMG_NAME.match(tif.name)
+    assert m is not None
+    return m
+
+
 def _image_files(path: Path, folder: Path) -> list[Path]:
     """The ``IMG-<pol>-...tif`` files of the product (just ``path`` if it is one); errors for CEOS or none."""
     if path.is_file() and IMG_NAME.match(path.name):
@@ -234,7 +241,7 @@ def _open_images(tifs: list[Path], cf: float) -> tuple[dict[str, LazyDataset], d
     for tif in tifs:
         with open_raster(str(tif)) as img:  # a truncated IMG file fails here, not mid-translation
             check_readable(img, str(tif))
-        pol = IMG_NAME.match(tif.name).group(1).upper()
+        pol = _img_name(tif).group(1).upper()
         files[pol] = LazyDataset(str(tif))
         bands[pol] = BandInfo(
             pol, Quantity.SIGMA0, Scale.LINEAR, f"sigma0 = DN^2 * 10^({cf:g}/10), DN 0 = nodata", str(tif)

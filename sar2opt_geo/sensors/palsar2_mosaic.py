@@ -127,7 +127,7 @@ def open_palsar2_mosaic(path: str | Path, *, calibration_factor_db: float | None
     path = Path(path)
     folder = path if path.is_dir() else path.parent
     found = _files(folder)
-    pols = [k for k in ("HH", "HV", "VV", "VH") if k in found]
+    pols: list[str] = [k for k in ("HH", "HV", "VV", "VH") if k in found]
     m = MOSAIC_NAME.match(path.name) if path.is_file() else None
     if m and m.group("kind").lower().startswith("sl_"):
         pols = [m.group("kind")[3:].upper()]
@@ -156,8 +156,9 @@ def open_palsar2_mosaic(path: str | Path, *, calibration_factor_db: float | None
         files[pol] = LazyDataset(str(found[pol]))
         bands[pol] = BandInfo(pol, Quantity.GAMMA0, Scale.LINEAR,
                               f"gamma0 = DN^2 * 10^({cf:g}/10), DN 0 / nodata / mask 0 = nodata", str(found[pol]))
-    aux = {k: LazyDataset(str(found[k])) for k in ("mask", "linci", "date") if k in found}
+    aux: dict[str, LazyDataset] = {k: LazyDataset(str(found[k])) for k in ("mask", "linci", "date") if k in found}
     m0 = MOSAIC_NAME.match(first.name)
+    assert m0 is not None  # _files keeps only files whose names match
     tile, yy, code = m0.group("tile").upper(), m0.group("yy"), (m0.group("code") or "").upper()
     # ALOS (PALSAR, 2007-2010 mosaics) has no sensor family of its own here: generic L-band SAR
     sensor = "ALOS-2 PALSAR-2" if (meta.get("satellite") or "ALOS-2").upper().startswith("ALOS-2") else "SAR"

@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import glob
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -95,19 +96,19 @@ class PolarisationFilesScene(Scene):
             part.close()
 
 
-def open_polarisation_files(paths: list[str | Path], *, sensor: str | None = None,
+def open_polarisation_files(paths: Sequence[str | Path], *, sensor: str | None = None,
                             units: str | None = None) -> PolarisationFilesScene:
     """One scene from single-polarisation rasters (see the module docstring); ``sensor``/``units``
     override what the names say, for every file."""
     from .geotiff import open_geotiff
 
     names = [str(p) for p in paths]  # strings: a /vsicurl/https:// name must keep its double slash
-    paths = [Path(p) for p in names]  # for file names only
+    files = [Path(p) for p in names]  # for file names only
     parts: dict[str, tuple[Scene, str]] = {}
     notes = []
     opened: list[Scene] = []
     try:
-        for p, name in zip(paths, names):
+        for p, name in zip(files, names):
             convention, named_units, quantity = name_convention(p)
             scene = open_geotiff(name, sensor=sensor or ("SAR" if quantity is not None else None), units=units or named_units)
             opened.append(scene)
@@ -138,14 +139,14 @@ def open_polarisation_files(paths: list[str | Path], *, sensor: str | None = Non
     if not first.is_sar:
         for s in opened:
             s.close()
-        raise InputError(f"{paths[0]}: read as {first.sensor}, not SAR backscatter; one file per polarisation is for "
+        raise InputError(f"{files[0]}: read as {first.sensor}, not SAR backscatter; one file per polarisation is for "
                          "SAR (set --sensor SAR and --input-units if the files are SAR)")
     bands = {pol: dataclasses.replace(parts[pol][0].bands[parts[pol][1]], name=pol) for pol in _POLS if pol in parts}
     sensors = {s.sensor for s in opened}
     return PolarisationFilesScene(
-        path=paths[0],
+        path=files[0],
         sensor=sensors.pop() if len(sensors) == 1 else "SAR",
-        product_id="+".join(p.stem for p in paths),
+        product_id="+".join(p.stem for p in files),
         width=first.width,
         height=first.height,
         bands=bands,

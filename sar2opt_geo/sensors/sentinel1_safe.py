@@ -142,23 +142,30 @@ class Sentinel1SafeScene(Scene):
     _pols: dict[str, _Pol] = field(default_factory=dict, repr=False)
     _datasets: dict[str, LazyDataset] = field(default_factory=dict, repr=False)
 
-    _luts: dict[tuple[str, str], object] = field(default_factory=dict, repr=False)
+    _calibration_luts: dict[str, LineLut] = field(default_factory=dict, repr=False)
+    _noise_luts: dict[str, NoiseLuts | None] = field(default_factory=dict, repr=False)
+
+    def _safe_files(self) -> SafeFiles:
+        assert self._files is not None, "a Sentinel1SafeScene reads its LUTs from the SAFE it was opened from"
+        return self._files
 
     def calibration_lut(self, pol: str) -> LineLut:
         """The sigmaNought LUT of ``pol`` (parsed on first use, then kept)."""
-        key = ("calibration", pol)
-        if key not in self._luts:
-            rel = self._pols[pol].calibration
-            self._luts[key] = parse_calibration(self._files.read(rel), source=self._files.display(rel))[0]
-        return self._luts[key]
+        if pol not in self._calibration_luts:
+            rel, files = self._pols[pol].calibration, self._safe_files()
+            self._calibration_luts[pol] = parse_calibration(files.read(rel), source=files.display(rel))[0]
+        return self._calibration_luts[pol]
 
     def noise_luts(self, pol: str) -> NoiseLuts | None:
         """The thermal-noise LUTs of ``pol`` (parsed on first use), None if the product has none."""
-        key = ("noise", pol)
-        if key not in self._luts:
+        if pol not in self._noise_luts:
             rel = self._pols[pol].noise
-            self._luts[key] = parse_noise(self._files.read(rel), source=self._files.display(rel)) if rel else None
-        return self._luts[key]
+            if rel:
+                files = self._safe_files()
+                self._noise_luts[pol] = parse_noise(files.read(rel), source=files.display(rel))
+            else:
+                self._noise_luts[pol] = None
+        return self._noise_luts[pol]
 
     def read(self, band: str, window: Window | None = None) -> np.ndarray:
         pol = self.band(band).name
@@ -236,7 +243,7 @@ def open_sentinel1_safe(path: str | Path, *, thermal_noise_removal: bool = True)
         missing = [p for p in order if pols[p].noise is None]
         if missing:
             log.warning("%s: no noise annotation for %s; thermal noise not removed there", files.location, ", ".join(missing))
-    luts = _parse_luts(files, pols, order, remove_noise)
+    calibration_luts, noise_luts = _parse_luts(files, pols, order, remove_noise)
     bands, datasets = _open_measurements(files, pols, order, remove_noise, noise_kind)
 
     calibration = "sigma0 from the annotation sigmaNought LUT (bilinear), sigma0 = DN^2/A^2"
@@ -259,7 +266,8 @@ def open_sentinel1_safe(path: str | Path, *, thermal_noise_removal: bool = True)
         _files=files,
         _pols=pols,
         _datasets=datasets,
-        _luts=luts,
+        _calibration_luts=calibration_luts,
+        _noise_luts=noise_luts,
     )
 
 
@@ -312,16 +320,18 @@ def _geolocation_gcps(first: ET.Element, first_name: str) -> list[GroundControlP
 
 
 def _parse_luts(files: SafeFiles, pols: dict[str, _Pol], order: list[str],
-                remove_noise: bool) -> dict[tuple[str, str], object]:
-    """Every calibration (and, removing noise, noise) LUT, parsed now: a truncated or junk one fails at open."""
-    luts: dict[tuple[str, str], object] = {}  # a few ms each
+                remove_noise: bool) -> tuple[dict[str, LineLut], dict[str, NoiseLuts | None]]:
+    """Every calibration (and, removing noise, noise) LUT by polarisation, parsed now: a truncated or junk one
+    fails at open."""
+    calibration: dict[str, LineLut] = {}  # a few ms each
+    noise: dict[str, NoiseLuts | None] = {}
     for pol in order:
         cal = pols[pol].calibration
-        luts[("calibration", pol)] = parse_calibration(files.read(cal), source=files.display(cal))[0]
+        calibration[pol] = parse_calibration(files.read(cal), source=files.display(cal))[0]
         noi = pols[pol].noise
         if remove_noise and noi:
-            luts[("noise", pol)] = parse_noise(files.read(noi), source=files.display(noi))
-    return luts
+            noise[pol] = parse_noise(files.read(noi), source=files.display(noi))
+    return calibration, noise
 
 
 def _open_measurements(files: SafeFiles, pols: dict[str, _Pol], order: list[str], remove_noise: bool,

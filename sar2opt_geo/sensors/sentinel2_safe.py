@@ -98,8 +98,9 @@ def open_sentinel2_safe(path: str | Path) -> Sentinel2SafeScene:
         quant = float(_first(root, ("BOA_QUANTIFICATION_VALUE", "QUANTIFICATION_VALUE")) or 10000.0)
         for el in root.iter():
             tag = el.tag.split("}")[-1]
-            if tag in ("RADIO_ADD_OFFSET", "BOA_ADD_OFFSET") and el.get("band_id") is not None:
-                offsets_by_id[int(el.get("band_id"))] = float(el.text)
+            offset_id = el.get("band_id")
+            if tag in ("RADIO_ADD_OFFSET", "BOA_ADD_OFFSET") and offset_id is not None:
+                offsets_by_id[int(offset_id)] = float(el.text or "")  # no text: ValueError, as a junk number
     except (TypeError, ValueError):
         raise InputError(f"{files.display(mtd_name)}: a quantification value or band offset is not a number; the "
                          "metadata file is damaged: download or unpack the SAFE product again") from None

@@ -10,6 +10,7 @@ a single colour would not give.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Callable, Sequence
@@ -96,8 +97,8 @@ def score_images(pred01: torch.Tensor, target01: torch.Tensor, input01: torch.Te
             continue
         bp, bt = metrics.block_mean(pred01, k), metrics.block_mean(target01, k)
         cols[f"psnr_{scale}m"] = metrics.psnr(bp, bt)
-        cols[f"ssim_{scale}m"] = _or_nan(lambda bp=bp, bt=bt: metrics.ssim(bp, bt), n)
-    cols["grad_r2"] = _or_nan(lambda: metrics.grad_r(pred01, target01, pool=2), n)
+        cols[f"ssim_{scale}m"] = _or_nan(functools.partial(metrics.ssim, bp, bt), n)
+    cols["grad_r2"] = _or_nan(functools.partial(metrics.grad_r, pred01, target01, pool=2), n)
     cols["contrast"] = metrics.contrast_ratio(pred01, target01)
     if input01 is not None:
         x = input01.float() if input01.shape[1] in (1, 3) else input01.float().mean(1, keepdim=True)
@@ -119,7 +120,7 @@ def evaluate_generator(
     pixel_m: float = 10.0,
     rows_out: list[dict[str, float]] | None = None,
     postprocess: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
-) -> dict[str, float]:
+) -> dict[str, float | None]:
     """Mean PSNR (dB), SSIM, L1, gradient r and the multi-scale metrics (:func:`score_images`) of
     ``model`` (eval mode) over ``dataset`` on the [0, 1] scale; ``pixel_m``: ground spacing, metres.
     ``rows_out``: a list that receives every image's metrics, in dataset order. ``postprocess``:
@@ -148,7 +149,7 @@ def evaluate_generator(
     return _summarise(rows)
 
 
-def constant_baseline(mean_colour: Sequence[float], dataset: Dataset, pixel_m: float = 10.0) -> dict[str, float]:
+def constant_baseline(mean_colour: Sequence[float], dataset: Dataset, pixel_m: float = 10.0) -> dict[str, float | None]:
     """Metrics of a constant image of ``mean_colour`` (one [0, 1] value per target band) over ``dataset``."""
     colour = torch.as_tensor(np.asarray(mean_colour, dtype=np.float32)).view(1, -1, 1, 1)
     rows: list[dict[str, float]] = []

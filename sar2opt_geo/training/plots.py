@@ -46,7 +46,7 @@ def save_sample_grid(
     return _atomic_png(grid, Path(path))
 
 
-def plot_curves(history: Sequence[dict[str, Any]], path: str | os.PathLike, baseline: dict[str, float] | None = None) -> Path:
+def plot_curves(history: Sequence[dict[str, Any]], path: str | os.PathLike, baseline: dict[str, float | None] | None = None) -> Path:
     """Losses (G total and its terms, D) and validation PSNR/SSIM/gradient r per epoch, baseline dashed."""
     import matplotlib
 

@@ -140,7 +140,7 @@ class TrainResult:
     epochs_done: int
     best_epoch: int | None
     best_metrics: dict[str, float] | None
-    baseline: dict[str, float] | None
+    baseline: dict[str, float | None] | None
     history: list[dict[str, Any]]
 
 
@@ -216,7 +216,7 @@ class _Training:
     command: str
     data_description: dict[str, Any] | None
     mean_colour: np.ndarray
-    baseline: dict[str, float] | None
+    baseline: dict[str, float | None] | None
     progress: Callable[[float, str], None] | None
 
 
@@ -266,7 +266,7 @@ def train(
         nets.disc = nn.parallel.DistributedDataParallel(nets.disc, device_ids=ids)
 
     per_rank_batch = max(1, config.batch_size // env.world)
-    sampler = DistributedSampler(train_data, num_replicas=env.world, rank=env.rank, shuffle=True, seed=config.seed)
+    sampler: DistributedSampler = DistributedSampler(train_data, num_replicas=env.world, rank=env.rank, shuffle=True, seed=config.seed)
     loader = DataLoader(train_data, batch_size=per_rank_batch, sampler=sampler, num_workers=config.workers,
                         drop_last=False, pin_memory=env.device.type == "cuda")
     mean_colour = train_data.mean_target()
@@ -487,7 +487,7 @@ def _card(t: _Training, metrics: dict[str, Any] | None, epoch: int) -> ModelCard
         "seconds": round(t.clock.seconds_total(), 1),
         "cpu_seconds": round(t.clock.cpu_seconds_total(), 1),
         "augmentation": {"flips_rot90": config.augment,
-                         "speckle": train_data.speckle.to_dict() if getattr(train_data, "speckle", None) else None},
+                         "speckle": train_data.speckle.to_dict() if train_data.speckle is not None else None},
         "mean_colour": [round(float(v), 6) for v in t.mean_colour],
         "distributed_world_size": t.env.world,
         "device": str(t.env.device),

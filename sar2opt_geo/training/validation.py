@@ -40,9 +40,9 @@ def better(metric: str, new: float, old: float | None) -> bool:
     return new < old if metric == "l1" else new > old
 
 
-def write_baseline(out: Path, mean_colour: np.ndarray, val_data: PairDataset) -> dict[str, float]:
+def write_baseline(out: Path, mean_colour: np.ndarray, val_data: PairDataset) -> dict[str, float | None]:
     """Score the constant-colour baseline on ``val_data``, write ``baseline.json`` and log it."""
-    baseline = constant_baseline(mean_colour, val_data)
+    baseline = constant_baseline(mean_colour.tolist(), val_data)
     write_text_atomic(out / "baseline.json", json.dumps({"mean_colour": mean_colour.tolist(), **baseline,
                                                           "notes": METRIC_NOTES}, indent=1))
     log.info("constant-colour baseline on validation: PSNR %.2f dB, SSIM %.3f, L1 %.4f, grad r %.3f",
@@ -75,15 +75,22 @@ def log_epoch(row: dict[str, Any], metrics: dict[str, Any] | None, epochs: int) 
     )
 
 
+def _condition_target(item: dict[str, object]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``condition`` and ``target`` tensors of a :class:`PairDataset` sample."""
+    cond, target = item["condition"], item["target"]
+    assert isinstance(cond, torch.Tensor) and isinstance(target, torch.Tensor)
+    return cond, target
+
+
 @torch.no_grad()
 def sample_grid(gen: nn.Module, data: PairDataset, path: Path, device: torch.device, n: int = 4, size: int = 256) -> None:
     """Input | generated | real for the first ``n`` samples of ``data``, centre crops of ``size`` px."""
-    items = [data[i] for i in range(min(n, len(data)))]
-    h, w = items[0]["condition"].shape[1:]
+    items = [_condition_target(data[i]) for i in range(min(n, len(data)))]
+    h, w = items[0][0].shape[1:]
     s = min(size, h - h % 16, w - w % 16)
     r, c = (h - s) // 2, (w - s) // 2
-    x = torch.stack([it["condition"][:, r:r + s, c:c + s] for it in items])
-    y = torch.stack([it["target"][:, r:r + s, c:c + s] for it in items])
+    x = torch.stack([cond[:, r:r + s, c:c + s] for cond, _ in items])
+    y = torch.stack([target[:, r:r + s, c:c + s] for _, target in items])
     was = gen.training
     gen.eval()
     try:

@@ -182,6 +182,7 @@ def _warn_large_resampling(scene: Any, spacing_m: float, opts: TranslateOptions)
 def _final_grid(scene: Any, plan_out: Grid, full: Grid, is_crop: bool, opts: TranslateOptions) -> Grid:
     if opts.match_input_grid:
         own = native_grid(scene)
+        assert own is not None  # plan_translation refused a GCP-only scene with match_input_grid
         return own if not is_crop else own.window_grid(crop_window(own, plan_out.bounds, plan_out.crs))
     if opts.dst_crs or opts.dst_res:
         grid = reprojected_grid(plan_out, to_crs(opts.dst_crs) if opts.dst_crs else None, opts.dst_res)

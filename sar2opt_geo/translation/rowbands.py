@@ -46,7 +46,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 from rasterio.windows import Window
@@ -57,6 +57,9 @@ from ..options import TranslateOptions, options_with_effect
 from ..preprocess.aligned import READ_BLOCK_ROWS, aligned_reader
 from ..progress import CancelFn, ProgressFn
 from .band_rows import row_axis, source_rows, touching_tile_rows
+
+if TYPE_CHECKING:
+    from ..io.product import Product
 
 __all__ = [
     "READ_BLOCK_ROWS",
@@ -266,6 +269,13 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
         tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
 
 
+def _band_progress(progress: ProgressFn | None, k: int, n: int) -> ProgressFn | None:
+    """``progress`` for band ``k`` of ``n`` equal steps (None stays None)."""
+    if progress is None:
+        return None
+    return lambda f, m: progress((k + f) / n, m)
+
+
 def run_band(sp: ScenePlan, k: int, dst: str | os.PathLike, *, progress: ProgressFn | None = None,
              cancel: CancelFn | None = None) -> BandResult:
     """Translate band ``k`` of ``sp`` into its file beside ``dst`` (see the module docstring);
@@ -291,10 +301,12 @@ def run_band(sp: ScenePlan, k: int, dst: str | os.PathLike, *, progress: Progres
                                   f"(hash {loaded.card_hash}, planned with {sp.card_hash}); run again")
         band_grid = plan.full.window_grid(Window(col_off=0, row_off=r0, width=plan.full.width, height=r1 - r0))
         with atomic_outputs(path) as (tmp,), work_dir(path) as work:
+            assert tmp is not None  # the temporary of a path, not of None
             sink = _BandSink(tmp, work, band_grid, loaded.card.out_channels, r0)
             try:
-                stats, note = run_inference(scene, loaded, plan, sp.options, sink, sp.device, progress=progress, cancel=cancel,
-                                            rows=(r0, r1))
+                # run_inference uses only .work and .write() of its product (without samples), which _BandSink has
+                stats, note = run_inference(scene, loaded, plan, sp.options, cast("Product", sink), sp.device,
+                                            progress=progress, cancel=cancel, rows=(r0, r1))
             finally:
                 sink.raster.close()
     st = path.stat()
@@ -384,7 +396,5 @@ def translate_split(src: str | os.PathLike, dst: str | os.PathLike, model: Any =
                   overwrite=opts.overwrite)
     sp = plan_scene(src, model, opts, bands, cancel=cancel)
     for k in range(len(sp.rows)):
-        run_band(sp, k, dst, cancel=cancel,
-                 progress=None if progress is None else
-                 (lambda f, m, k=k: progress((k + f) / (len(sp.rows) + 1), m)))
+        run_band(sp, k, dst, cancel=cancel, progress=_band_progress(progress, k, len(sp.rows) + 1))
     return assemble(sp, dst, cancel=cancel)
