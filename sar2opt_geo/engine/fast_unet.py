@@ -251,14 +251,21 @@ def _fold(seq: nn.Sequential, index: int) -> tuple[torch.Tensor, torch.Tensor]:
     return fold_batchnorm(_layer(seq, index, nn.Conv2d), seq[index + 1])
 
 
+class _PresetConv2d(nn.Conv2d):
+    """A ``Conv2d`` whose weights the caller sets: no random initialisation, so building the rewrite
+    leaves the global random state alone (``torch.nn.utils.skip_init`` does the same through the
+    meta device, whose first use imports sympy: a third of a second per process)."""
+
+    def reset_parameters(self) -> None:
+        """Nothing: the weights are copied in right after construction."""
+
+
 def _conv(weight: torch.Tensor, bias: torch.Tensor | None, padding: int) -> nn.Conv2d:
-    # skip_init: no random initialisation, so building the rewrite leaves the global random state alone
-    conv = torch.nn.utils.skip_init(
-        nn.Conv2d, weight.shape[1], weight.shape[0], tuple(weight.shape[2:]), padding=padding, bias=bias is not None
-    )
+    kh, kw = weight.shape[2:]
+    conv = _PresetConv2d(weight.shape[1], weight.shape[0], (kh, kw), padding=padding, bias=bias is not None)
     with torch.no_grad():
         conv.weight.copy_(weight.float())
-        if bias is not None:
+        if bias is not None and conv.bias is not None:
             conv.bias.copy_(bias.float())
     return conv.requires_grad_(False)
 
