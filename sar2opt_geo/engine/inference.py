@@ -231,15 +231,15 @@ def run_tiled(  # noqa: PLR0913 - the engine's keyword-only options (public API)
     t_start = time.perf_counter()
     dev = torch.device(device)
     height, width = _check_args(dev, height, width, autocast=autocast, stochastic=stochastic, backend=backend)
+    module = prepare_module(model, stochastic=stochastic, optimise=optimise).to(dev)  # built once per run
     if config is None:
-        config = choose_tiling(prepare_module(model, stochastic=stochastic, optimise=optimise).to(dev), height, width,
-                               max_memory_mb=max_memory_mb, device=dev, autocast=autocast)
+        config = choose_tiling(module, height, width, max_memory_mb=max_memory_mb, device=dev, autocast=autocast)
     grid = _grid(model, height, width, config, rows)
     _warn_short_margin(model, config, postprocess_radius if postprocess is not None else None)
     model.to(dev)
     with _inference_modes(model, dev, stochastic, generator, seed):
-        runner = make_runner(model, backend=backend, device=dev, stochastic=stochastic, autocast=autocast,
-                             quantize=quantize, optimise=optimise, precision=precision)
+        runner = make_runner(module, backend=backend, device=dev, stochastic=stochastic, autocast=autocast,
+                             quantize=quantize, optimise=False, precision=precision)
         sweep = TileSweep(runner, read, write, grid, config, progress=progress, cancel=cancel, fill_value=fill_value,
                           rows=rows, postprocess=postprocess)
         sweep.run()
