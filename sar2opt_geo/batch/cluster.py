@@ -37,6 +37,8 @@ def dask_client(workers: int | None = None, scheduler: str | None = None) -> Ite
         return
     try:
         from distributed import Client, LocalCluster
+
+        from .worker_logging import QuietHeartbeat
     except ImportError:
         raise InputError("Dask distributed is not installed: pip install 'sar2opt-geo[dask]' (or use --workers 0)") from None
     if scheduler is not None:
@@ -55,7 +57,9 @@ def dask_client(workers: int | None = None, scheduler: str | None = None) -> Ite
     # another cluster may hold ("Port 8787 is already in use" warning)
     with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None,
                       scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}) as cluster, Client(cluster) as client:
+        client.register_plugin(QuietHeartbeat())
         yield client
+
 
 #: Measured on the project machine (2 cores, bundled model, bf16; docs/BATCH.md "When a cluster
 #: pays"): `sar2opt batch` of one 4.2 / 16.8 Mpx scene took 4.7 / 10.4 s in one process and
