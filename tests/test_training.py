@@ -56,6 +56,7 @@ def test_one_epoch_writes_logs_samples_and_checkpoints(tiny_data, tmp_path):
     assert card.input.bands == ("VH",) and card.input.pixel_spacing_m == 10.0
     assert card.training["command"] == "pytest" and card.training["recipe"]["lambda_l1"] == 100.0
     assert len(card.training["mean_colour"]) == 3
+    assert card.training["autocast"] is None  # amp auto, pinned to float32 on every CPU by conftest
     assert set(card.metrics["validation"]) >= {"psnr", "ssim", "l1", "grad_r"}
     assert set(card.metrics["baseline_constant_colour"]) >= {"psnr", "ssim", "l1", "grad_r"}
     assert card.metrics["baseline_constant_colour"]["grad_r"] == 0.0  # a constant image has no edges
@@ -206,16 +207,26 @@ def test_cli_train_then_evaluate(four_la_tiles, tmp_path, capsys):
     assert res["baseline_label"] == "flat colour (training mean)"
 
 
-def test_amp_on_cpu_is_bf16_only_when_asked():
-    """Issue 22: --amp bf16 now runs on CPU (it was silently ignored there); auto stays float32 on CPU."""
+def test_amp_auto_on_cpu_follows_the_cpus_bfloat16(monkeypatch):
+    """Issue 22: --amp bf16 runs on CPU; auto is bf16 where the CPU has hardware bfloat16 and float32
+    elsewhere (the CPU's flags faked both ways, so this does not depend on the machine), and
+    SAR2OPT_PRECISION pins it (the suite pins fp32 in conftest)."""
     import torch
 
-    from sar2opt_geo.training.trainer import _autocast
+    from sar2opt_geo.engine import backends
+    from sar2opt_geo.training.autocast import autocast_for
 
     cpu = torch.device("cpu")
-    assert _autocast(cpu, "bf16") == (torch.bfloat16, False)
-    assert _autocast(cpu, "auto") == (None, False) and _autocast(cpu, "none") == (None, False)
+    assert autocast_for(cpu, "bf16") == (torch.bfloat16, False) and autocast_for(cpu, "none") == (None, False)
+    assert autocast_for(cpu, "auto") == (None, False)  # pinned by conftest
+    monkeypatch.delenv(backends.PRECISION_ENV)
+    for has_bf16, expected in ((True, torch.bfloat16), (False, None)):
+        monkeypatch.setattr(backends, "cpu_has_fast_bf16", lambda has=has_bf16: has)
+        assert autocast_for(cpu, "auto") == (expected, False)
+        assert autocast_for(cpu, "none") == (None, False)
+    monkeypatch.setenv(backends.PRECISION_ENV, "bf16")
+    assert autocast_for(cpu, "auto") == (torch.bfloat16, False)
     from sar2opt_geo.errors import ConfigError
 
     with pytest.raises(ConfigError, match="CUDA only"):
-        _autocast(cpu, "fp16")
+        autocast_for(cpu, "fp16")

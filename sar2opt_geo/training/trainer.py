@@ -57,6 +57,7 @@ from ..models.card import ModelCard
 from ..models.checkpoint import save_generator
 from ..version import __version__
 from . import plots
+from .autocast import autocast_for
 from .evaluate import METRIC_NOTES
 from .losses import GeneratorLoss, discriminator_loss, generator_loss
 from .state import (
@@ -113,7 +114,7 @@ class TrainConfig:
     checkpoint_every: int = 10  # epochs
     best_metric: Literal["psnr", "ssim", "l1", "grad_r"] = "psnr"
     device: str = "auto"
-    amp: Literal["auto", "bf16", "fp16", "none"] = "auto"  # autocast on CUDA ("auto": bf16 if supported, else fp16)
+    amp: Literal["auto", "bf16", "fp16", "none"] = "auto"  # autocast ("auto": CUDA bf16 if supported, else fp16; CPU bf16 where the CPU has it)
     max_minutes: float | None = None  # wall-clock budget: stop at the first step past it, then validate and save
     max_cpu_minutes: float | None = None  # the same in CPU time of this process (all its threads; per DDP rank)
     lr_decay_epochs: int = 0  # pix2pix 'linear' policy: lr falls linearly to 0 over the last N of `epochs` epochs
@@ -142,25 +143,6 @@ class TrainResult:
     best_metrics: dict[str, float] | None
     baseline: dict[str, float | None] | None
     history: list[dict[str, Any]]
-
-
-def _autocast(device: torch.device, amp: str) -> tuple[torch.dtype | None, bool]:
-    """``(autocast dtype or None, use GradScaler)``. CUDA: bf16 where supported, else fp16 with a
-    scaler. CPU: bf16 only when asked (``amp="bf16"``: a training step of the U-Net 1.9-2.2x faster
-    on a CPU with AMX, measured; what it does to the trained model's validation metrics is not
-    measured yet, so ``auto`` stays float32 on CPU); fp16 is not offered on CPU."""
-    if amp == "none":
-        return None, False
-    if device.type == "cpu":
-        if amp == "fp16":
-            raise ConfigError("amp='fp16' (--amp fp16) runs on CUDA only; on the CPU use bf16 or none")
-        return (torch.bfloat16 if amp == "bf16" else None), False
-    if device.type != "cuda":
-        return None, False
-    if amp == "bf16" or (amp == "auto" and torch.cuda.is_bf16_supported()):
-        return torch.bfloat16, False
-    return torch.float16, True
-
 
 
 @dataclass(frozen=True)
@@ -343,7 +325,7 @@ def _build_networks(config: TrainConfig, arch_args: dict[str, Any], device: torc
                               width=config.disc_width or config.width, norm=config.norm).to(device)
     opt_g = torch.optim.Adam(gen.parameters(), lr=config.lr, betas=(config.beta1, config.beta2))
     opt_d = torch.optim.Adam(disc.parameters(), lr=config.lr, betas=(config.beta1, config.beta2))
-    amp_dtype, use_scaler = _autocast(device, config.amp)
+    amp_dtype, use_scaler = autocast_for(device, config.amp)
     scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
     return _Nets(gen, ema, disc, config.lambda_gan > 0, opt_g, opt_d, amp_dtype, scaler)
 
@@ -491,6 +473,7 @@ def _card(t: _Training, metrics: dict[str, Any] | None, epoch: int) -> ModelCard
         "mean_colour": [round(float(v), 6) for v in t.mean_colour],
         "distributed_world_size": t.env.world,
         "device": str(t.env.device),
+        "autocast": str(t.nets.amp_dtype).removeprefix("torch.") if t.nets.amp_dtype is not None else None,
     })
     m = dict(t.card.metrics)
     if metrics is not None:
